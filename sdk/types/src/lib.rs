@@ -1,0 +1,258 @@
+//! The Hydrogen protocol's on-chain vocabulary.
+//!
+//! Everything the `hydrogen` ink! contract and the off-chain world must agree
+//! on byte for byte lives here, once: the events the contract emits, the
+//! errors it returns, node and task statuses, governance parameters, the
+//! commitment pre-image, and the pHash agreement rule. The crate is `no_std`
+//! so the contract (Rust 1.86, wasm) and the SDK (Rust 1.95) compile the same
+//! source.
+#![cfg_attr(not(feature = "std"), no_std)]
+
+extern crate alloc;
+
+mod consensus;
+mod event;
+
+pub use consensus::*;
+pub use event::*;
+
+use alloc::vec::Vec;
+use codec::{Decode, Encode};
+
+/// A 32-byte account id: identical in encoding to `ink::primitives::AccountId`
+/// and to `sp_core::crypto::AccountId32`.
+pub type AccountId = [u8; 32];
+pub type Balance = u128;
+pub type TaskId = u64;
+/// Milliseconds since the Unix epoch, as the chain's timestamp pallet counts.
+pub type Timestamp = u64;
+pub type Hash = [u8; 32];
+
+/// Nodes that execute every task.
+pub const NODES_PER_TASK: usize = 3;
+/// Bytes of pHash per image in a revealed result.
+pub const PHASH_BYTES: usize = 8;
+/// Largest `num_images` a task may ask for.
+pub const MAX_IMAGES: u8 = 10;
+/// Fee weights by commit order (first, second, third): 40 %, 36 %, 24 %.
+pub const ORDER_WEIGHTS: [u128; NODES_PER_TASK] = [10, 9, 6];
+/// Sum of [`ORDER_WEIGHTS`]: a task fee is split in this many parts.
+pub const ORDER_WEIGHT_TOTAL: u128 = 25;
+/// Upper bound on `Params::max_queue`, so one dispatch pass stays within a block.
+pub const MAX_QUEUE_LIMIT: u32 = 256;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
+#[cfg_attr(feature = "type-info", derive(scale_info::TypeInfo))]
+#[cfg_attr(feature = "ink-std", derive(ink::storage::traits::StorageLayout))]
+pub enum NodeStatus {
+    /// Staked and waiting to be selected.
+    Available,
+    /// Selected for a task that has not released it yet.
+    Busy,
+    /// Staked but not taking tasks.
+    Paused,
+    /// Busy; becomes `Paused` when the task releases it.
+    PendingPause,
+    /// Busy; quits (stake refunded) when the task releases it.
+    PendingQuit,
+    /// Not in the network: never joined, quit, kicked out or slashed.
+    Quit,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
+#[cfg_attr(feature = "type-info", derive(scale_info::TypeInfo))]
+#[cfg_attr(feature = "ink-std", derive(ink::storage::traits::StorageLayout))]
+pub enum TaskType {
+    /// Stable Diffusion text-to-image; the result is one pHash per image.
+    StableDiffusion,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
+#[cfg_attr(feature = "type-info", derive(scale_info::TypeInfo))]
+#[cfg_attr(feature = "ink-std", derive(ink::storage::traits::StorageLayout))]
+pub enum TaskStatus {
+    /// Fee escrowed, waiting for fresh randomness and three suitable free nodes.
+    Queued,
+    /// Three nodes selected; commit and reveal under way.
+    Running,
+    /// Two results agreed; waiting for the designated node to confirm the upload.
+    Succeeded,
+    /// The images are on the relay and the uploader has been paid.
+    Completed,
+    /// Ended without a usable result.
+    Aborted(AbortReason),
+}
+
+impl TaskStatus {
+    /// No more consensus decisions: the task's outcome is fixed (late
+    /// reveals of still-busy nodes may yet be judged).
+    pub fn is_final(self) -> bool {
+        matches!(self, TaskStatus::Completed | TaskStatus::Aborted(_))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
+#[cfg_attr(feature = "type-info", derive(scale_info::TypeInfo))]
+#[cfg_attr(feature = "ink-std", derive(ink::storage::traits::StorageLayout))]
+pub enum AbortReason {
+    /// The creator cancelled it while queued.
+    Cancelled,
+    /// Pushed out of a full queue by better-paying tasks.
+    Evicted,
+    /// Two nodes agreed that the task arguments are invalid.
+    InvalidArgs,
+    /// Every revealed result disagreed with every other.
+    NoConsensus,
+    /// The deadline passed before two results agreed.
+    Timeout,
+    /// Consensus was reached but the designated node never confirmed the upload.
+    UploadMissed,
+}
+
+/// What a node commits to and later reveals for a task.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+#[cfg_attr(feature = "type-info", derive(scale_info::TypeInfo))]
+#[cfg_attr(feature = "ink-std", derive(ink::storage::traits::StorageLayout))]
+pub enum Outcome {
+    /// [`PHASH_BYTES`] big-endian pHash bytes per image, in image order.
+    Images(Vec<u8>),
+    /// The task arguments failed validation: a vote to abort, hidden like a result.
+    InvalidArgs,
+}
+
+/// Owner-governed protocol parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
+#[cfg_attr(feature = "type-info", derive(scale_info::TypeInfo))]
+#[cfg_attr(feature = "ink-std", derive(ink::storage::traits::StorageLayout))]
+pub struct Params {
+    /// Two images agree when their pHashes differ in at most this many bits.
+    pub distance_threshold: u8,
+    /// Milliseconds the selected nodes have to commit; revealing gets as long again.
+    pub timeout_ms: Timestamp,
+    /// Stake a node locks on `join`.
+    pub required_stake: Balance,
+    /// Smallest fee a task may offer.
+    pub min_fee: Balance,
+    /// Most tasks waiting in the queue; at most [`MAX_QUEUE_LIMIT`].
+    pub max_queue: u32,
+    /// Consecutive tasks a node may leave silently before it is kicked out.
+    pub max_missed: u8,
+}
+
+impl Params {
+    pub fn validate(&self) -> Result<(), Error> {
+        let ok = self.distance_threshold <= 64
+            && self.timeout_ms > 0
+            && self.max_queue > 0
+            && self.max_queue <= MAX_QUEUE_LIMIT
+            && self.max_missed > 0
+            && self.min_fee > 0;
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::InvalidParams)
+        }
+    }
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params {
+            distance_threshold: DEFAULT_DISTANCE_THRESHOLD,
+            timeout_ms: 10 * 60 * 1000,
+            required_stake: 400 * UNIT,
+            min_fee: UNIT,
+            max_queue: 50,
+            max_missed: 3,
+        }
+    }
+}
+
+/// One whole token (the token has 12 decimals, like the chain's native unit).
+pub const UNIT: Balance = 1_000_000_000_000;
+pub const TOKEN_DECIMALS: u8 = 12;
+
+/// A registered node as the contract reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+#[cfg_attr(feature = "type-info", derive(scale_info::TypeInfo))]
+pub struct NodeInfo {
+    pub status: NodeStatus,
+    pub stake: Balance,
+    pub gpu_name: Vec<u8>,
+    pub vram_gb: u32,
+    pub engine_version: u32,
+    pub current_task: Option<TaskId>,
+    /// Consecutive tasks this node left without committing or revealing.
+    pub missed: u8,
+}
+
+/// Node numbers by status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Encode, Decode)]
+#[cfg_attr(feature = "type-info", derive(scale_info::TypeInfo))]
+pub struct NodeCounts {
+    pub available: u32,
+    pub busy: u32,
+    pub paused: u32,
+}
+
+/// A task as the contract reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+#[cfg_attr(feature = "type-info", derive(scale_info::TypeInfo))]
+pub struct TaskInfo {
+    pub id: TaskId,
+    pub creator: AccountId,
+    pub task_type: TaskType,
+    pub args_hash: Hash,
+    pub min_vram_gb: u32,
+    pub num_images: u8,
+    pub fee: Balance,
+    pub status: TaskStatus,
+    pub created_at: Timestamp,
+    /// Commit deadline; zero until the task starts.
+    pub deadline: Timestamp,
+    pub nodes: Vec<AccountId>,
+    /// The accepted result once two nodes agreed.
+    pub result: Option<Vec<u8>>,
+    /// The node that uploads the images and confirms it on chain.
+    pub uploader: Option<AccountId>,
+}
+
+/// Every way a contract call can fail. The SDK prints the variant name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
+#[cfg_attr(feature = "type-info", derive(scale_info::TypeInfo))]
+pub enum Error {
+    NotOwner,
+    InvalidParams,
+    InsufficientBalance,
+    InsufficientAllowance,
+    AlreadyJoined,
+    NotJoined,
+    /// The node's status does not allow this call.
+    WrongNodeStatus,
+    InvalidGpu,
+    InvalidNumImages,
+    FeeTooLow,
+    /// The queue is full of tasks paying at least as much per image.
+    QueueFull,
+    TaskNotFound,
+    /// The caller is not one of the task's selected nodes.
+    NotSelected,
+    /// The task's status does not allow this call.
+    WrongTaskStatus,
+    AlreadyCommitted,
+    /// Reveals open when all three committed, or after the deadline with two.
+    RevealNotOpen,
+    NotCommitted,
+    AlreadyRevealed,
+    CommitmentMismatch,
+    /// An `Outcome::Images` whose length is not `num_images * 8`.
+    ResultLengthMismatch,
+    DeadlinePassed,
+    DeadlineNotReached,
+    /// Only the creator or a selected node may cancel.
+    NotAllowed,
+    NotUploader,
+    /// The secret does not match the node's entropy ticket.
+    TicketMismatch,
+    Overflow,
+}
