@@ -189,6 +189,7 @@ pub struct NodeInfo {
 /// Node numbers by status.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Encode, Decode)]
 #[cfg_attr(feature = "type-info", derive(scale_info::TypeInfo))]
+#[cfg_attr(feature = "ink-std", derive(ink::storage::traits::StorageLayout))]
 pub struct NodeCounts {
     pub available: u32,
     pub busy: u32,

@@ -1,0 +1,369 @@
+//! A task's record and its consensus state machine.
+//!
+//! [`Task::advance`] is pure: given the clock it decides consensus when it
+//! can and says what each selected node has earned. The contract applies
+//! those verdicts (moving tokens, freeing nodes, emitting events), so the
+//! rules live in one place and are tested without an environment.
+
+use hydrogen_types::{
+    outcomes_agree, AbortReason, Balance, Hash, Outcome, TaskId, TaskInfo, TaskStatus, TaskType, Timestamp,
+    NODES_PER_TASK,
+};
+use ink::prelude::vec::Vec;
+use ink::primitives::AccountId;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[ink::scale_derive(Encode, Decode, TypeInfo)]
+#[cfg_attr(feature = "std", derive(ink::storage::traits::StorageLayout))]
+pub struct Slot {
+    pub node: AccountId,
+    pub commitment: Option<Hash>,
+    /// 0-based commit order; meaningful once committed.
+    pub order: u8,
+    pub outcome: Option<Outcome>,
+    /// The node has received its verdict and been released.
+    pub settled: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[ink::scale_derive(Encode, Decode, TypeInfo)]
+#[cfg_attr(feature = "std", derive(ink::storage::traits::StorageLayout))]
+pub struct Task {
+    pub creator: AccountId,
+    pub task_type: TaskType,
+    pub args_hash: Hash,
+    pub min_vram_gb: u32,
+    pub num_images: u8,
+    pub fee: Balance,
+    /// What is still held for this task.
+    pub escrow: Balance,
+    pub status: TaskStatus,
+    pub created_at: Timestamp,
+    /// Beacon epoch at creation: selection waits for fresh entropy after it.
+    pub created_epoch: u64,
+    /// Commit deadline; reveals may come until one timeout later.
+    pub deadline: Timestamp,
+    /// When two results agreed; the upload is due one timeout later.
+    pub decided_at: Timestamp,
+    pub slots: Vec<Slot>,
+    pub commits: u8,
+    pub accepted: Option<Outcome>,
+    pub uploader: Option<u8>,
+}
+
+/// What a selected node gets when its part in a task ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verdict {
+    /// Its fee share: it agreed with the accepted result (or produced a real
+    /// result while two others voted the arguments invalid).
+    Pay,
+    /// Its stake: it revealed a result that disagrees with the accepted one.
+    Slash,
+    /// Nothing, and a miss: it stayed silent past a deadline it had to meet.
+    Miss,
+    /// Nothing, no penalty: no consensus, or it could never reveal.
+    Release,
+}
+
+impl Task {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        creator: AccountId,
+        task_type: TaskType,
+        args_hash: Hash,
+        min_vram_gb: u32,
+        num_images: u8,
+        fee: Balance,
+        now: Timestamp,
+        epoch: u64,
+    ) -> Self {
+        Task {
+            creator,
+            task_type,
+            args_hash,
+            min_vram_gb,
+            num_images,
+            fee,
+            escrow: fee,
+            status: TaskStatus::Queued,
+            created_at: now,
+            created_epoch: epoch,
+            deadline: 0,
+            decided_at: 0,
+            slots: Vec::new(),
+            commits: 0,
+            accepted: None,
+            uploader: None,
+        }
+    }
+
+    pub fn info(&self, id: TaskId) -> TaskInfo {
+        TaskInfo {
+            id,
+            creator: *self.creator.as_ref(),
+            task_type: self.task_type,
+            args_hash: self.args_hash,
+            min_vram_gb: self.min_vram_gb,
+            num_images: self.num_images,
+            fee: self.fee,
+            status: self.status,
+            created_at: self.created_at,
+            deadline: self.deadline,
+            nodes: self.slots.iter().map(|s| *s.node.as_ref()).collect(),
+            result: match &self.accepted {
+                Some(Outcome::Images(bytes)) => Some(bytes.clone()),
+                _ => None,
+            },
+            uploader: self.uploader.map(|i| *self.slots[i as usize].node.as_ref()),
+        }
+    }
+
+    pub fn slot_of(&self, node: AccountId) -> Option<usize> {
+        self.slots.iter().position(|s| s.node == node)
+    }
+
+    pub fn reveal_deadline(&self, timeout: Timestamp) -> Timestamp {
+        self.deadline.saturating_add(timeout)
+    }
+
+    pub fn upload_deadline(&self, timeout: Timestamp) -> Timestamp {
+        self.decided_at.saturating_add(timeout)
+    }
+
+    /// Reveals open once all nodes committed, or after the deadline once two
+    /// did: a reveal never lets a node that has not committed copy it.
+    pub fn reveal_open(&self, now: Timestamp) -> bool {
+        usize::from(self.commits) == NODES_PER_TASK || (now > self.deadline && self.commits >= 2)
+    }
+
+    /// Whether slot `i` can still commit or reveal at `now`.
+    fn may_act(&self, i: usize, now: Timestamp, timeout: Timestamp) -> bool {
+        let s = &self.slots[i];
+        if s.settled || s.outcome.is_some() {
+            return false;
+        }
+        match s.commitment {
+            None => now <= self.deadline,
+            Some(_) if self.commits >= 2 => now <= self.reveal_deadline(timeout),
+            Some(_) => now <= self.deadline,
+        }
+    }
+
+    /// For a slot that can no longer act: did it fail a duty? Not committing
+    /// is silence; so is not revealing once reveals were open to it.
+    fn was_silent(&self, i: usize) -> bool {
+        let s = &self.slots[i];
+        s.outcome.is_none() && (s.commitment.is_none() || self.commits >= 2)
+    }
+
+    /// Two revealed outcomes that agree, earliest committer first.
+    fn agreeing_pair(&self, threshold: u8) -> Option<usize> {
+        let mut revealed: Vec<usize> = (0..self.slots.len()).filter(|&i| self.slots[i].outcome.is_some()).collect();
+        revealed.sort_by_key(|&i| self.slots[i].order);
+        for (n, &a) in revealed.iter().enumerate() {
+            for &b in &revealed[n + 1..] {
+                if let (Some(x), Some(y)) = (&self.slots[a].outcome, &self.slots[b].outcome) {
+                    if outcomes_agree(x, y, threshold) {
+                        return Some(a);
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// Advances consensus at `now`. Returns the new status if it changed, and
+    /// the verdicts of the slots that can be judged (marked settled here).
+    pub fn advance(&mut self, now: Timestamp, timeout: Timestamp, threshold: u8) -> (Option<TaskStatus>, Vec<(usize, Verdict)>) {
+        let before = self.status;
+        if self.status == TaskStatus::Running {
+            if let Some(first) = self.agreeing_pair(threshold) {
+                let accepted = self.slots[first].outcome.clone();
+                self.status = match accepted {
+                    Some(Outcome::Images(_)) => {
+                        self.uploader = Some(first as u8);
+                        self.decided_at = now;
+                        TaskStatus::Succeeded
+                    }
+                    _ => TaskStatus::Aborted(AbortReason::InvalidArgs),
+                };
+                self.accepted = accepted;
+            } else if !(0..self.slots.len()).any(|i| self.may_act(i, now, timeout)) {
+                let revealed = self.slots.iter().filter(|s| s.outcome.is_some()).count();
+                let reason = if revealed >= 2 { AbortReason::NoConsensus } else { AbortReason::Timeout };
+                self.status = TaskStatus::Aborted(reason);
+            }
+        }
+        if self.status == TaskStatus::Succeeded && now > self.upload_deadline(timeout) {
+            self.status = TaskStatus::Aborted(AbortReason::UploadMissed);
+        }
+
+        let mut verdicts = Vec::new();
+        for i in 0..self.slots.len() {
+            if self.slots[i].settled {
+                continue;
+            }
+            let is_uploader = self.uploader == Some(i as u8);
+            let verdict = match (self.status, &self.slots[i].outcome, &self.accepted) {
+                // Undecided: only a missed commit is already final.
+                (TaskStatus::Running, _, _) => {
+                    (self.slots[i].commitment.is_none() && now > self.deadline).then_some(Verdict::Miss)
+                }
+                (TaskStatus::Succeeded, _, _) if is_uploader => None,
+                (TaskStatus::Aborted(AbortReason::UploadMissed), _, _) if is_uploader => Some(Verdict::Miss),
+                (_, Some(outcome), Some(accepted)) => {
+                    if outcomes_agree(outcome, accepted, threshold) || *accepted == Outcome::InvalidArgs {
+                        Some(Verdict::Pay)
+                    } else {
+                        Some(Verdict::Slash)
+                    }
+                }
+                (_, Some(_), None) => Some(Verdict::Release),
+                (_, None, _) if self.may_act(i, now, timeout) => None,
+                (_, None, _) if self.was_silent(i) => Some(Verdict::Miss),
+                (_, None, _) => Some(Verdict::Release),
+            };
+            if let Some(v) = verdict {
+                self.slots[i].settled = true;
+                verdicts.push((i, v));
+            }
+        }
+        let changed = (self.status != before).then_some(self.status);
+        (changed, verdicts)
+    }
+
+    pub fn all_settled(&self) -> bool {
+        self.slots.iter().all(|s| s.settled)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: Timestamp = 100;
+
+    fn running(commits: &[Option<u8>]) -> Task {
+        let mut t = Task::new(AccountId::from([9; 32]), TaskType::StableDiffusion, [0; 32], 0, 1, 2500, 0, 0);
+        t.status = TaskStatus::Running;
+        t.deadline = 1000;
+        for (i, order) in commits.iter().enumerate() {
+            t.slots.push(Slot {
+                node: AccountId::from([i as u8 + 1; 32]),
+                commitment: order.map(|_| [1; 32]),
+                order: order.unwrap_or(0),
+                outcome: None,
+                settled: false,
+            });
+        }
+        t.commits = commits.iter().filter(|o| o.is_some()).count() as u8;
+        t
+    }
+
+    fn img(b: u8) -> Option<Outcome> {
+        Some(Outcome::Images(vec![0, 0, 0, 0, 0, 0, 0, b]))
+    }
+
+    #[test]
+    fn two_agreeing_reveals_succeed_and_the_earlier_committer_uploads() {
+        let mut t = running(&[Some(1), Some(0), Some(2)]);
+        t.slots[0].outcome = img(0b1);
+        assert_eq!(t.advance(10, T, 3), (None, vec![]));
+        t.slots[1].outcome = img(0b11);
+        let (status, verdicts) = t.advance(11, T, 3);
+        assert_eq!(status, Some(TaskStatus::Succeeded));
+        assert_eq!(t.uploader, Some(1), "slot 1 committed first");
+        assert_eq!(verdicts, vec![(0, Verdict::Pay)]);
+        // The third reveals a far result: slashed.
+        t.slots[2].outcome = img(0xff);
+        assert_eq!(t.advance(12, T, 3), (None, vec![(2, Verdict::Slash)]));
+        assert!(!t.all_settled(), "the uploader waits for its confirmation");
+    }
+
+    #[test]
+    fn all_different_aborts_without_slashing() {
+        let mut t = running(&[Some(0), Some(1), Some(2)]);
+        t.slots[0].outcome = img(0x00);
+        t.slots[1].outcome = img(0x0f);
+        assert_eq!(t.advance(10, T, 3).0, None, "the third may still break the tie");
+        t.slots[2].outcome = img(0xf0);
+        let (status, verdicts) = t.advance(11, T, 3);
+        assert_eq!(status, Some(TaskStatus::Aborted(AbortReason::NoConsensus)));
+        assert!(verdicts.iter().all(|(_, v)| *v == Verdict::Release));
+        assert!(t.all_settled());
+    }
+
+    #[test]
+    fn two_error_votes_never_slash_a_real_result() {
+        let mut t = running(&[Some(0), Some(1), Some(2)]);
+        t.slots[0].outcome = img(0);
+        t.slots[1].outcome = Some(Outcome::InvalidArgs);
+        t.slots[2].outcome = Some(Outcome::InvalidArgs);
+        let (status, mut verdicts) = t.advance(10, T, 3);
+        verdicts.sort();
+        assert_eq!(status, Some(TaskStatus::Aborted(AbortReason::InvalidArgs)));
+        assert_eq!(verdicts, vec![(0, Verdict::Pay), (1, Verdict::Pay), (2, Verdict::Pay)]);
+    }
+
+    #[test]
+    fn an_error_vote_against_two_agreeing_results_is_slashed() {
+        let mut t = running(&[Some(0), Some(1), Some(2)]);
+        t.slots[0].outcome = Some(Outcome::InvalidArgs);
+        t.slots[1].outcome = img(0);
+        t.slots[2].outcome = img(1);
+        let (status, mut verdicts) = t.advance(10, T, 3);
+        verdicts.sort();
+        assert_eq!(status, Some(TaskStatus::Succeeded));
+        assert_eq!(t.uploader, Some(1));
+        assert_eq!(verdicts, vec![(0, Verdict::Slash), (2, Verdict::Pay)]);
+    }
+
+    #[test]
+    fn a_silent_committer_is_missed_and_the_other_two_settle_after_the_deadline() {
+        let mut t = running(&[Some(0), None, Some(1)]);
+        assert!(!t.reveal_open(1000));
+        assert_eq!(t.advance(1000, T, 3), (None, vec![]));
+        assert!(t.reveal_open(1001));
+        assert_eq!(t.advance(1001, T, 3), (None, vec![(1, Verdict::Miss)]));
+        t.slots[0].outcome = img(0);
+        t.slots[2].outcome = img(0);
+        let (status, verdicts) = t.advance(1002, T, 3);
+        assert_eq!(status, Some(TaskStatus::Succeeded));
+        assert_eq!(verdicts, vec![(2, Verdict::Pay)]);
+    }
+
+    #[test]
+    fn nobody_revealing_times_out_and_penalises_only_the_silent() {
+        // One committed; reveals could never open for it: released, not missed.
+        let mut t = running(&[Some(0), None, None]);
+        let (status, mut verdicts) = t.advance(1001, T, 3);
+        verdicts.sort();
+        assert_eq!(status, Some(TaskStatus::Aborted(AbortReason::Timeout)));
+        assert_eq!(verdicts, vec![(0, Verdict::Release), (1, Verdict::Miss), (2, Verdict::Miss)]);
+
+        // All committed, one revealed, the reveal window closed: the two others are silent.
+        let mut t = running(&[Some(0), Some(1), Some(2)]);
+        t.slots[1].outcome = img(0);
+        assert_eq!(t.advance(1100, T, 3), (None, vec![]), "reveals are open until deadline + timeout");
+        let (status, mut verdicts) = t.advance(1101, T, 3);
+        verdicts.sort();
+        assert_eq!(status, Some(TaskStatus::Aborted(AbortReason::Timeout)));
+        assert_eq!(verdicts, vec![(0, Verdict::Miss), (1, Verdict::Release), (2, Verdict::Miss)]);
+    }
+
+    #[test]
+    fn a_missed_upload_aborts_and_misses_the_uploader() {
+        let mut t = running(&[Some(0), Some(1), Some(2)]);
+        t.slots[0].outcome = img(0);
+        t.slots[1].outcome = img(0);
+        t.slots[2].outcome = img(0);
+        let (_, verdicts) = t.advance(10, T, 3);
+        assert_eq!(verdicts, vec![(1, Verdict::Pay), (2, Verdict::Pay)]);
+        assert_eq!(t.advance(110, T, 3), (None, vec![]));
+        assert_eq!(
+            t.advance(111, T, 3),
+            (Some(TaskStatus::Aborted(AbortReason::UploadMissed)), vec![(0, Verdict::Miss)])
+        );
+        assert!(t.all_settled());
+    }
+}
