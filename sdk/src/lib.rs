@@ -4,3 +4,5 @@
 //! re-exported from [`hydrogen_types`] as [`types`].
 
 pub use hydrogen_types as types;
+
+pub mod chain;

@@ -1,0 +1,77 @@
+//! Deploys the `hydrogen` contract bundle and prints its address.
+//!
+//! `hydrogen-deploy --url ws://127.0.0.1:9944 --bundle hydrogen.contract --suri //Alice --supply 1000000`
+
+use anyhow::Context;
+use clap::Parser;
+use hydrogen_sdk::chain::{self, ChainClient, ContractBundle, Hydrogen};
+use hydrogen_sdk::types::{Params, UNIT};
+
+#[derive(Parser, Debug)]
+#[command(about = "Instantiate the hydrogen contract and print its address")]
+struct Args {
+    /// The node's WebSocket RPC.
+    #[arg(long, env = "HYDROGEN_URL", default_value = "ws://127.0.0.1:9944")]
+    url: String,
+    /// The cargo-contract bundle.
+    #[arg(long, env = "HYDROGEN_CONTRACT_BUNDLE", default_value = "contracts-ink/target/ink/hydrogen/hydrogen.contract")]
+    bundle: String,
+    /// Secret URI of the deployer, who becomes the owner.
+    #[arg(long, default_value = "//Alice")]
+    suri: String,
+    /// Tokens minted to the deployer, in whole HYD (12 decimals).
+    #[arg(long, default_value_t = 1_000_000)]
+    supply: u128,
+    /// Print the address as 0x-hex instead of SS58.
+    #[arg(long)]
+    hex: bool,
+    /// Override `Params::min_fee`, in whole HYD.
+    #[arg(long)]
+    min_fee: Option<u128>,
+    /// Override `Params::required_stake`, in whole HYD.
+    #[arg(long)]
+    required_stake: Option<u128>,
+    /// Override `Params::timeout_ms`.
+    #[arg(long)]
+    timeout_ms: Option<u64>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let signer = chain::keypair_from_suri(&args.suri)?;
+    let bundle = ContractBundle::load(&args.bundle)?;
+    let mismatches = bundle.interface_mismatches(chain::msg::ALL);
+    for line in &mismatches {
+        eprintln!("warning: {line}");
+    }
+    let mut params = Params::default();
+    if let Some(fee) = args.min_fee {
+        params.min_fee = fee * UNIT;
+    }
+    if let Some(stake) = args.required_stake {
+        params.required_stake = stake * UNIT;
+    }
+    if let Some(timeout) = args.timeout_ms {
+        params.timeout_ms = timeout;
+    }
+    params.validate().map_err(|e| anyhow::anyhow!("invalid parameters: {e:?}"))?;
+    let supply = args.supply.checked_mul(UNIT).context("--supply overflows u128")?;
+
+    let client = ChainClient::connect(&args.url).await?;
+    let (hydrogen, deployed) = Hydrogen::deploy(client, &signer, &bundle, &params, supply).await?;
+    eprintln!(
+        "deployed in block #{} (gas {}/{}, storage deposit {:?})",
+        deployed.included.block_number,
+        deployed.gas_required.ref_time,
+        deployed.gas_required.proof_size,
+        deployed.storage_deposit
+    );
+    let address = hydrogen.address();
+    if args.hex {
+        println!("0x{}", hex::encode(address));
+    } else {
+        println!("{}", chain::ss58(&address));
+    }
+    Ok(())
+}

@@ -1,0 +1,446 @@
+//! [`Hydrogen`]: a handle on a deployed `hydrogen` contract with one method
+//! per contract message, and [`msg`], the messages themselves (for dry runs
+//! and weight measurements of any message).
+
+use super::client::{ChainClient, DryRun, Submitted};
+use super::deploy::{ContractBundle, Deployed};
+use super::error::ChainError;
+use super::events::BlockEvents;
+use super::message::{selector, Message};
+use codec::{Decode, Encode};
+use futures::Stream;
+use hydrogen_types::{
+    AccountId, Balance, Hash, NodeCounts, NodeInfo, Outcome, Params, TaskId, TaskInfo, TaskType,
+};
+use subxt_signer::sr25519::Keypair;
+
+/// The contract's messages. Each function builds the call; the return type
+/// parameter is what the message returns on success.
+pub mod msg {
+    use super::*;
+
+    // PSP22 and PSP22Metadata.
+    pub fn total_supply() -> Message<Balance> {
+        Message::infallible("PSP22::total_supply", ())
+    }
+    pub fn balance_of(owner: AccountId) -> Message<Balance> {
+        Message::infallible("PSP22::balance_of", (owner,))
+    }
+    pub fn allowance(owner: AccountId, spender: AccountId) -> Message<Balance> {
+        Message::infallible("PSP22::allowance", (owner, spender))
+    }
+    pub fn transfer(to: AccountId, value: Balance, data: Vec<u8>) -> Message<()> {
+        Message::psp22("PSP22::transfer", (to, value, data))
+    }
+    pub fn transfer_from(from: AccountId, to: AccountId, value: Balance, data: Vec<u8>) -> Message<()> {
+        Message::psp22("PSP22::transfer_from", (from, to, value, data))
+    }
+    pub fn approve(spender: AccountId, value: Balance) -> Message<()> {
+        Message::psp22("PSP22::approve", (spender, value))
+    }
+    pub fn increase_allowance(spender: AccountId, delta_value: Balance) -> Message<()> {
+        Message::psp22("PSP22::increase_allowance", (spender, delta_value))
+    }
+    pub fn decrease_allowance(spender: AccountId, delta_value: Balance) -> Message<()> {
+        Message::psp22("PSP22::decrease_allowance", (spender, delta_value))
+    }
+    pub fn token_name() -> Message<Option<String>> {
+        Message::infallible("PSP22Metadata::token_name", ())
+    }
+    pub fn token_symbol() -> Message<Option<String>> {
+        Message::infallible("PSP22Metadata::token_symbol", ())
+    }
+    pub fn token_decimals() -> Message<u8> {
+        Message::infallible("PSP22Metadata::token_decimals", ())
+    }
+
+    // Owner.
+    pub fn owner() -> Message<AccountId> {
+        Message::infallible("owner", ())
+    }
+    pub fn params() -> Message<Params> {
+        Message::infallible("params", ())
+    }
+    pub fn pool() -> Message<Balance> {
+        Message::infallible("pool", ())
+    }
+    pub fn set_params(params: Params) -> Message<()> {
+        Message::fallible("set_params", (params,))
+    }
+    pub fn set_owner(owner: AccountId) -> Message<()> {
+        Message::fallible("set_owner", (owner,))
+    }
+    pub fn mint(to: AccountId, value: Balance) -> Message<()> {
+        Message::fallible("mint", (to, value))
+    }
+
+    // Staking.
+    pub fn join(gpu_name: Vec<u8>, vram_gb: u32, engine_version: u32, ticket: Hash) -> Message<()> {
+        Message::fallible("join", (gpu_name, vram_gb, engine_version, ticket))
+    }
+    pub fn pause() -> Message<()> {
+        Message::fallible("pause", ())
+    }
+    pub fn resume() -> Message<()> {
+        Message::fallible("resume", ())
+    }
+    pub fn quit() -> Message<()> {
+        Message::fallible("quit", ())
+    }
+    pub fn contribute_entropy(secret: Hash, next_ticket: Hash) -> Message<()> {
+        Message::fallible("contribute_entropy", (secret, next_ticket))
+    }
+    pub fn node_info(node: AccountId) -> Message<Option<NodeInfo>> {
+        Message::infallible("node_info", (node,))
+    }
+    pub fn node_counts() -> Message<NodeCounts> {
+        Message::infallible("node_counts", ())
+    }
+    pub fn available_capacity(min_vram_gb: u32) -> Message<u32> {
+        Message::infallible("available_capacity", (min_vram_gb,))
+    }
+
+    // Tasks.
+    pub fn create_task(
+        task_type: TaskType,
+        args_hash: Hash,
+        min_vram_gb: u32,
+        num_images: u8,
+        fee: Balance,
+    ) -> Message<TaskId> {
+        Message::fallible("create_task", (task_type, args_hash, min_vram_gb, num_images, fee))
+    }
+    pub fn commit(task_id: TaskId, commitment: Hash) -> Message<()> {
+        Message::fallible("commit", (task_id, commitment))
+    }
+    pub fn reveal(task_id: TaskId, outcome: Outcome, nonce: Hash) -> Message<()> {
+        Message::fallible("reveal", (task_id, outcome, nonce))
+    }
+    pub fn confirm_upload(task_id: TaskId) -> Message<()> {
+        Message::fallible("confirm_upload", (task_id,))
+    }
+    pub fn cancel(task_id: TaskId) -> Message<()> {
+        Message::fallible("cancel", (task_id,))
+    }
+    pub fn task(task_id: TaskId) -> Message<Option<TaskInfo>> {
+        Message::infallible("task", (task_id,))
+    }
+    pub fn queue() -> Message<Vec<TaskId>> {
+        Message::infallible("queue", ())
+    }
+    pub fn entropy_needed() -> Message<bool> {
+        Message::infallible("entropy_needed", ())
+    }
+
+    /// Every message name above, to check a bundle's metadata against.
+    pub const ALL: &[&str] = &[
+        "PSP22::total_supply",
+        "PSP22::balance_of",
+        "PSP22::allowance",
+        "PSP22::transfer",
+        "PSP22::transfer_from",
+        "PSP22::approve",
+        "PSP22::increase_allowance",
+        "PSP22::decrease_allowance",
+        "PSP22Metadata::token_name",
+        "PSP22Metadata::token_symbol",
+        "PSP22Metadata::token_decimals",
+        "owner",
+        "params",
+        "pool",
+        "set_params",
+        "set_owner",
+        "mint",
+        "join",
+        "pause",
+        "resume",
+        "quit",
+        "contribute_entropy",
+        "node_info",
+        "node_counts",
+        "available_capacity",
+        "create_task",
+        "commit",
+        "reveal",
+        "confirm_upload",
+        "cancel",
+        "task",
+        "queue",
+        "entropy_needed",
+    ];
+}
+
+/// The constructor input: `new(params, initial_supply)`.
+pub fn constructor_input(params: &Params, initial_supply: Balance) -> Vec<u8> {
+    let mut input = selector("new").to_vec();
+    (params, initial_supply).encode_to(&mut input);
+    input
+}
+
+/// A deployed `hydrogen` contract. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Hydrogen {
+    client: ChainClient,
+    address: AccountId,
+    view_origin: AccountId,
+}
+
+impl Hydrogen {
+    /// The contract at `address`. Views run as the all-zero account; see
+    /// [`with_view_origin`](Self::with_view_origin).
+    pub fn at(client: ChainClient, address: AccountId) -> Self {
+        Hydrogen { client, address, view_origin: [0; 32] }
+    }
+
+    /// Run views as `origin` instead.
+    pub fn with_view_origin(mut self, origin: AccountId) -> Self {
+        self.view_origin = origin;
+        self
+    }
+
+    /// Instantiates `bundle` as `signer` (who becomes owner and receives
+    /// `initial_supply`). A fresh salt makes every deployment a new contract.
+    pub async fn deploy(
+        client: ChainClient,
+        signer: &Keypair,
+        bundle: &ContractBundle,
+        params: &Params,
+        initial_supply: Balance,
+    ) -> Result<(Self, Deployed), ChainError> {
+        let input = constructor_input(params, initial_supply);
+        let deployed = client.instantiate_with_code(signer, bundle.wasm.clone(), input, fresh_salt()).await?;
+        Ok((Hydrogen::at(client, deployed.address), deployed))
+    }
+
+    pub fn address(&self) -> AccountId {
+        self.address
+    }
+
+    pub fn client(&self) -> &ChainClient {
+        &self.client
+    }
+
+    /// Dry-runs any message as `origin`.
+    pub async fn dry_run<T: Decode>(&self, origin: &AccountId, message: &Message<T>) -> Result<DryRun<T>, ChainError> {
+        self.client.dry_run(origin, &self.address, message).await
+    }
+
+    /// Dry-runs, submits and finalizes any message signed by `signer`.
+    pub async fn submit<T: Decode>(&self, signer: &Keypair, message: &Message<T>) -> Result<Submitted<T>, ChainError> {
+        self.client.submit(signer, &self.address, message).await
+    }
+
+    async fn view<T: Decode>(&self, message: Message<T>) -> Result<T, ChainError> {
+        Ok(self.client.dry_run(&self.view_origin, &self.address, &message).await?.value)
+    }
+
+    /// The Hydrogen events of finalized block `number`.
+    pub async fn events_at(&self, number: u64) -> Result<BlockEvents, ChainError> {
+        self.client.contract_events_at(&self.address, number).await
+    }
+
+    /// Finalized blocks with this contract's events, from block `from` (or
+    /// from the next finalized block); see [`ChainClient::contract_event_stream`].
+    pub async fn event_stream(
+        &self,
+        from: Option<u64>,
+    ) -> Result<impl Stream<Item = Result<BlockEvents, ChainError>> + Send + 'static, ChainError> {
+        self.client.contract_event_stream(self.address, from).await
+    }
+
+    // ---- PSP22 ----
+
+    pub async fn total_supply(&self) -> Result<Balance, ChainError> {
+        self.view(msg::total_supply()).await
+    }
+    pub async fn balance_of(&self, owner: AccountId) -> Result<Balance, ChainError> {
+        self.view(msg::balance_of(owner)).await
+    }
+    pub async fn allowance(&self, owner: AccountId, spender: AccountId) -> Result<Balance, ChainError> {
+        self.view(msg::allowance(owner, spender)).await
+    }
+    pub async fn token_name(&self) -> Result<Option<String>, ChainError> {
+        self.view(msg::token_name()).await
+    }
+    pub async fn token_symbol(&self) -> Result<Option<String>, ChainError> {
+        self.view(msg::token_symbol()).await
+    }
+    pub async fn token_decimals(&self) -> Result<u8, ChainError> {
+        self.view(msg::token_decimals()).await
+    }
+    pub async fn transfer(&self, signer: &Keypair, to: AccountId, value: Balance) -> Result<Submitted<()>, ChainError> {
+        self.submit(signer, &msg::transfer(to, value, Vec::new())).await
+    }
+    pub async fn transfer_from(
+        &self,
+        signer: &Keypair,
+        from: AccountId,
+        to: AccountId,
+        value: Balance,
+    ) -> Result<Submitted<()>, ChainError> {
+        self.submit(signer, &msg::transfer_from(from, to, value, Vec::new())).await
+    }
+    pub async fn approve(&self, signer: &Keypair, spender: AccountId, value: Balance) -> Result<Submitted<()>, ChainError> {
+        self.submit(signer, &msg::approve(spender, value)).await
+    }
+    pub async fn increase_allowance(
+        &self,
+        signer: &Keypair,
+        spender: AccountId,
+        delta_value: Balance,
+    ) -> Result<Submitted<()>, ChainError> {
+        self.submit(signer, &msg::increase_allowance(spender, delta_value)).await
+    }
+    pub async fn decrease_allowance(
+        &self,
+        signer: &Keypair,
+        spender: AccountId,
+        delta_value: Balance,
+    ) -> Result<Submitted<()>, ChainError> {
+        self.submit(signer, &msg::decrease_allowance(spender, delta_value)).await
+    }
+
+    // ---- owner ----
+
+    pub async fn owner(&self) -> Result<AccountId, ChainError> {
+        self.view(msg::owner()).await
+    }
+    pub async fn params(&self) -> Result<Params, ChainError> {
+        self.view(msg::params()).await
+    }
+    /// Slashed stakes waiting to be distributed.
+    pub async fn pool(&self) -> Result<Balance, ChainError> {
+        self.view(msg::pool()).await
+    }
+    pub async fn set_params(&self, signer: &Keypair, params: Params) -> Result<Submitted<()>, ChainError> {
+        self.submit(signer, &msg::set_params(params)).await
+    }
+    pub async fn set_owner(&self, signer: &Keypair, owner: AccountId) -> Result<Submitted<()>, ChainError> {
+        self.submit(signer, &msg::set_owner(owner)).await
+    }
+    pub async fn mint(&self, signer: &Keypair, to: AccountId, value: Balance) -> Result<Submitted<()>, ChainError> {
+        self.submit(signer, &msg::mint(to, value)).await
+    }
+
+    // ---- staking ----
+
+    /// Stakes `Params::required_stake` from `signer`'s tokens and joins.
+    pub async fn join(
+        &self,
+        signer: &Keypair,
+        gpu_name: Vec<u8>,
+        vram_gb: u32,
+        engine_version: u32,
+        ticket: Hash,
+    ) -> Result<Submitted<()>, ChainError> {
+        self.submit(signer, &msg::join(gpu_name, vram_gb, engine_version, ticket)).await
+    }
+    pub async fn pause(&self, signer: &Keypair) -> Result<Submitted<()>, ChainError> {
+        self.submit(signer, &msg::pause()).await
+    }
+    pub async fn resume(&self, signer: &Keypair) -> Result<Submitted<()>, ChainError> {
+        self.submit(signer, &msg::resume()).await
+    }
+    pub async fn quit(&self, signer: &Keypair) -> Result<Submitted<()>, ChainError> {
+        self.submit(signer, &msg::quit()).await
+    }
+    pub async fn contribute_entropy(
+        &self,
+        signer: &Keypair,
+        secret: Hash,
+        next_ticket: Hash,
+    ) -> Result<Submitted<()>, ChainError> {
+        self.submit(signer, &msg::contribute_entropy(secret, next_ticket)).await
+    }
+    pub async fn node_info(&self, node: AccountId) -> Result<Option<NodeInfo>, ChainError> {
+        self.view(msg::node_info(node)).await
+    }
+    pub async fn node_counts(&self) -> Result<NodeCounts, ChainError> {
+        self.view(msg::node_counts()).await
+    }
+    pub async fn available_capacity(&self, min_vram_gb: u32) -> Result<u32, ChainError> {
+        self.view(msg::available_capacity(min_vram_gb)).await
+    }
+
+    // ---- tasks ----
+
+    /// Escrows `fee` from `signer`'s tokens and queues the task; returns its id.
+    pub async fn create_task(
+        &self,
+        signer: &Keypair,
+        task_type: TaskType,
+        args_hash: Hash,
+        min_vram_gb: u32,
+        num_images: u8,
+        fee: Balance,
+    ) -> Result<Submitted<TaskId>, ChainError> {
+        self.submit(signer, &msg::create_task(task_type, args_hash, min_vram_gb, num_images, fee)).await
+    }
+    pub async fn commit(&self, signer: &Keypair, task_id: TaskId, commitment: Hash) -> Result<Submitted<()>, ChainError> {
+        self.submit(signer, &msg::commit(task_id, commitment)).await
+    }
+    pub async fn reveal(
+        &self,
+        signer: &Keypair,
+        task_id: TaskId,
+        outcome: Outcome,
+        nonce: Hash,
+    ) -> Result<Submitted<()>, ChainError> {
+        self.submit(signer, &msg::reveal(task_id, outcome, nonce)).await
+    }
+    pub async fn confirm_upload(&self, signer: &Keypair, task_id: TaskId) -> Result<Submitted<()>, ChainError> {
+        self.submit(signer, &msg::confirm_upload(task_id)).await
+    }
+    pub async fn cancel(&self, signer: &Keypair, task_id: TaskId) -> Result<Submitted<()>, ChainError> {
+        self.submit(signer, &msg::cancel(task_id)).await
+    }
+    pub async fn task(&self, task_id: TaskId) -> Result<Option<TaskInfo>, ChainError> {
+        self.view(msg::task(task_id)).await
+    }
+    pub async fn queue(&self) -> Result<Vec<TaskId>, ChainError> {
+        self.view(msg::queue()).await
+    }
+    pub async fn entropy_needed(&self) -> Result<bool, ChainError> {
+        self.view(msg::entropy_needed()).await
+    }
+}
+
+/// A salt unique to this process and moment, so redeploying the same code
+/// with the same arguments gives a new address.
+fn fresh_salt() -> Vec<u8> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let seed = (nanos, std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed)).encode();
+    hydrogen_types::blake2_256(&seed).to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constructor_input_is_new_selector_then_params_and_supply() {
+        let params = Params::default();
+        let input = constructor_input(&params, 7);
+        assert_eq!(&input[..4], &[0x9b, 0xae, 0x9d, 0x5e]);
+        let (p, supply) = <(Params, Balance)>::decode(&mut &input[4..]).unwrap();
+        assert_eq!((p, supply), (params, 7));
+    }
+
+    #[test]
+    fn message_names_are_listed_once() {
+        let mut names = msg::ALL.to_vec();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), msg::ALL.len());
+    }
+
+    #[test]
+    fn salts_differ() {
+        assert_ne!(fresh_salt(), fresh_salt());
+    }
+}

@@ -1,0 +1,99 @@
+//! A throwaway `substrate-contracts-node --dev` for tests: spawned on free
+//! ports with instant finality, killed when dropped.
+
+use super::client::ChainClient;
+use super::error::ChainError;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The node binary: `$HYDROGEN_NODE_BIN`, else `substrate-contracts-node` on `PATH`.
+pub fn node_binary() -> PathBuf {
+    std::env::var_os("HYDROGEN_NODE_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("substrate-contracts-node"))
+}
+
+/// A running dev node. Its chain lives in a temporary directory and dies with it.
+#[derive(Debug)]
+pub struct DevNode {
+    child: Child,
+    url: String,
+    log: PathBuf,
+}
+
+impl DevNode {
+    /// Starts a node and waits until its RPC answers (up to a minute).
+    pub async fn spawn() -> Result<DevNode, ChainError> {
+        let port = free_port()?;
+        let log = std::env::temp_dir().join(format!("hydrogen-devnode-{}-{port}.log", std::process::id()));
+        let log_file = std::fs::File::create(&log).map_err(|e| ChainError::DevNode(format!("{}: {e}", log.display())))?;
+        let binary = node_binary();
+        let child = Command::new(&binary)
+            .args(["--dev", "--tmp", "--finalize-delay-sec", "0", "--port", "0", "--no-prometheus", "--no-mdns"])
+            .args(["--rpc-port", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .map_err(|e| {
+                ChainError::DevNode(format!(
+                    "{}: {e}; install substrate-contracts-node 0.42 or set HYDROGEN_NODE_BIN",
+                    binary.display()
+                ))
+            })?;
+        let mut node = DevNode { child, url: format!("ws://127.0.0.1:{port}"), log };
+        node.wait_ready().await?;
+        Ok(node)
+    }
+
+    async fn wait_ready(&mut self) -> Result<(), ChainError> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(ChainError::DevNode(format!("node exited ({status}): {}", self.log_tail())));
+            }
+            if ChainClient::connect(&self.url).await.is_ok() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(ChainError::DevNode(format!("RPC not up within 60 s: {}", self.log_tail())));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// `ws://127.0.0.1:<port>`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// A client connected to this node.
+    pub async fn client(&self) -> Result<ChainClient, ChainError> {
+        ChainClient::connect(&self.url).await
+    }
+
+    /// The last lines of the node's log.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+}
+
+impl Drop for DevNode {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+fn free_port() -> Result<u16, ChainError> {
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| ChainError::DevNode(format!("no free port: {e}")))?;
+    listener
+        .local_addr()
+        .map(|a| a.port())
+        .map_err(|e| ChainError::DevNode(format!("no free port: {e}")))
+}
