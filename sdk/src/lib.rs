@@ -5,4 +5,4 @@
 
 pub use hydrogen_types as types;
 
-pub mod chain;
+pub mod phash;
