@@ -6,3 +6,4 @@
 pub use hydrogen_types as types;
 
 pub mod phash;
+pub mod chain;
