@@ -1,0 +1,287 @@
+//! The chain client against a real substrate-contracts-node and the real
+//! `hydrogen` contract bundle.
+//!
+//! Each test spawns its own dev node (`HYDROGEN_NODE_BIN` or
+//! `substrate-contracts-node` on PATH) and deploys the bundle from
+//! `HYDROGEN_CONTRACT_BUNDLE` (default: the contract's `cargo contract build`
+//! output). Without a node binary or a bundle the tests print why and pass,
+//! unless `HYDROGEN_REQUIRE_CHAIN=1` makes them fail.
+//!
+//! `cargo test -p hydrogen-sdk --features test-util --test chain`
+
+use futures::StreamExt;
+use hydrogen_sdk::chain::devnode::{node_binary, DevNode};
+use hydrogen_sdk::chain::{
+    account_of, keypair_from_suri, msg, ChainClient, ChainError, ContractBundle, Hydrogen, Keypair,
+};
+use hydrogen_sdk::types::{Error, Event, Params, TaskType, UNIT};
+use std::path::PathBuf;
+use std::time::Duration;
+
+const SUPPLY: u128 = 1_000_000 * UNIT;
+
+fn bundle_path() -> PathBuf {
+    std::env::var_os("HYDROGEN_CONTRACT_BUNDLE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../contracts-ink/target/ink/hydrogen/hydrogen.contract")
+        })
+}
+
+/// The bundle and a running node, or `None` (test skipped) when either is
+/// missing and `HYDROGEN_REQUIRE_CHAIN` is not set.
+async fn setup() -> Option<(DevNode, ContractBundle)> {
+    let required = std::env::var("HYDROGEN_REQUIRE_CHAIN").is_ok_and(|v| v == "1");
+    let skip = |why: String| {
+        assert!(!required, "{why}");
+        eprintln!("skipped: {why}");
+    };
+    let path = bundle_path();
+    if !path.exists() {
+        skip(format!("no contract bundle at {}", path.display()));
+        return None;
+    }
+    let bundle = ContractBundle::load(&path).expect("readable bundle");
+    match DevNode::spawn().await {
+        Ok(node) => Some((node, bundle)),
+        Err(e) => {
+            skip(format!("{e} ({})", node_binary().display()));
+            None
+        }
+    }
+}
+
+async fn deploy(node: &DevNode, bundle: &ContractBundle, alice: &Keypair) -> Hydrogen {
+    let client = node.client().await.expect("connect");
+    let (hydrogen, deployed) = Hydrogen::deploy(client, alice, bundle, &Params::default(), SUPPLY)
+        .await
+        .expect("deploy");
+    assert!(deployed.gas_required.ref_time > 0);
+    hydrogen
+}
+
+#[tokio::test]
+async fn connecting_to_a_missing_node_says_what_to_do() {
+    let err = ChainClient::connect("ws://127.0.0.1:1").await.unwrap_err();
+    assert!(matches!(err, ChainError::Connect { .. }), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("ws://127.0.0.1:1") && text.contains("Is the node running?"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn bundle_matches_the_sdk_interface() {
+    let path = bundle_path();
+    if !path.exists() {
+        eprintln!("skipped: no contract bundle at {}", path.display());
+        return;
+    }
+    let bundle = ContractBundle::load(&path).unwrap();
+    assert_eq!(bundle.interface_mismatches(msg::ALL), Vec::<String>::new());
+    let constructors = bundle.constructors();
+    assert!(
+        constructors.iter().any(|(label, _)| label == "new"),
+        "{constructors:?}"
+    );
+}
+
+#[tokio::test]
+async fn deploys_and_reads_the_token() {
+    let Some((node, bundle)) = setup().await else {
+        return;
+    };
+    let alice = keypair_from_suri("//Alice").unwrap();
+    let hydrogen = deploy(&node, &bundle, &alice).await;
+
+    assert_eq!(
+        hydrogen.balance_of(account_of(&alice)).await.unwrap(),
+        SUPPLY
+    );
+    assert_eq!(hydrogen.total_supply().await.unwrap(), SUPPLY);
+    assert_eq!(hydrogen.token_decimals().await.unwrap(), 12);
+    assert_eq!(hydrogen.owner().await.unwrap(), account_of(&alice));
+    assert_eq!(hydrogen.params().await.unwrap(), Params::default());
+    assert_eq!(hydrogen.queue().await.unwrap(), Vec::<u64>::new());
+
+    // A transfer reports its weight and deposit and moves the tokens.
+    let bob = account_of(&keypair_from_suri("//Bob").unwrap());
+    let sent = hydrogen.transfer(&alice, bob, 5 * UNIT).await.unwrap();
+    assert!(sent.included.weight.ref_time > 0 && sent.dry_run.gas_required.proof_size > 0);
+    assert!(sent.included.fee > 0);
+    assert!(
+        sent.events.is_empty(),
+        "PSP22 Transfer is not a Hydrogen event: {:?}",
+        sent.events
+    );
+    assert_eq!(hydrogen.balance_of(bob).await.unwrap(), 5 * UNIT);
+}
+
+#[tokio::test]
+async fn refusals_name_the_error_and_submit_nothing() {
+    let Some((node, bundle)) = setup().await else {
+        return;
+    };
+    let alice = keypair_from_suri("//Alice").unwrap();
+    let hydrogen = deploy(&node, &bundle, &alice).await;
+    let client = hydrogen.client().clone();
+    let nonce_before = client
+        .account_next_index(&account_of(&alice))
+        .await
+        .unwrap();
+
+    let err = hydrogen
+        .create_task(&alice, TaskType::StableDiffusion, [1; 32], 8, 1, 1)
+        .await
+        .unwrap_err();
+    assert_eq!(err.contract_error(), Some(Error::FeeTooLow), "{err}");
+    assert_eq!(err.to_string(), "contract refused create_task: FeeTooLow");
+
+    let bob = keypair_from_suri("//Bob").unwrap();
+    let err = hydrogen
+        .mint(&bob, account_of(&bob), UNIT)
+        .await
+        .unwrap_err();
+    assert_eq!(err.contract_error(), Some(Error::NotOwner), "{err}");
+
+    let err = hydrogen
+        .transfer(&bob, account_of(&alice), UNIT)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "token refused PSP22::transfer: InsufficientBalance"
+    );
+
+    assert_eq!(
+        client
+            .account_next_index(&account_of(&alice))
+            .await
+            .unwrap(),
+        nonce_before
+    );
+
+    // A runtime failure in a finalized block reads as pallet::Error.
+    let sudo = subxt::dynamic::tx(
+        "Sudo",
+        "sudo",
+        (subxt::dynamic::Value::unnamed_variant(
+            "System",
+            [subxt::dynamic::Value::unnamed_variant(
+                "remark",
+                [subxt::dynamic::Value::from_bytes([1u8])],
+            )],
+        ),),
+    );
+    let err = client
+        .submit_extrinsic(&bob, &sudo, "sudo")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ChainError::ExtrinsicFailed { .. }), "{err}");
+    assert!(err.to_string().contains("Sudo::RequireSudo"), "{err}");
+}
+
+#[tokio::test]
+async fn concurrent_submissions_from_one_signer_all_land() {
+    let Some((node, bundle)) = setup().await else {
+        return;
+    };
+    let alice = keypair_from_suri("//Alice").unwrap();
+    let hydrogen = deploy(&node, &bundle, &alice).await;
+
+    let recipients: Vec<[u8; 32]> = (1..=6u8).map(|i| [i; 32]).collect();
+    let sends = recipients.iter().enumerate().map(|(i, to)| {
+        let (hydrogen, alice) = (hydrogen.clone(), alice.clone());
+        async move { hydrogen.transfer(&alice, *to, (i as u128 + 1) * UNIT).await }
+    });
+    let results = futures::future::join_all(sends).await;
+    for result in &results {
+        assert!(
+            result.is_ok(),
+            "{:?}",
+            result.as_ref().err().map(ToString::to_string)
+        );
+    }
+    for (i, to) in recipients.iter().enumerate() {
+        assert_eq!(
+            hydrogen.balance_of(*to).await.unwrap(),
+            (i as u128 + 1) * UNIT
+        );
+    }
+
+    // Another client with the same key takes the next nonce behind our back:
+    // our cached nonce is stale, and the submission resyncs and retries.
+    let other = Hydrogen::at(node.client().await.unwrap(), hydrogen.address());
+    other.transfer(&alice, [9; 32], UNIT).await.unwrap();
+    hydrogen.transfer(&alice, [9; 32], UNIT).await.unwrap();
+    assert_eq!(hydrogen.balance_of([9; 32]).await.unwrap(), 2 * UNIT);
+}
+
+#[tokio::test]
+async fn finalized_events_stream_and_catch_up() {
+    let Some((node, bundle)) = setup().await else {
+        return;
+    };
+    let alice = keypair_from_suri("//Alice").unwrap();
+    let hydrogen = deploy(&node, &bundle, &alice).await;
+    let mut live = Box::pin(hydrogen.event_stream(None).await.unwrap());
+
+    let fee = Params::default().min_fee * 2;
+    let created = hydrogen
+        .create_task(&alice, TaskType::StableDiffusion, [7; 32], 8, 2, fee)
+        .await
+        .unwrap();
+    let task_id = created.value;
+    let is_ours = |e: &Event| matches!(e, Event::TaskCreated { task_id: id, fee: f, .. } if *id == task_id && *f == fee);
+    assert!(created.events.iter().any(is_ours), "{:?}", created.events);
+    let block = created.included.block_number;
+
+    // Live: blocks arrive in order, without gaps, up to the task's block.
+    let mut expected = None;
+    while expected.is_none_or(|n| n <= block) {
+        let item = tokio::time::timeout(Duration::from_secs(30), live.next())
+            .await
+            .expect("stream stalled")
+            .expect("stream ended")
+            .expect("stream item");
+        if let Some(n) = expected {
+            assert_eq!(item.block_number, n, "no gaps");
+        }
+        expected = Some(item.block_number + 1);
+        if item.block_number == block {
+            assert!(item.events.iter().any(|e| is_ours(&e.event)), "{item:?}");
+        } else {
+            assert!(item.events.is_empty(), "{item:?}");
+        }
+    }
+
+    // Catch-up: one block by number, and a stream from a stored number.
+    let at = hydrogen.events_at(block).await.unwrap();
+    assert_eq!(
+        at.events
+            .iter()
+            .map(|e| &e.event)
+            .cloned()
+            .collect::<Vec<_>>(),
+        created.events
+    );
+    let mut replay = Box::pin(hydrogen.event_stream(Some(1)).await.unwrap());
+    let mut seen = Vec::new();
+    while let Some(item) = replay.next().await {
+        let item = item.unwrap();
+        seen.push(item.block_number);
+        if item.block_number == block {
+            assert_eq!(item, at);
+            break;
+        }
+    }
+    assert_eq!(seen, (1..=block).collect::<Vec<_>>());
+
+    assert!(
+        hydrogen.events_at(block + 100).await.is_err(),
+        "not finalized yet"
+    );
+    assert_eq!(hydrogen.queue().await.unwrap(), vec![task_id]);
+}

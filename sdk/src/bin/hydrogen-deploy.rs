@@ -14,7 +14,11 @@ struct Args {
     #[arg(long, env = "HYDROGEN_URL", default_value = "ws://127.0.0.1:9944")]
     url: String,
     /// The cargo-contract bundle.
-    #[arg(long, env = "HYDROGEN_CONTRACT_BUNDLE", default_value = "contracts-ink/target/ink/hydrogen/hydrogen.contract")]
+    #[arg(
+        long,
+        env = "HYDROGEN_CONTRACT_BUNDLE",
+        default_value = "contracts-ink/target/ink/hydrogen/hydrogen.contract"
+    )]
     bundle: String,
     /// Secret URI of the deployer, who becomes the owner.
     #[arg(long, default_value = "//Alice")]
@@ -55,8 +59,13 @@ async fn main() -> anyhow::Result<()> {
     if let Some(timeout) = args.timeout_ms {
         params.timeout_ms = timeout;
     }
-    params.validate().map_err(|e| anyhow::anyhow!("invalid parameters: {e:?}"))?;
-    let supply = args.supply.checked_mul(UNIT).context("--supply overflows u128")?;
+    params
+        .validate()
+        .map_err(|e| anyhow::anyhow!("invalid parameters: {e:?}"))?;
+    let supply = args
+        .supply
+        .checked_mul(UNIT)
+        .context("--supply overflows u128")?;
 
     let client = ChainClient::connect(&args.url).await?;
     let (hydrogen, deployed) = Hydrogen::deploy(client, &signer, &bundle, &params, supply).await?;

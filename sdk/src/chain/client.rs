@@ -8,6 +8,7 @@ use super::message::Message;
 use super::nonce::NonceManager;
 use codec::Decode;
 use hydrogen_types::{AccountId, Balance};
+use sp_crypto_hashing::{blake2_128, twox_128};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +21,6 @@ use subxt::transactions::{Payload, TransactionStatus};
 use subxt::utils::{AccountId32, MultiAddress};
 use subxt::{OnlineClient, PolkadotConfig};
 use subxt_signer::sr25519::Keypair;
-use sp_crypto_hashing::{blake2_128, twox_128};
 use subxt_signer::SecretUri;
 
 /// substrate-contracts-node's runtime speaks Polkadot's transaction format:
@@ -45,14 +45,16 @@ pub fn account_of(signer: &Keypair) -> AccountId {
 /// A keypair from a secret URI: `//Alice`, `//Node1`, a mnemonic with
 /// optional `//hard/soft` junctions, or `0x` + 32-byte seed.
 pub fn keypair_from_suri(suri: &str) -> Result<Keypair, ChainError> {
-    let uri = SecretUri::from_str(suri).map_err(|e| ChainError::SecretUri(format!("{suri:?}: {e}")))?;
+    let uri =
+        SecretUri::from_str(suri).map_err(|e| ChainError::SecretUri(format!("{suri:?}: {e}")))?;
     Keypair::from_uri(&uri).map_err(|e| ChainError::SecretUri(format!("{suri:?}: {e}")))
 }
 
 /// An account from its SS58 address or `0x` + 64 hex digits.
 pub fn parse_account(s: &str) -> Result<AccountId, ChainError> {
     if let Some(hex_digits) = s.strip_prefix("0x") {
-        let bytes = hex::decode(hex_digits).map_err(|e| ChainError::decode(format!("account {s:?}"), e))?;
+        let bytes =
+            hex::decode(hex_digits).map_err(|e| ChainError::decode(format!("account {s:?}"), e))?;
         return bytes
             .try_into()
             .map_err(|_| ChainError::decode(format!("account {s:?}"), "expected 32 bytes"));
@@ -124,14 +126,19 @@ pub struct ChainClient {
 
 impl std::fmt::Debug for ChainClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ChainClient").field("url", &self.url).finish_non_exhaustive()
+        f.debug_struct("ChainClient")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
     }
 }
 
 impl ChainClient {
     /// Connects to the node's WebSocket RPC at `url` (`ws://127.0.0.1:9944`).
     pub async fn connect(url: &str) -> Result<Self, ChainError> {
-        let failed = |reason: String| ChainError::Connect { url: url.into(), reason };
+        let failed = |reason: String| ChainError::Connect {
+            url: url.into(),
+            reason,
+        };
         let rpc = tokio::time::timeout(CONNECT_TIMEOUT, RpcClient::from_insecure_url(url))
             .await
             .map_err(|_| failed(format!("no answer within {} s", CONNECT_TIMEOUT.as_secs())))?
@@ -180,8 +187,18 @@ impl ChainClient {
             .chain_get_header(Some(hash))
             .await
             .map_err(|e| ChainError::rpc("cannot read the finalized header", e))?
-            .ok_or_else(|| ChainError::rpc("cannot read the finalized header", "node has no such block"))?;
+            .ok_or_else(|| {
+                ChainError::rpc("cannot read the finalized header", "node has no such block")
+            })?;
         Ok(header.number)
+    }
+
+    /// The node's next nonce for `account`, counting transactions in its pool.
+    pub async fn account_next_index(&self, account: &AccountId) -> Result<u64, ChainError> {
+        self.rpc
+            .system_account_next_index(&AccountId32(*account))
+            .await
+            .map_err(|e| ChainError::rpc("cannot read the account's next nonce", e))
     }
 
     /// The free native balance of `account` (pays fees and storage deposits).
@@ -237,7 +254,8 @@ impl ChainClient {
                 })
             }
         };
-        let value = message.decode_return(&returned.data, returned.reverted(), &result.debug_message)?;
+        let value =
+            message.decode_return(&returned.data, returned.reverted(), &result.debug_message)?;
         Ok(DryRun {
             value,
             gas_consumed: result.gas_consumed,
@@ -272,11 +290,23 @@ impl ChainClient {
         );
         let included = self.submit_extrinsic(signer, &call, message.name()).await?;
         let events = contract_events(contract, included.events.iter())?;
-        let DryRun { value, gas_consumed, gas_required, storage_deposit, debug_message } = dry;
+        let DryRun {
+            value,
+            gas_consumed,
+            gas_required,
+            storage_deposit,
+            debug_message,
+        } = dry;
         Ok(Submitted {
             value,
             events,
-            dry_run: DryRun { value: (), gas_consumed, gas_required, storage_deposit, debug_message },
+            dry_run: DryRun {
+                value: (),
+                gas_consumed,
+                gas_required,
+                storage_deposit,
+                debug_message,
+            },
             gas_limit,
             included,
         })
@@ -300,18 +330,22 @@ impl ChainClient {
         }
     }
 
-    async fn try_submit<C: Payload>(&self, signer: &Keypair, call: &C, what: &str) -> Result<Included, ChainError> {
+    async fn try_submit<C: Payload>(
+        &self,
+        signer: &Keypair,
+        call: &C,
+        what: &str,
+    ) -> Result<Included, ChainError> {
         let account = account_of(signer);
-        let rejected = |reason: String| ChainError::Rejected { what: what.into(), reason };
+        let rejected = |reason: String| ChainError::Rejected {
+            what: what.into(),
+            reason,
+        };
 
         let nonce_guard = self.nonces.lock(&account).await;
         let nonce = match nonce_guard.cached() {
             Some(nonce) => nonce,
-            None => self
-                .rpc
-                .system_account_next_index(&AccountId32(account))
-                .await
-                .map_err(|e| ChainError::rpc("cannot read the account's next nonce", e))?,
+            None => self.account_next_index(&account).await?,
         };
         let at = self
             .api
@@ -327,7 +361,10 @@ impl ChainClient {
             .create_signable_offline(call, params)
             .and_then(|mut signable| signable.sign(signer))
             .map_err(|e| ChainError::rpc(format!("cannot build {what}"), e))?;
-        let mut progress = tx.submit_and_watch().await.map_err(|e| rejected(e.to_string()))?;
+        let mut progress = tx
+            .submit_and_watch()
+            .await
+            .map_err(|e| rejected(e.to_string()))?;
 
         // Keep the nonce locked until the pool has accepted (or refused) it.
         let deadline = tokio::time::Instant::now() + self.finality_timeout;
@@ -335,7 +372,10 @@ impl ChainClient {
         let in_block = loop {
             let status = tokio::time::timeout_at(deadline, progress.next()).await;
             let failure = match status {
-                Err(_) => ChainError::Timeout { what: what.into(), seconds: self.finality_timeout.as_secs() },
+                Err(_) => ChainError::Timeout {
+                    what: what.into(),
+                    seconds: self.finality_timeout.as_secs(),
+                },
                 Ok(None) => rejected("the node closed the transaction status stream".into()),
                 Ok(Some(Err(e))) => rejected(e.to_string()),
                 Ok(Some(Ok(TransactionStatus::Invalid { message })))
@@ -380,7 +420,10 @@ impl ChainClient {
             }
         }
         let extrinsic_index = index.ok_or_else(|| {
-            ChainError::rpc(format!("cannot find {what} in its block"), format!("{block_hash:?}"))
+            ChainError::rpc(
+                format!("cannot find {what} in its block"),
+                format!("{block_hash:?}"),
+            )
         })?;
         let all = block
             .events()
@@ -415,7 +458,9 @@ impl ChainClient {
                     included.weight = Weight::decode(&mut &raw.fields[..]).unwrap_or_default();
                 }
                 ("TransactionPayment", "TransactionFeePaid") => {
-                    included.fee = <([u8; 32], Balance)>::decode(&mut &raw.fields[..]).map(|(_, fee)| fee).unwrap_or(0);
+                    included.fee = <([u8; 32], Balance)>::decode(&mut &raw.fields[..])
+                        .map(|(_, fee)| fee)
+                        .unwrap_or(0);
                 }
                 _ => {}
             }
@@ -433,7 +478,9 @@ impl ChainClient {
 
 /// `value` plus [`DEPOSIT_MARGIN_PERCENT`].
 pub(crate) fn with_margin(value: Balance) -> Balance {
-    value.saturating_add(value / 100 * DEPOSIT_MARGIN_PERCENT + (value % 100) * DEPOSIT_MARGIN_PERCENT / 100)
+    value.saturating_add(
+        value / 100 * DEPOSIT_MARGIN_PERCENT + (value % 100) * DEPOSIT_MARGIN_PERCENT / 100,
+    )
 }
 
 /// A `Weight` as the dynamic transaction encoder wants it.
@@ -446,7 +493,14 @@ pub(crate) fn weight_value(weight: Weight) -> Value {
 
 fn is_nonce_problem(reason: &str) -> bool {
     let reason = reason.to_lowercase();
-    ["outdated", "stale", "priority is too low", "already imported"].iter().any(|s| reason.contains(s))
+    [
+        "outdated",
+        "stale",
+        "priority is too low",
+        "already imported",
+    ]
+    .iter()
+    .any(|s| reason.contains(s))
 }
 
 #[cfg(test)]
@@ -460,9 +514,15 @@ mod tests {
             hex::encode(alice),
             "d43593c715fdd31c61141abd04a99fd6822c8558854ccde39a5684e7a56da27d"
         );
-        assert_eq!(ss58(&alice), "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY");
+        assert_eq!(
+            ss58(&alice),
+            "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY"
+        );
         assert_eq!(parse_account(&ss58(&alice)).unwrap(), alice);
-        assert_eq!(parse_account(&format!("0x{}", hex::encode(alice))).unwrap(), alice);
+        assert_eq!(
+            parse_account(&format!("0x{}", hex::encode(alice))).unwrap(),
+            alice
+        );
         assert!(parse_account("0x1234").is_err());
         assert!(keypair_from_suri("not a uri//").is_err());
     }

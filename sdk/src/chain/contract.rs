@@ -32,7 +32,12 @@ pub mod msg {
     pub fn transfer(to: AccountId, value: Balance, data: Vec<u8>) -> Message<()> {
         Message::psp22("PSP22::transfer", (to, value, data))
     }
-    pub fn transfer_from(from: AccountId, to: AccountId, value: Balance, data: Vec<u8>) -> Message<()> {
+    pub fn transfer_from(
+        from: AccountId,
+        to: AccountId,
+        value: Balance,
+        data: Vec<u8>,
+    ) -> Message<()> {
         Message::psp22("PSP22::transfer_from", (from, to, value, data))
     }
     pub fn approve(spender: AccountId, value: Balance) -> Message<()> {
@@ -108,7 +113,10 @@ pub mod msg {
         num_images: u8,
         fee: Balance,
     ) -> Message<TaskId> {
-        Message::fallible("create_task", (task_type, args_hash, min_vram_gb, num_images, fee))
+        Message::fallible(
+            "create_task",
+            (task_type, args_hash, min_vram_gb, num_images, fee),
+        )
     }
     pub fn commit(task_id: TaskId, commitment: Hash) -> Message<()> {
         Message::fallible("commit", (task_id, commitment))
@@ -189,7 +197,11 @@ impl Hydrogen {
     /// The contract at `address`. Views run as the all-zero account; see
     /// [`with_view_origin`](Self::with_view_origin).
     pub fn at(client: ChainClient, address: AccountId) -> Self {
-        Hydrogen { client, address, view_origin: [0; 32] }
+        Hydrogen {
+            client,
+            address,
+            view_origin: [0; 32],
+        }
     }
 
     /// Run views as `origin` instead.
@@ -208,7 +220,9 @@ impl Hydrogen {
         initial_supply: Balance,
     ) -> Result<(Self, Deployed), ChainError> {
         let input = constructor_input(params, initial_supply);
-        let deployed = client.instantiate_with_code(signer, bundle.wasm.clone(), input, fresh_salt()).await?;
+        let deployed = client
+            .instantiate_with_code(signer, bundle.wasm.clone(), input, fresh_salt())
+            .await?;
         Ok((Hydrogen::at(client, deployed.address), deployed))
     }
 
@@ -221,17 +235,29 @@ impl Hydrogen {
     }
 
     /// Dry-runs any message as `origin`.
-    pub async fn dry_run<T: Decode>(&self, origin: &AccountId, message: &Message<T>) -> Result<DryRun<T>, ChainError> {
+    pub async fn dry_run<T: Decode>(
+        &self,
+        origin: &AccountId,
+        message: &Message<T>,
+    ) -> Result<DryRun<T>, ChainError> {
         self.client.dry_run(origin, &self.address, message).await
     }
 
     /// Dry-runs, submits and finalizes any message signed by `signer`.
-    pub async fn submit<T: Decode>(&self, signer: &Keypair, message: &Message<T>) -> Result<Submitted<T>, ChainError> {
+    pub async fn submit<T: Decode>(
+        &self,
+        signer: &Keypair,
+        message: &Message<T>,
+    ) -> Result<Submitted<T>, ChainError> {
         self.client.submit(signer, &self.address, message).await
     }
 
     async fn view<T: Decode>(&self, message: Message<T>) -> Result<T, ChainError> {
-        Ok(self.client.dry_run(&self.view_origin, &self.address, &message).await?.value)
+        Ok(self
+            .client
+            .dry_run(&self.view_origin, &self.address, &message)
+            .await?
+            .value)
     }
 
     /// The Hydrogen events of finalized block `number`.
@@ -244,7 +270,8 @@ impl Hydrogen {
     pub async fn event_stream(
         &self,
         from: Option<u64>,
-    ) -> Result<impl Stream<Item = Result<BlockEvents, ChainError>> + Send + 'static, ChainError> {
+    ) -> Result<impl Stream<Item = Result<BlockEvents, ChainError>> + Send + 'static, ChainError>
+    {
         self.client.contract_event_stream(self.address, from).await
     }
 
@@ -256,7 +283,11 @@ impl Hydrogen {
     pub async fn balance_of(&self, owner: AccountId) -> Result<Balance, ChainError> {
         self.view(msg::balance_of(owner)).await
     }
-    pub async fn allowance(&self, owner: AccountId, spender: AccountId) -> Result<Balance, ChainError> {
+    pub async fn allowance(
+        &self,
+        owner: AccountId,
+        spender: AccountId,
+    ) -> Result<Balance, ChainError> {
         self.view(msg::allowance(owner, spender)).await
     }
     pub async fn token_name(&self) -> Result<Option<String>, ChainError> {
@@ -268,8 +299,14 @@ impl Hydrogen {
     pub async fn token_decimals(&self) -> Result<u8, ChainError> {
         self.view(msg::token_decimals()).await
     }
-    pub async fn transfer(&self, signer: &Keypair, to: AccountId, value: Balance) -> Result<Submitted<()>, ChainError> {
-        self.submit(signer, &msg::transfer(to, value, Vec::new())).await
+    pub async fn transfer(
+        &self,
+        signer: &Keypair,
+        to: AccountId,
+        value: Balance,
+    ) -> Result<Submitted<()>, ChainError> {
+        self.submit(signer, &msg::transfer(to, value, Vec::new()))
+            .await
     }
     pub async fn transfer_from(
         &self,
@@ -278,9 +315,15 @@ impl Hydrogen {
         to: AccountId,
         value: Balance,
     ) -> Result<Submitted<()>, ChainError> {
-        self.submit(signer, &msg::transfer_from(from, to, value, Vec::new())).await
+        self.submit(signer, &msg::transfer_from(from, to, value, Vec::new()))
+            .await
     }
-    pub async fn approve(&self, signer: &Keypair, spender: AccountId, value: Balance) -> Result<Submitted<()>, ChainError> {
+    pub async fn approve(
+        &self,
+        signer: &Keypair,
+        spender: AccountId,
+        value: Balance,
+    ) -> Result<Submitted<()>, ChainError> {
         self.submit(signer, &msg::approve(spender, value)).await
     }
     pub async fn increase_allowance(
@@ -289,7 +332,8 @@ impl Hydrogen {
         spender: AccountId,
         delta_value: Balance,
     ) -> Result<Submitted<()>, ChainError> {
-        self.submit(signer, &msg::increase_allowance(spender, delta_value)).await
+        self.submit(signer, &msg::increase_allowance(spender, delta_value))
+            .await
     }
     pub async fn decrease_allowance(
         &self,
@@ -297,7 +341,8 @@ impl Hydrogen {
         spender: AccountId,
         delta_value: Balance,
     ) -> Result<Submitted<()>, ChainError> {
-        self.submit(signer, &msg::decrease_allowance(spender, delta_value)).await
+        self.submit(signer, &msg::decrease_allowance(spender, delta_value))
+            .await
     }
 
     // ---- owner ----
@@ -312,13 +357,26 @@ impl Hydrogen {
     pub async fn pool(&self) -> Result<Balance, ChainError> {
         self.view(msg::pool()).await
     }
-    pub async fn set_params(&self, signer: &Keypair, params: Params) -> Result<Submitted<()>, ChainError> {
+    pub async fn set_params(
+        &self,
+        signer: &Keypair,
+        params: Params,
+    ) -> Result<Submitted<()>, ChainError> {
         self.submit(signer, &msg::set_params(params)).await
     }
-    pub async fn set_owner(&self, signer: &Keypair, owner: AccountId) -> Result<Submitted<()>, ChainError> {
+    pub async fn set_owner(
+        &self,
+        signer: &Keypair,
+        owner: AccountId,
+    ) -> Result<Submitted<()>, ChainError> {
         self.submit(signer, &msg::set_owner(owner)).await
     }
-    pub async fn mint(&self, signer: &Keypair, to: AccountId, value: Balance) -> Result<Submitted<()>, ChainError> {
+    pub async fn mint(
+        &self,
+        signer: &Keypair,
+        to: AccountId,
+        value: Balance,
+    ) -> Result<Submitted<()>, ChainError> {
         self.submit(signer, &msg::mint(to, value)).await
     }
 
@@ -333,7 +391,11 @@ impl Hydrogen {
         engine_version: u32,
         ticket: Hash,
     ) -> Result<Submitted<()>, ChainError> {
-        self.submit(signer, &msg::join(gpu_name, vram_gb, engine_version, ticket)).await
+        self.submit(
+            signer,
+            &msg::join(gpu_name, vram_gb, engine_version, ticket),
+        )
+        .await
     }
     pub async fn pause(&self, signer: &Keypair) -> Result<Submitted<()>, ChainError> {
         self.submit(signer, &msg::pause()).await
@@ -350,7 +412,8 @@ impl Hydrogen {
         secret: Hash,
         next_ticket: Hash,
     ) -> Result<Submitted<()>, ChainError> {
-        self.submit(signer, &msg::contribute_entropy(secret, next_ticket)).await
+        self.submit(signer, &msg::contribute_entropy(secret, next_ticket))
+            .await
     }
     pub async fn node_info(&self, node: AccountId) -> Result<Option<NodeInfo>, ChainError> {
         self.view(msg::node_info(node)).await
@@ -374,9 +437,18 @@ impl Hydrogen {
         num_images: u8,
         fee: Balance,
     ) -> Result<Submitted<TaskId>, ChainError> {
-        self.submit(signer, &msg::create_task(task_type, args_hash, min_vram_gb, num_images, fee)).await
+        self.submit(
+            signer,
+            &msg::create_task(task_type, args_hash, min_vram_gb, num_images, fee),
+        )
+        .await
     }
-    pub async fn commit(&self, signer: &Keypair, task_id: TaskId, commitment: Hash) -> Result<Submitted<()>, ChainError> {
+    pub async fn commit(
+        &self,
+        signer: &Keypair,
+        task_id: TaskId,
+        commitment: Hash,
+    ) -> Result<Submitted<()>, ChainError> {
         self.submit(signer, &msg::commit(task_id, commitment)).await
     }
     pub async fn reveal(
@@ -386,12 +458,21 @@ impl Hydrogen {
         outcome: Outcome,
         nonce: Hash,
     ) -> Result<Submitted<()>, ChainError> {
-        self.submit(signer, &msg::reveal(task_id, outcome, nonce)).await
+        self.submit(signer, &msg::reveal(task_id, outcome, nonce))
+            .await
     }
-    pub async fn confirm_upload(&self, signer: &Keypair, task_id: TaskId) -> Result<Submitted<()>, ChainError> {
+    pub async fn confirm_upload(
+        &self,
+        signer: &Keypair,
+        task_id: TaskId,
+    ) -> Result<Submitted<()>, ChainError> {
         self.submit(signer, &msg::confirm_upload(task_id)).await
     }
-    pub async fn cancel(&self, signer: &Keypair, task_id: TaskId) -> Result<Submitted<()>, ChainError> {
+    pub async fn cancel(
+        &self,
+        signer: &Keypair,
+        task_id: TaskId,
+    ) -> Result<Submitted<()>, ChainError> {
         self.submit(signer, &msg::cancel(task_id)).await
     }
     pub async fn task(&self, task_id: TaskId) -> Result<Option<TaskInfo>, ChainError> {
@@ -414,7 +495,12 @@ fn fresh_salt() -> Vec<u8> {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or_default();
-    let seed = (nanos, std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed)).encode();
+    let seed = (
+        nanos,
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed),
+    )
+        .encode();
     hydrogen_types::blake2_256(&seed).to_vec()
 }
 

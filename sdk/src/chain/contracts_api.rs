@@ -26,7 +26,10 @@ impl Decode for Weight {
     fn decode<I: codec::Input>(input: &mut I) -> Result<Self, codec::Error> {
         let ref_time = Compact::<u64>::decode(input)?.0;
         let proof_size = Compact::<u64>::decode(input)?.0;
-        Ok(Weight { ref_time, proof_size })
+        Ok(Weight {
+            ref_time,
+            proof_size,
+        })
     }
 }
 
@@ -34,7 +37,10 @@ impl Weight {
     /// This weight plus `percent` per cent on both dimensions.
     pub fn with_margin(self, percent: u64) -> Weight {
         let add = |v: u64| v.saturating_add(v / 100 * percent + (v % 100) * percent / 100);
-        Weight { ref_time: add(self.ref_time), proof_size: add(self.proof_size) }
+        Weight {
+            ref_time: add(self.ref_time),
+            proof_size: add(self.proof_size),
+        }
     }
 }
 
@@ -92,12 +98,18 @@ impl<R: Decode> ContractResult<R> {
         let input = &mut &bytes[..];
         let gas_consumed = Weight::decode(input).map_err(|e| ChainError::decode(what, e))?;
         let gas_required = Weight::decode(input).map_err(|e| ChainError::decode(what, e))?;
-        let storage_deposit = StorageDeposit::decode(input).map_err(|e| ChainError::decode(what, e))?;
+        let storage_deposit =
+            StorageDeposit::decode(input).map_err(|e| ChainError::decode(what, e))?;
         let debug = Vec::<u8>::decode(input).map_err(|e| ChainError::decode(what, e))?;
         let result = match u8::decode(input).map_err(|e| ChainError::decode(what, e))? {
             0 => Ok(R::decode(input).map_err(|e| ChainError::decode(what, e))?),
             1 => Err(take_dispatch_error(input)?.to_vec()),
-            other => return Err(ChainError::decode(what, format!("bad Result variant {other}"))),
+            other => {
+                return Err(ChainError::decode(
+                    what,
+                    format!("bad Result variant {other}"),
+                ))
+            }
         };
         Ok(ContractResult {
             gas_consumed,
@@ -144,7 +156,16 @@ pub fn instantiate_request(
     data: &[u8],
     salt: &[u8],
 ) -> Vec<u8> {
-    (origin, value, gas_limit, storage_deposit_limit, code, data, salt).encode()
+    (
+        origin,
+        value,
+        gas_limit,
+        storage_deposit_limit,
+        code,
+        data,
+        salt,
+    )
+        .encode()
 }
 
 #[cfg(test)]
@@ -153,21 +174,52 @@ mod tests {
 
     #[test]
     fn weight_is_two_compacts() {
-        let w = Weight { ref_time: 1, proof_size: 1 << 20 };
+        let w = Weight {
+            ref_time: 1,
+            proof_size: 1 << 20,
+        };
         assert_eq!(w.encode(), [vec![4], Compact(1u64 << 20).encode()].concat());
         assert_eq!(Weight::decode(&mut &w.encode()[..]).unwrap(), w);
     }
 
     #[test]
     fn margin_rounds_and_saturates() {
-        let w = Weight { ref_time: 1000, proof_size: 55 }.with_margin(10);
-        assert_eq!(w, Weight { ref_time: 1100, proof_size: 60 });
-        assert_eq!(Weight { ref_time: u64::MAX, proof_size: 0 }.with_margin(10).ref_time, u64::MAX);
+        let w = Weight {
+            ref_time: 1000,
+            proof_size: 55,
+        }
+        .with_margin(10);
+        assert_eq!(
+            w,
+            Weight {
+                ref_time: 1100,
+                proof_size: 60
+            }
+        );
+        assert_eq!(
+            Weight {
+                ref_time: u64::MAX,
+                proof_size: 0
+            }
+            .with_margin(10)
+            .ref_time,
+            u64::MAX
+        );
     }
 
     fn exec_result(result: &[u8], trailing_events: bool) -> Vec<u8> {
-        let mut bytes = Weight { ref_time: 10, proof_size: 20 }.encode();
-        bytes.extend(Weight { ref_time: 30, proof_size: 40 }.encode());
+        let mut bytes = Weight {
+            ref_time: 10,
+            proof_size: 20,
+        }
+        .encode();
+        bytes.extend(
+            Weight {
+                ref_time: 30,
+                proof_size: 40,
+            }
+            .encode(),
+        );
         bytes.extend(StorageDeposit::Charge(5).encode());
         bytes.extend(b"dbg".to_vec().encode());
         bytes.extend(result);
@@ -180,7 +232,13 @@ mod tests {
         let mut ok = vec![0u8];
         ok.extend((1u32, vec![1u8, 2]).encode());
         let r = ContractResult::<ExecReturnValue>::decode(&exec_result(&ok, true)).unwrap();
-        assert_eq!(r.gas_required, Weight { ref_time: 30, proof_size: 40 });
+        assert_eq!(
+            r.gas_required,
+            Weight {
+                ref_time: 30,
+                proof_size: 40
+            }
+        );
         assert_eq!(r.storage_deposit.charge(), 5);
         assert_eq!(r.debug_message, "dbg");
         let ret = r.result.unwrap();

@@ -1,8 +1,12 @@
 //! Contract bundles (`*.contract` from `cargo contract build`) and
 //! instantiating them with `Contracts::instantiate_with_code`.
 
-use super::client::{account_of, weight_value, with_margin, ChainClient, Included, GAS_MARGIN_PERCENT};
-use super::contracts_api::{instantiate_request, Code, ContractResult, InstantiateReturnValue, StorageDeposit, Weight};
+use super::client::{
+    account_of, weight_value, with_margin, ChainClient, Included, GAS_MARGIN_PERCENT,
+};
+use super::contracts_api::{
+    instantiate_request, Code, ContractResult, InstantiateReturnValue, StorageDeposit, Weight,
+};
 use super::error::ChainError;
 use super::message::selector;
 use codec::Decode;
@@ -25,24 +29,36 @@ impl ContractBundle {
     pub fn load(path: impl AsRef<Path>) -> Result<Self, ChainError> {
         let path = path.as_ref();
         let origin = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ChainError::Bundle { path: origin.clone(), reason: e.to_string() })?;
+        let text = std::fs::read_to_string(path).map_err(|e| ChainError::Bundle {
+            path: origin.clone(),
+            reason: e.to_string(),
+        })?;
         Self::from_json(&text, origin)
     }
 
     /// Parses a bundle's JSON text; `origin` names it in errors.
     pub fn from_json(text: &str, origin: impl Into<String>) -> Result<Self, ChainError> {
         let origin = origin.into();
-        let bad = |reason: String| ChainError::Bundle { path: origin.clone(), reason };
-        let metadata: serde_json::Value = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
+        let bad = |reason: String| ChainError::Bundle {
+            path: origin.clone(),
+            reason,
+        };
+        let metadata: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
         let wasm_hex = metadata
             .pointer("/source/wasm")
             .and_then(|w| w.as_str())
             .ok_or_else(|| bad("no source.wasm (a .json metadata file is not a bundle; use the .contract file)".into()))?;
-        let wasm = hex::decode(wasm_hex.trim_start_matches("0x")).map_err(|e| bad(format!("source.wasm: {e}")))?;
+        let wasm = hex::decode(wasm_hex.trim_start_matches("0x"))
+            .map_err(|e| bad(format!("source.wasm: {e}")))?;
         if !wasm.starts_with(b"\0asm") {
             return Err(bad("source.wasm is not a Wasm module".into()));
         }
-        Ok(ContractBundle { wasm, metadata, origin })
+        Ok(ContractBundle {
+            wasm,
+            metadata,
+            origin,
+        })
     }
 
     /// `(label, selector)` of every message in the metadata.
@@ -63,7 +79,8 @@ impl ContractBundle {
             .iter()
             .filter_map(|item| {
                 let label = item.get("label")?.as_str()?.to_string();
-                let bytes = hex::decode(item.get("selector")?.as_str()?.trim_start_matches("0x")).ok()?;
+                let bytes =
+                    hex::decode(item.get("selector")?.as_str()?.trim_start_matches("0x")).ok()?;
                 Some((label, bytes.try_into().ok()?))
             })
             .collect()
@@ -76,16 +93,18 @@ impl ContractBundle {
         let messages = self.messages();
         expected
             .iter()
-            .filter_map(|name| match messages.iter().find(|(label, _)| label == name) {
-                None => Some(format!("message {name} is not in {}", self.origin)),
-                Some((_, s)) if *s != selector(name) => Some(format!(
-                    "message {name} has selector 0x{} in {}, the SDK computes 0x{}",
-                    hex::encode(s),
-                    self.origin,
-                    hex::encode(selector(name))
-                )),
-                Some(_) => None,
-            })
+            .filter_map(
+                |name| match messages.iter().find(|(label, _)| label == name) {
+                    None => Some(format!("message {name} is not in {}", self.origin)),
+                    Some((_, s)) if *s != selector(name) => Some(format!(
+                        "message {name} has selector 0x{} in {}, the SDK computes 0x{}",
+                        hex::encode(s),
+                        self.origin,
+                        hex::encode(selector(name))
+                    )),
+                    Some(_) => None,
+                },
+            )
             .collect()
     }
 }
@@ -114,7 +133,15 @@ impl ChainClient {
     ) -> Result<Deployed, ChainError> {
         let origin = account_of(signer);
         let what = "instantiate_with_code";
-        let request = instantiate_request(&origin, 0, None, None, &Code::Upload(code.clone()), &data, &salt);
+        let request = instantiate_request(
+            &origin,
+            0,
+            None,
+            None,
+            &Code::Upload(code.clone()),
+            &data,
+            &salt,
+        );
         let bytes = self
             .rpc()
             .state_call("ContractsApi_instantiate", Some(&request), None)
@@ -142,16 +169,35 @@ impl ChainClient {
         let call = subxt::dynamic::tx(
             "Contracts",
             "instantiate_with_code",
-            (0u128, weight_value(gas_limit), Some(with_margin(dry.storage_deposit.charge())), code, data, salt),
+            (
+                0u128,
+                weight_value(gas_limit),
+                Some(with_margin(dry.storage_deposit.charge())),
+                code,
+                data,
+                salt,
+            ),
         );
         let included = self.submit_extrinsic(signer, &call, what).await?;
         let address = included
             .events
             .iter()
             .filter(|e| e.pallet == "Contracts" && e.name == "Instantiated")
-            .find_map(|e| <(AccountId, AccountId)>::decode(&mut &e.fields[..]).ok().map(|(_, contract)| contract))
-            .ok_or(ChainError::MissingEvent { what: what.into(), event: "Contracts::Instantiated" })?;
-        Ok(Deployed { address, gas_required: dry.gas_required, storage_deposit: dry.storage_deposit, included })
+            .find_map(|e| {
+                <(AccountId, AccountId)>::decode(&mut &e.fields[..])
+                    .ok()
+                    .map(|(_, contract)| contract)
+            })
+            .ok_or(ChainError::MissingEvent {
+                what: what.into(),
+                event: "Contracts::Instantiated",
+            })?;
+        Ok(Deployed {
+            address,
+            gas_required: dry.gas_required,
+            storage_deposit: dry.storage_deposit,
+            included,
+        })
     }
 }
 
@@ -174,9 +220,13 @@ mod tests {
     fn reads_code_and_selectors() {
         let bundle = ContractBundle::from_json(BUNDLE, "test").unwrap();
         assert_eq!(bundle.wasm, b"\0asm\x01\0\0\0");
-        assert_eq!(bundle.constructors(), vec![("new".to_string(), selector("new"))]);
+        assert_eq!(
+            bundle.constructors(),
+            vec![("new".to_string(), selector("new"))]
+        );
         assert_eq!(bundle.messages().len(), 2);
-        let mismatches = bundle.interface_mismatches(&["PSP22::balance_of", "create_task", "queue"]);
+        let mismatches =
+            bundle.interface_mismatches(&["PSP22::balance_of", "create_task", "queue"]);
         assert_eq!(mismatches.len(), 2, "{mismatches:?}");
         assert!(mismatches[0].contains("create_task"));
         assert!(mismatches[1].contains("queue is not in test"));

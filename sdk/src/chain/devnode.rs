@@ -27,11 +27,24 @@ impl DevNode {
     /// Starts a node and waits until its RPC answers (up to a minute).
     pub async fn spawn() -> Result<DevNode, ChainError> {
         let port = free_port()?;
-        let log = std::env::temp_dir().join(format!("hydrogen-devnode-{}-{port}.log", std::process::id()));
-        let log_file = std::fs::File::create(&log).map_err(|e| ChainError::DevNode(format!("{}: {e}", log.display())))?;
+        let log = std::env::temp_dir().join(format!(
+            "hydrogen-devnode-{}-{port}.log",
+            std::process::id()
+        ));
+        let log_file = std::fs::File::create(&log)
+            .map_err(|e| ChainError::DevNode(format!("{}: {e}", log.display())))?;
         let binary = node_binary();
         let child = Command::new(&binary)
-            .args(["--dev", "--tmp", "--finalize-delay-sec", "0", "--port", "0", "--no-prometheus", "--no-mdns"])
+            .args([
+                "--dev",
+                "--tmp",
+                "--finalize-delay-sec",
+                "0",
+                "--port",
+                "0",
+                "--no-prometheus",
+                "--no-mdns",
+            ])
             .args(["--rpc-port", &port.to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -43,7 +56,11 @@ impl DevNode {
                     binary.display()
                 ))
             })?;
-        let mut node = DevNode { child, url: format!("ws://127.0.0.1:{port}"), log };
+        let mut node = DevNode {
+            child,
+            url: format!("ws://127.0.0.1:{port}"),
+            log,
+        };
         node.wait_ready().await?;
         Ok(node)
     }
@@ -52,13 +69,19 @@ impl DevNode {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(ChainError::DevNode(format!("node exited ({status}): {}", self.log_tail())));
+                return Err(ChainError::DevNode(format!(
+                    "node exited ({status}): {}",
+                    self.log_tail()
+                )));
             }
             if ChainClient::connect(&self.url).await.is_ok() {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                return Err(ChainError::DevNode(format!("RPC not up within 60 s: {}", self.log_tail())));
+                return Err(ChainError::DevNode(format!(
+                    "RPC not up within 60 s: {}",
+                    self.log_tail()
+                )));
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
@@ -91,7 +114,8 @@ impl Drop for DevNode {
 }
 
 fn free_port() -> Result<u16, ChainError> {
-    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| ChainError::DevNode(format!("no free port: {e}")))?;
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| ChainError::DevNode(format!("no free port: {e}")))?;
     listener
         .local_addr()
         .map(|a| a.port())

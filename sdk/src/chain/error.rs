@@ -17,11 +17,17 @@ pub enum ChainError {
 
     /// The contract ran the message and returned one of its own errors.
     #[error("contract refused {message}: {error:?}")]
-    Contract { message: &'static str, error: hydrogen_types::Error },
+    Contract {
+        message: &'static str,
+        error: hydrogen_types::Error,
+    },
 
     /// A PSP22 token message returned a `PSP22Error`.
     #[error("token refused {message}: {error}")]
-    Token { message: &'static str, error: Psp22Error },
+    Token {
+        message: &'static str,
+        error: Psp22Error,
+    },
 
     /// The contract did not understand the call: unknown selector or
     /// undecodable arguments.
@@ -29,20 +35,35 @@ pub enum ChainError {
         "contract could not dispatch {message} ({error:?}): the deployed contract does not \
          match this SDK; redeploy it from the current bundle"
     )]
-    Lang { message: &'static str, error: LangError },
+    Lang {
+        message: &'static str,
+        error: LangError,
+    },
 
     /// The contract reverted without a decodable error.
     #[error("contract reverted {message} (return data 0x{data}){debug}", debug = debug_suffix(debug_message))]
-    Reverted { message: &'static str, data: String, debug_message: String },
+    Reverted {
+        message: &'static str,
+        data: String,
+        debug_message: String,
+    },
 
     /// The runtime refused to run the call at all (trap, out of gas, storage
     /// deposit limit, unknown contract...).
     #[error("{what} failed in the runtime: {error}{debug}", debug = debug_suffix(debug_message))]
-    Dispatch { what: String, error: String, debug_message: String },
+    Dispatch {
+        what: String,
+        error: String,
+        debug_message: String,
+    },
 
     /// The extrinsic made it into a finalized block but failed there.
     #[error("extrinsic {what} failed in block #{block_number}: {error}")]
-    ExtrinsicFailed { what: String, block_number: u64, error: String },
+    ExtrinsicFailed {
+        what: String,
+        block_number: u64,
+        error: String,
+    },
 
     /// The node's transaction pool rejected the extrinsic.
     #[error("node rejected extrinsic {what}: {reason}")]
@@ -60,7 +81,9 @@ pub enum ChainError {
     Decode { what: String, reason: String },
 
     /// The contract bundle could not be read or is not a contract bundle.
-    #[error("bad contract bundle {path}: {reason}; build it with `cargo contract build --release`")]
+    #[error(
+        "bad contract bundle {path}: {reason}; build it with `cargo contract build --release`"
+    )]
     Bundle { path: String, reason: String },
 
     /// An expected event was not emitted.
@@ -98,11 +121,17 @@ impl ChainError {
     }
 
     pub(crate) fn rpc(context: impl Into<String>, reason: impl std::fmt::Display) -> Self {
-        ChainError::Rpc { context: context.into(), reason: reason.to_string() }
+        ChainError::Rpc {
+            context: context.into(),
+            reason: reason.to_string(),
+        }
     }
 
     pub(crate) fn decode(what: impl Into<String>, reason: impl std::fmt::Display) -> Self {
-        ChainError::Decode { what: what.into(), reason: reason.to_string() }
+        ChainError::Decode {
+            what: what.into(),
+            reason: reason.to_string(),
+        }
     }
 }
 
@@ -135,10 +164,15 @@ pub enum Psp22Error {
 /// from the variant index alone.
 pub(crate) fn take_dispatch_error<'a>(input: &mut &'a [u8]) -> Result<&'a [u8], ChainError> {
     let len = match input.first() {
-        Some(3) => 1 + 5,                  // Module { index, error: [u8; 4] }
-        Some(7..=9) | Some(14) => 1 + 1,   // Token, Arithmetic, Transactional, Trie
-        Some(0..=13) => 1,                 // unit variants (Other's message is not encoded)
-        Some(other) => return Err(ChainError::decode("DispatchError", format!("unknown variant {other}"))),
+        Some(3) => 1 + 5,                // Module { index, error: [u8; 4] }
+        Some(7..=9) | Some(14) => 1 + 1, // Token, Arithmetic, Transactional, Trie
+        Some(0..=13) => 1,               // unit variants (Other's message is not encoded)
+        Some(other) => {
+            return Err(ChainError::decode(
+                "DispatchError",
+                format!("unknown variant {other}"),
+            ))
+        }
         None => return Err(ChainError::decode("DispatchError", "no bytes")),
     };
     if input.len() < len {
@@ -173,13 +207,20 @@ pub(crate) fn describe_dispatch_error(error: &[u8], metadata: Option<&Metadata>)
     let Some(&variant) = error.first() else {
         return "empty DispatchError".into();
     };
-    let name = DISPATCH_ERROR_VARIANTS.get(usize::from(variant)).copied().unwrap_or("Unknown");
+    let name = DISPATCH_ERROR_VARIANTS
+        .get(usize::from(variant))
+        .copied()
+        .unwrap_or("Unknown");
     match (variant, error) {
         (3, [_, pallet, err, ..]) => {
             let found = metadata.and_then(|m| {
                 let p = m.pallet_by_error_index(*pallet)?;
                 let v = p.error_variant_by_index(*err)?;
-                let doc = v.docs.first().map(|d| format!(" ({})", d.trim())).unwrap_or_default();
+                let doc = v
+                    .docs
+                    .first()
+                    .map(|d| format!(" ({})", d.trim()))
+                    .unwrap_or_default();
                 Some(format!("{}::{}{doc}", p.name(), v.name))
             });
             found.unwrap_or_else(|| format!("module error {pallet}:{err}"))
@@ -211,13 +252,22 @@ mod tests {
     #[test]
     fn dispatch_errors_read_without_metadata() {
         assert_eq!(describe_dispatch_error(&[2], None), "BadOrigin");
-        assert_eq!(describe_dispatch_error(&[3, 8, 5, 0, 0, 0], None), "module error 8:5");
-        assert_eq!(describe_dispatch_error(&[8, 1], None), "Arithmetic error #1");
+        assert_eq!(
+            describe_dispatch_error(&[3, 8, 5, 0, 0, 0], None),
+            "module error 8:5"
+        );
+        assert_eq!(
+            describe_dispatch_error(&[8, 1], None),
+            "Arithmetic error #1"
+        );
     }
 
     #[test]
     fn contract_error_names_the_variant() {
-        let e = ChainError::Contract { message: "create_task", error: hydrogen_types::Error::FeeTooLow };
+        let e = ChainError::Contract {
+            message: "create_task",
+            error: hydrogen_types::Error::FeeTooLow,
+        };
         assert_eq!(e.to_string(), "contract refused create_task: FeeTooLow");
         assert_eq!(e.contract_error(), Some(hydrogen_types::Error::FeeTooLow));
     }
@@ -225,7 +275,10 @@ mod tests {
     #[test]
     fn psp22_error_decodes() {
         let bytes = Psp22Error::Custom("no".into()).encode();
-        assert_eq!(Psp22Error::decode(&mut &bytes[..]).unwrap(), Psp22Error::Custom("no".into()));
+        assert_eq!(
+            Psp22Error::decode(&mut &bytes[..]).unwrap(),
+            Psp22Error::Custom("no".into())
+        );
         assert_eq!(Psp22Error::InsufficientBalance.encode(), vec![1]);
     }
 }

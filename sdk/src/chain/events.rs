@@ -46,15 +46,18 @@ impl RawEvent {
             return Ok(None);
         }
         let input = &mut &self.fields[..];
-        let (emitter, data) =
-            <(AccountId, Vec<u8>)>::decode(input).map_err(|e| ChainError::decode("Contracts::ContractEmitted", e))?;
+        let (emitter, data) = <(AccountId, Vec<u8>)>::decode(input)
+            .map_err(|e| ChainError::decode("Contracts::ContractEmitted", e))?;
         if &emitter != contract {
             return Ok(None);
         }
         let input = &mut &data[..];
         let event = Event::decode(input).map_err(|e| ChainError::decode("a Hydrogen event", e))?;
         if !input.is_empty() {
-            return Err(ChainError::decode("a Hydrogen event", format!("{} bytes left over", input.len())));
+            return Err(ChainError::decode(
+                "a Hydrogen event",
+                format!("{} bytes left over", input.len()),
+            ));
         }
         Ok(Some(event))
     }
@@ -93,7 +96,11 @@ pub struct BlockEvents {
 
 impl ChainClient {
     /// The Hydrogen events `contract` emitted in finalized block `number`.
-    pub async fn contract_events_at(&self, contract: &AccountId, number: u64) -> Result<BlockEvents, ChainError> {
+    pub async fn contract_events_at(
+        &self,
+        contract: &AccountId,
+        number: u64,
+    ) -> Result<BlockEvents, ChainError> {
         let finalized = self.finalized_number().await?;
         if number > finalized {
             return Err(ChainError::rpc(
@@ -102,16 +109,32 @@ impl ChainClient {
             ));
         }
         let context = || format!("cannot read the events of block #{number}");
-        let block = self.api().at_block(number).await.map_err(|e| ChainError::rpc(context(), e))?;
-        let all = block.events().fetch().await.map_err(|e| ChainError::rpc(context(), e))?;
+        let block = self
+            .api()
+            .at_block(number)
+            .await
+            .map_err(|e| ChainError::rpc(context(), e))?;
+        let all = block
+            .events()
+            .fetch()
+            .await
+            .map_err(|e| ChainError::rpc(context(), e))?;
         let mut events = Vec::new();
         for event in all.iter() {
             let raw = RawEvent::from_subxt(&event.map_err(|e| ChainError::decode("an event", e))?);
             if let Some(event) = raw.hydrogen_event(contract)? {
-                events.push(ContractEvent { block_number: number, extrinsic_index: raw.extrinsic_index, event });
+                events.push(ContractEvent {
+                    block_number: number,
+                    extrinsic_index: raw.extrinsic_index,
+                    event,
+                });
             }
         }
-        Ok(BlockEvents { block_number: number, block_hash: block.block_hash().0, events })
+        Ok(BlockEvents {
+            block_number: number,
+            block_hash: block.block_hash().0,
+            events,
+        })
     }
 
     /// Every finalized block from `from` on (or, with `None`, from the first
@@ -123,7 +146,8 @@ impl ChainClient {
         &self,
         contract: AccountId,
         from: Option<u64>,
-    ) -> Result<impl Stream<Item = Result<BlockEvents, ChainError>> + Send + 'static, ChainError> {
+    ) -> Result<impl Stream<Item = Result<BlockEvents, ChainError>> + Send + 'static, ChainError>
+    {
         let blocks = self
             .api()
             .stream_blocks()
@@ -131,19 +155,33 @@ impl ChainClient {
             .map_err(|e| ChainError::rpc("cannot subscribe to finalized blocks", e))?;
         let finalized = self.finalized_number().await?;
         let next = from.unwrap_or(finalized + 1);
-        let state = Follow { client: self.clone(), contract, blocks, next, finalized };
+        let state = Follow {
+            client: self.clone(),
+            contract,
+            blocks,
+            next,
+            finalized,
+        };
         Ok(futures::stream::unfold(Some(state), |state| async move {
             let mut state = state?;
             loop {
                 if state.next <= state.finalized {
-                    let item = state.client.contract_events_at(&state.contract, state.next).await;
+                    let item = state
+                        .client
+                        .contract_events_at(&state.contract, state.next)
+                        .await;
                     state.next += 1;
                     let state = item.is_ok().then_some(state);
                     return Some((item, state));
                 }
                 match state.blocks.next().await {
                     None => return None,
-                    Some(Err(e)) => return Some((Err(ChainError::rpc("finalized block stream failed", e)), None)),
+                    Some(Err(e)) => {
+                        return Some((
+                            Err(ChainError::rpc("finalized block stream failed", e)),
+                            None,
+                        ))
+                    }
                     Some(Ok(block)) => state.finalized = state.finalized.max(block.number()),
                 }
             }
@@ -178,16 +216,26 @@ mod tests {
     #[test]
     fn decodes_hydrogen_events_of_our_contract_only() {
         let ours = [1u8; 32];
-        let event = Event::NodeStatusChanged { node: [2; 32], status: NodeStatus::Available };
+        let event = Event::NodeStatusChanged {
+            node: [2; 32],
+            status: NodeStatus::Available,
+        };
         let raw = emitted(ours, EVENT_SIGNATURE_TOPIC, event.encode());
         assert_eq!(raw.hydrogen_event(&ours).unwrap(), Some(event.clone()));
         assert_eq!(raw.hydrogen_event(&[3; 32]).unwrap(), None);
 
         // A PSP22 Transfer from the same contract has another signature topic.
-        let transfer = emitted(ours, [0xaa; 32], (None::<AccountId>, Some([2u8; 32]), 5u128).encode());
+        let transfer = emitted(
+            ours,
+            [0xaa; 32],
+            (None::<AccountId>, Some([2u8; 32]), 5u128).encode(),
+        );
         assert_eq!(transfer.hydrogen_event(&ours).unwrap(), None);
 
-        let other_pallet = RawEvent { pallet: "Balances".into(), ..raw.clone() };
+        let other_pallet = RawEvent {
+            pallet: "Balances".into(),
+            ..raw.clone()
+        };
         assert_eq!(other_pallet.hydrogen_event(&ours).unwrap(), None);
 
         let events = contract_events(&ours, [&raw, &transfer, &raw]).unwrap();
@@ -197,9 +245,13 @@ mod tests {
     #[test]
     fn malformed_hydrogen_event_is_an_error() {
         let ours = [1u8; 32];
-        assert!(emitted(ours, EVENT_SIGNATURE_TOPIC, vec![200]).hydrogen_event(&ours).is_err());
+        assert!(emitted(ours, EVENT_SIGNATURE_TOPIC, vec![200])
+            .hydrogen_event(&ours)
+            .is_err());
         let mut data = Event::EntropyContributed { node: [0; 32] }.encode();
         data.push(0);
-        assert!(emitted(ours, EVENT_SIGNATURE_TOPIC, data).hydrogen_event(&ours).is_err());
+        assert!(emitted(ours, EVENT_SIGNATURE_TOPIC, data)
+            .hydrogen_event(&ours)
+            .is_err());
     }
 }

@@ -37,7 +37,12 @@ impl<T: Decode> Message<T> {
     fn with(name: &'static str, args: impl Encode, fallibility: Fallibility) -> Self {
         let mut input = selector(name).to_vec();
         args.encode_to(&mut input);
-        Message { name, input, fallibility, _returns: PhantomData }
+        Message {
+            name,
+            input,
+            fallibility,
+            _returns: PhantomData,
+        }
     }
 
     /// A message returning `T` (a view such as `PSP22::balance_of`). `args`
@@ -68,13 +73,19 @@ impl<T: Decode> Message<T> {
 
     /// Reads the return data of an execution that did not trap: the value,
     /// or an error naming the contract's refusal.
-    pub fn decode_return(&self, data: &[u8], reverted: bool, debug_message: &str) -> Result<T, ChainError> {
+    pub fn decode_return(
+        &self,
+        data: &[u8],
+        reverted: bool,
+        debug_message: &str,
+    ) -> Result<T, ChainError> {
         let message = self.name;
         let what = || format!("the return value of {message}");
         let inner = match data.split_first() {
             Some((0, rest)) => rest,
             Some((1, rest)) => {
-                let error = LangError::decode(&mut &rest[..]).map_err(|e| ChainError::decode(what(), e))?;
+                let error =
+                    LangError::decode(&mut &rest[..]).map_err(|e| ChainError::decode(what(), e))?;
                 return Err(ChainError::Lang { message, error });
             }
             _ => {
@@ -87,7 +98,9 @@ impl<T: Decode> Message<T> {
         };
         let input = &mut &inner[..];
         let value = match self.fallibility {
-            Fallibility::Infallible => T::decode(input).map_err(|e| ChainError::decode(what(), e))?,
+            Fallibility::Infallible => {
+                T::decode(input).map_err(|e| ChainError::decode(what(), e))?
+            }
             Fallibility::Hydrogen => match Result::<T, hydrogen_types::Error>::decode(input)
                 .map_err(|e| ChainError::decode(what(), e))?
             {
@@ -95,18 +108,27 @@ impl<T: Decode> Message<T> {
                 Err(error) => return Err(ChainError::Contract { message, error }),
             },
             Fallibility::Psp22 => {
-                match Result::<T, Psp22Error>::decode(input).map_err(|e| ChainError::decode(what(), e))? {
+                match Result::<T, Psp22Error>::decode(input)
+                    .map_err(|e| ChainError::decode(what(), e))?
+                {
                     Ok(v) => v,
                     Err(error) => return Err(ChainError::Token { message, error }),
                 }
             }
         };
         if !input.is_empty() {
-            return Err(ChainError::decode(what(), format!("{} bytes left over", input.len())));
+            return Err(ChainError::decode(
+                what(),
+                format!("{} bytes left over", input.len()),
+            ));
         }
         if reverted {
             // A revert whose data reads as success: report it rather than trust it.
-            return Err(ChainError::Reverted { message, data: hex::encode(data), debug_message: debug_message.into() });
+            return Err(ChainError::Reverted {
+                message,
+                data: hex::encode(data),
+                debug_message: debug_message.into(),
+            });
         }
         Ok(value)
     }
@@ -138,7 +160,11 @@ mod tests {
     #[test]
     fn reads_values_and_refusals() {
         let m = Message::<u128>::infallible("PSP22::balance_of", ());
-        assert_eq!(m.decode_return(&Ok::<u128, LangError>(5).encode(), false, "").unwrap(), 5);
+        assert_eq!(
+            m.decode_return(&Ok::<u128, LangError>(5).encode(), false, "")
+                .unwrap(),
+            5
+        );
 
         let m = Message::<u64>::fallible("create_task", ());
         let ok = Ok::<Result<u64, Error>, LangError>(Ok(9)).encode();
@@ -149,10 +175,14 @@ mod tests {
         assert_eq!(err.to_string(), "contract refused create_task: FeeTooLow");
 
         let lang = Err::<Result<u64, Error>, LangError>(LangError::CouldNotReadInput).encode();
-        assert!(matches!(m.decode_return(&lang, true, ""), Err(ChainError::Lang { .. })));
+        assert!(matches!(
+            m.decode_return(&lang, true, ""),
+            Err(ChainError::Lang { .. })
+        ));
 
         let m = Message::<()>::psp22("PSP22::transfer", ());
-        let refused = Ok::<Result<(), Psp22Error>, LangError>(Err(Psp22Error::InsufficientBalance)).encode();
+        let refused =
+            Ok::<Result<(), Psp22Error>, LangError>(Err(Psp22Error::InsufficientBalance)).encode();
         assert_eq!(
             m.decode_return(&refused, true, "").unwrap_err().to_string(),
             "token refused PSP22::transfer: InsufficientBalance"
@@ -164,6 +194,8 @@ mod tests {
         let m = Message::<u32>::infallible("x", ());
         assert!(m.decode_return(&[0, 1, 0, 0, 0, 9], false, "").is_err());
         assert!(m.decode_return(&[], true, "").is_err());
-        assert!(m.decode_return(&Ok::<u32, LangError>(1).encode(), true, "").is_err());
+        assert!(m
+            .decode_return(&Ok::<u32, LangError>(1).encode(), true, "")
+            .is_err());
     }
 }

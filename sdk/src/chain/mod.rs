@@ -31,8 +31,8 @@ mod message;
 mod nonce;
 
 pub use client::{
-    account_of, keypair_from_suri, parse_account, ss58, ChainClient, ChainConfig, DryRun, Included, Submitted,
-    DEPOSIT_MARGIN_PERCENT, GAS_MARGIN_PERCENT,
+    account_of, keypair_from_suri, parse_account, ss58, ChainClient, ChainConfig, DryRun, Included,
+    Submitted, DEPOSIT_MARGIN_PERCENT, GAS_MARGIN_PERCENT,
 };
 pub use contract::{constructor_input, msg, Hydrogen};
 pub use contracts_api::{StorageDeposit, Weight};

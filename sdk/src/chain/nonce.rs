@@ -34,11 +34,17 @@ impl NonceManager {
     /// pool acceptance, then returns its counter.
     pub async fn lock(&self, account: &AccountId) -> NonceGuard {
         let slot = {
-            let mut slots = self.slots.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut slots = self
+                .slots
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
             slots.entry(*account).or_default().clone()
         };
         let slot = slot.lock_owned().await;
-        NonceGuard { slot, committed: false }
+        NonceGuard {
+            slot,
+            committed: false,
+        }
     }
 }
 
