@@ -43,7 +43,7 @@ impl Beacon {
             self.other_epoch = self.epoch;
             self.last = Some(contributor);
         }
-        self.epoch += 1;
+        self.epoch = self.epoch.saturating_add(1);
     }
 
     /// Whether two distinct nodes contributed after `epoch`.
@@ -67,12 +67,13 @@ impl Beacon {
 
 /// The `k`-th draw from `seed`, uniform in `0..n` up to a bias below 2^-32
 /// for any realistic `n`.
-pub fn draw(seed: &Hash, k: u8, n: u32) -> u32 {
-    let mut input = [0u8; 33];
+pub fn draw(seed: &Hash, k: usize, n: u32) -> u32 {
+    let mut input = [0u8; 40];
     input[..32].copy_from_slice(seed);
-    input[32] = k;
+    input[32..].copy_from_slice(&(k as u64).to_le_bytes());
     let h = blake2_256(&input);
     let mut word = [0u8; 8];
     word.copy_from_slice(&h[..8]);
-    (u64::from_le_bytes(word) % u64::from(n.max(1))) as u32
+    let r = u64::from_le_bytes(word).checked_rem(u64::from(n.max(1))).unwrap_or(0);
+    u32::try_from(r).unwrap_or(0)
 }

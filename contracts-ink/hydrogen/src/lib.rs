@@ -253,7 +253,7 @@ mod hydrogen {
             if fee < self.params.min_fee {
                 return Err(Error::FeeTooLow);
             }
-            let price = fee / u128::from(num_images);
+            let price = fee.checked_div(u128::from(num_images)).unwrap_or(0);
             let mut waiting = self.queue.get_or_default();
             if !queue::admits(&waiting, price, self.params.max_queue) {
                 return Err(Error::QueueFull);
@@ -301,7 +301,7 @@ mod hydrogen {
             }
             task.slots[i].commitment = Some(commitment);
             task.slots[i].order = task.commits;
-            task.commits += 1;
+            task.commits = task.commits.saturating_add(1);
             if usize::from(task.commits) == NODES_PER_TASK {
                 self.emit(Event::CommitmentsReady { task_id });
             }
@@ -330,7 +330,7 @@ mod hydrogen {
                 return Err(Error::RevealNotOpen);
             }
             if let Outcome::Images(bytes) = &outcome {
-                if bytes.len() != usize::from(task.num_images) * PHASH_BYTES {
+                if bytes.len() != usize::from(task.num_images).saturating_mul(PHASH_BYTES) {
                     return Err(Error::ResultLengthMismatch);
                 }
             }
@@ -534,7 +534,7 @@ mod hydrogen {
             match verdict {
                 Verdict::Pay => {
                     let amount = fee_share(task.fee, usize::from(order)).min(task.escrow);
-                    task.escrow -= amount;
+                    task.escrow = task.escrow.saturating_sub(amount);
                     self.pay_out(id, amount);
                     self.emit(Event::NodePaid { task_id, node: raw(id), amount });
                     self.release(id);
@@ -580,12 +580,12 @@ mod hydrogen {
                 let ready = self.beacon.ripe_since(task.created_epoch)
                     && self.registry.eligible(task.min_vram_gb) as usize >= NODES_PER_TASK;
                 if !ready {
-                    i += 1;
+                    i = i.saturating_add(1);
                     continue;
                 }
                 waiting.remove(i);
                 self.start(id, &mut task);
-                started += 1;
+                started = started.saturating_add(1);
             }
             if started > 0 {
                 self.queue.set(&waiting);
@@ -597,7 +597,7 @@ mod hydrogen {
             let seed = self.beacon.seed(task_id, self.env().block_number(), now);
             task.status = TaskStatus::Running;
             task.deadline = now.saturating_add(self.params.timeout_ms);
-            for k in 0..NODES_PER_TASK as u8 {
+            for k in 0..NODES_PER_TASK {
                 let eligible = self.registry.eligible(task.min_vram_gb);
                 let Some(id) = self.registry.pick(task.min_vram_gb, beacon::draw(&seed, k, eligible)) else {
                     break;

@@ -138,7 +138,7 @@ impl Registry {
             if index < len {
                 return self.class_slot.get((vram, index));
             }
-            index -= len;
+            index = index.saturating_sub(len);
         }
         None
     }
@@ -150,7 +150,7 @@ impl Registry {
         }
         let len = self.class_len.get(vram).unwrap_or(0);
         self.class_slot.insert((vram, len), &id);
-        self.class_len.insert(vram, &(len + 1));
+        self.class_len.insert(vram, &len.saturating_add(1));
         node.slot = len;
     }
 

@@ -161,7 +161,7 @@ impl Task {
         let mut revealed: Vec<usize> = (0..self.slots.len()).filter(|&i| self.slots[i].outcome.is_some()).collect();
         revealed.sort_by_key(|&i| self.slots[i].order);
         for (n, &a) in revealed.iter().enumerate() {
-            for &b in &revealed[n + 1..] {
+            for &b in revealed.iter().skip(n.saturating_add(1)) {
                 if let (Some(x), Some(y)) = (&self.slots[a].outcome, &self.slots[b].outcome) {
                     if outcomes_agree(x, y, threshold) {
                         return Some(a);
@@ -181,7 +181,7 @@ impl Task {
                 let accepted = self.slots[first].outcome.clone();
                 self.status = match accepted {
                     Some(Outcome::Images(_)) => {
-                        self.uploader = Some(first as u8);
+                        self.uploader = u8::try_from(first).ok();
                         self.decided_at = now;
                         TaskStatus::Succeeded
                     }
@@ -203,7 +203,7 @@ impl Task {
             if self.slots[i].settled {
                 continue;
             }
-            let is_uploader = self.uploader == Some(i as u8);
+            let is_uploader = self.uploader.map(usize::from) == Some(i);
             let verdict = match (self.status, &self.slots[i].outcome, &self.accepted) {
                 // Undecided: only a missed commit is already final.
                 (TaskStatus::Running, _, _) => {
