@@ -1,0 +1,257 @@
+//! The diffusers `config.json` files this engine reads, with diffusers' own
+//! defaults, so a tiny test model and SD 1.5/2.1 go through one code path.
+
+use crate::error::{Error, Result};
+use serde::Deserialize;
+use std::path::Path;
+
+/// Reads and parses one JSON config file, naming it on failure.
+pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    serde_json::from_str(&text).map_err(|e| Error::Config { path: path.to_owned(), message: e.to_string() })
+}
+
+/// An integer that diffusers lets be one value or one per block.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum PerBlock {
+    One(usize),
+    Each(Vec<usize>),
+}
+
+impl PerBlock {
+    pub fn expand(&self, blocks: usize) -> Vec<usize> {
+        match self {
+            PerBlock::One(v) => vec![*v; blocks],
+            PerBlock::Each(v) => v.clone(),
+        }
+    }
+}
+
+/// `unet/config.json` (`UNet2DConditionModel`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct UNetConfig {
+    #[serde(default = "four")]
+    pub in_channels: usize,
+    #[serde(default = "four")]
+    pub out_channels: usize,
+    pub block_out_channels: Vec<usize>,
+    #[serde(default = "two")]
+    pub layers_per_block: usize,
+    pub down_block_types: Vec<String>,
+    pub up_block_types: Vec<String>,
+    #[serde(default = "mid_block")]
+    pub mid_block_type: Option<String>,
+    pub cross_attention_dim: usize,
+    /// diffusers passes this as the number of heads when `num_attention_heads`
+    /// is absent (a naming slip kept for checkpoint compatibility).
+    #[serde(default = "eight_heads")]
+    pub attention_head_dim: PerBlock,
+    #[serde(default)]
+    pub num_attention_heads: Option<PerBlock>,
+    #[serde(default)]
+    pub use_linear_projection: bool,
+    #[serde(default = "thirty_two")]
+    pub norm_num_groups: usize,
+    #[serde(default = "eps_1e5")]
+    pub norm_eps: f64,
+    #[serde(default = "yes")]
+    pub flip_sin_to_cos: bool,
+    #[serde(default)]
+    pub freq_shift: f64,
+    #[serde(default = "one_per_block")]
+    pub transformer_layers_per_block: PerBlock,
+    #[serde(default)]
+    pub upcast_attention: bool,
+    #[serde(default)]
+    pub only_cross_attention: serde_json::Value,
+    #[serde(default)]
+    pub class_embed_type: Option<String>,
+    #[serde(default)]
+    pub addition_embed_type: Option<String>,
+    #[serde(default)]
+    pub center_input_sample: bool,
+    #[serde(default = "silu")]
+    pub act_fn: String,
+    #[serde(default = "default_shift")]
+    pub resnet_time_scale_shift: String,
+    #[serde(default)]
+    pub sample_size: Option<usize>,
+}
+
+impl UNetConfig {
+    /// Refuses the `UNet2DConditionModel` options this engine does not implement,
+    /// so an SDXL or inpainting UNet fails at load time rather than computing nonsense.
+    pub fn check_supported(&self, path: &Path) -> Result<()> {
+        let bad = |what: &str| Err(Error::Config { path: path.to_owned(), message: format!("unsupported: {what}") });
+        if self.class_embed_type.is_some() || self.addition_embed_type.is_some() {
+            return bad("class or addition embeddings (SDXL-style conditioning)");
+        }
+        if matches!(&self.only_cross_attention, serde_json::Value::Bool(true))
+            || matches!(&self.only_cross_attention, serde_json::Value::Array(a) if a.iter().any(|v| v == &serde_json::Value::Bool(true)))
+        {
+            return bad("only_cross_attention");
+        }
+        if self.act_fn != "silu" || self.resnet_time_scale_shift != "default" || self.center_input_sample {
+            return bad("act_fn other than silu, scale-shift time embedding or center_input_sample");
+        }
+        if self.mid_block_type.as_deref() != Some("UNetMidBlock2DCrossAttn") {
+            return bad("mid block other than UNetMidBlock2DCrossAttn");
+        }
+        let n = self.block_out_channels.len();
+        if self.down_block_types.len() != n || self.up_block_types.len() != n {
+            return bad("block type lists of a different length than block_out_channels");
+        }
+        for t in self.down_block_types.iter().chain(&self.up_block_types) {
+            if !matches!(t.as_str(), "DownBlock2D" | "CrossAttnDownBlock2D" | "UpBlock2D" | "CrossAttnUpBlock2D") {
+                return bad(&format!("block type {t}"));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn heads(&self) -> Vec<usize> {
+        let n = self.block_out_channels.len();
+        self.num_attention_heads.as_ref().unwrap_or(&self.attention_head_dim).expand(n)
+    }
+}
+
+/// `vae/config.json` (`AutoencoderKL`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct VaeConfig {
+    #[serde(default = "three")]
+    pub in_channels: usize,
+    #[serde(default = "three")]
+    pub out_channels: usize,
+    pub block_out_channels: Vec<usize>,
+    #[serde(default = "one")]
+    pub layers_per_block: usize,
+    #[serde(default = "four")]
+    pub latent_channels: usize,
+    #[serde(default = "thirty_two")]
+    pub norm_num_groups: usize,
+    #[serde(default = "sd_scaling")]
+    pub scaling_factor: f64,
+    #[serde(default)]
+    pub shift_factor: Option<f64>,
+    #[serde(default = "yes")]
+    pub mid_block_add_attention: bool,
+    #[serde(default = "yes")]
+    pub use_quant_conv: bool,
+    #[serde(default = "yes")]
+    pub use_post_quant_conv: bool,
+}
+
+/// `text_encoder/config.json` (`CLIPTextModel`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ClipConfig {
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub intermediate_size: usize,
+    pub num_attention_heads: usize,
+    pub num_hidden_layers: usize,
+    #[serde(default = "seventy_seven")]
+    pub max_position_embeddings: usize,
+    #[serde(default = "quick_gelu")]
+    pub hidden_act: String,
+    #[serde(default = "eps_1e5")]
+    pub layer_norm_eps: f64,
+}
+
+/// `scheduler/scheduler_config.json`: the fields every diffusers scheduler shares.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SchedulerConfig {
+    #[serde(rename = "_class_name", default)]
+    pub class_name: Option<String>,
+    #[serde(default = "thousand")]
+    pub num_train_timesteps: usize,
+    #[serde(default = "beta_start")]
+    pub beta_start: f64,
+    #[serde(default = "beta_end")]
+    pub beta_end: f64,
+    #[serde(default = "linear")]
+    pub beta_schedule: String,
+    #[serde(default = "epsilon")]
+    pub prediction_type: String,
+    #[serde(default)]
+    pub timestep_spacing: Option<String>,
+    #[serde(default)]
+    pub steps_offset: usize,
+    #[serde(default = "yes")]
+    pub set_alpha_to_one: bool,
+    #[serde(default)]
+    pub clip_sample: bool,
+    #[serde(default)]
+    pub use_karras_sigmas: bool,
+    #[serde(default)]
+    pub rescale_betas_zero_snr: bool,
+    #[serde(default)]
+    pub trained_betas: Option<serde_json::Value>,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        serde_json::from_str("{}").expect("every field has a default")
+    }
+}
+
+fn one() -> usize {
+    1
+}
+fn two() -> usize {
+    2
+}
+fn three() -> usize {
+    3
+}
+fn four() -> usize {
+    4
+}
+fn thirty_two() -> usize {
+    32
+}
+fn seventy_seven() -> usize {
+    77
+}
+fn thousand() -> usize {
+    1000
+}
+fn eight_heads() -> PerBlock {
+    PerBlock::One(8)
+}
+fn one_per_block() -> PerBlock {
+    PerBlock::One(1)
+}
+fn eps_1e5() -> f64 {
+    1e-5
+}
+fn yes() -> bool {
+    true
+}
+fn sd_scaling() -> f64 {
+    0.18215
+}
+fn beta_start() -> f64 {
+    0.0001
+}
+fn beta_end() -> f64 {
+    0.02
+}
+fn linear() -> String {
+    "linear".into()
+}
+fn epsilon() -> String {
+    "epsilon".into()
+}
+fn silu() -> String {
+    "silu".into()
+}
+fn default_shift() -> String {
+    "default".into()
+}
+fn quick_gelu() -> String {
+    "quick_gelu".into()
+}
+fn mid_block() -> Option<String> {
+    Some("UNetMidBlock2DCrossAttn".into())
+}

@@ -1,0 +1,55 @@
+//! Backend choice at run time: wgpu (Vulkan on a GPU, or Mesa's lavapipe on
+//! a machine without one) by default, Burn's pure-Rust CPU backend for tests.
+
+use crate::error::{Error, Result};
+use burn::tensor::{Device, DeviceKind};
+use std::str::FromStr;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// The best wgpu adapter (a GPU if there is one).
+    Wgpu,
+    /// wgpu on a software adapter (lavapipe): slow, for testing the wgpu path without a GPU.
+    WgpuSoftware,
+    /// Burn's Flex backend on the host CPU.
+    Cpu,
+}
+
+impl FromStr for Backend {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "wgpu" | "gpu" => Ok(Backend::Wgpu),
+            "wgpu-cpu" | "lavapipe" => Ok(Backend::WgpuSoftware),
+            "cpu" | "flex" => Ok(Backend::Cpu),
+            other => Err(Error::Device(format!("unknown backend {other} (wgpu, wgpu-cpu, cpu)"))),
+        }
+    }
+}
+
+impl Backend {
+    pub fn device(self) -> Device {
+        match self {
+            Backend::Wgpu => Device::wgpu(DeviceKind::DefaultDevice),
+            Backend::WgpuSoftware => Device::wgpu(DeviceKind::Cpu),
+            Backend::Cpu => Device::flex(),
+        }
+    }
+
+    /// Whether the backend computes in f16 (a wgpu adapter with shader-f16; never the CPU backend).
+    pub fn supports_f16(self, device: &Device) -> bool {
+        self != Backend::Cpu && device.supports_dtype(burn::tensor::DType::F16)
+    }
+}
+
+/// A one-line description of the adapter: its name and, where the backend reports it, memory in use.
+pub fn describe(backend: Backend, device: &Device) -> String {
+    let name = match backend {
+        Backend::Cpu => format!("CPU (Burn Flex, {} threads)", std::thread::available_parallelism().map_or(1, |n| n.get())),
+        _ => device.identity().map(|i| i.name).unwrap_or_else(|| "unnamed wgpu adapter".into()),
+    };
+    match device.memory_pool_usage() {
+        Some(usage) => format!("{name}; memory pools: {usage:?}"),
+        None => name,
+    }
+}

@@ -1,0 +1,262 @@
+//! Text-to-image: tokenize, encode, denoise with classifier-free guidance,
+//! decode. All noise comes from [`crate::noise`], so every backend starts
+//! from the same latents.
+
+use crate::clip::ClipTextModel;
+use crate::config::{read_json, ClipConfig, SchedulerConfig, UNetConfig, VaeConfig};
+use crate::error::{Error, Result};
+use crate::noise::{self, Stream};
+use crate::scheduler::{Method, Scheduler};
+use crate::tokenizer::ClipTokenizer;
+use crate::unet::UNet;
+use crate::vae::{Decoder, Encoder};
+use crate::weights::{component_files, Precision, Weights};
+use burn::tensor::{DType, Device, FloatDType, Tensor, TensorData};
+use image::RgbImage;
+use std::path::{Path, PathBuf};
+
+/// One text-to-image job.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub prompt: String,
+    pub negative_prompt: String,
+    /// Multiples of 8.
+    pub width: u32,
+    pub height: u32,
+    pub steps: usize,
+    /// Classifier-free guidance scale; at or below 1 the unconditional pass is skipped.
+    pub guidance: f64,
+    pub seed: u64,
+    pub num_images: u32,
+    pub scheduler: Method,
+}
+
+impl Request {
+    fn validate(&self) -> Result<()> {
+        if self.width == 0 || self.height == 0 || self.width % 8 != 0 || self.height % 8 != 0 {
+            return Err(Error::Request(format!("{}x{} is not a positive multiple of 8", self.width, self.height)));
+        }
+        if self.steps == 0 {
+            return Err(Error::Request("steps must be at least 1".into()));
+        }
+        if self.num_images == 0 {
+            return Err(Error::Request("num_images must be at least 1".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Progress of a job, reported after every denoising step.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    pub image: u32,
+    pub step: usize,
+    pub steps: usize,
+}
+
+/// A loaded Stable Diffusion model (diffusers layout).
+pub struct StableDiffusion {
+    pub tokenizer: ClipTokenizer,
+    pub text_encoder: ClipTextModel,
+    pub unet: UNet,
+    pub vae_decoder: Decoder,
+    pub vae_encoder: Encoder,
+    pub scheduler_config: SchedulerConfig,
+    device: Device,
+    precision: Precision,
+}
+
+fn load_component<T>(
+    root: &Path,
+    name: &str,
+    stem: &str,
+    device: &Device,
+    precision: Precision,
+    build: impl FnOnce(&mut Weights) -> Result<T>,
+) -> Result<T> {
+    let dir = root.join(name);
+    let files = component_files(&dir, stem, precision == Precision::F16)?;
+    let mut w = Weights::open(name, &files, device, precision)?;
+    let model = build(&mut w)?;
+    w.finish()?;
+    Ok(model)
+}
+
+impl StableDiffusion {
+    /// Loads every component from a diffusers folder (or a Hugging Face cache
+    /// entry, see [`resolve_model_dir`]). Loading is strict: see [`Weights`].
+    pub fn load(model: &Path, device: &Device, precision: Precision) -> Result<Self> {
+        let root = resolve_model_dir(model)?;
+        let unet_cfg_path = root.join("unet/config.json");
+        let unet_cfg: UNetConfig = read_json(&unet_cfg_path)?;
+        unet_cfg.check_supported(&unet_cfg_path)?;
+        let vae_cfg: VaeConfig = read_json(&root.join("vae/config.json"))?;
+        let clip_cfg: ClipConfig = read_json(&root.join("text_encoder/config.json"))?;
+        let scheduler_config: SchedulerConfig = read_json(&root.join("scheduler/scheduler_config.json"))?;
+        let tokenizer = ClipTokenizer::from_dir(&root.join("tokenizer"))?;
+
+        let text_encoder = load_component(&root, "text_encoder", "model", device, precision, |w| {
+            ClipTextModel::load(&clip_cfg, w)
+        })?;
+        let unet = load_component(&root, "unet", "diffusion_pytorch_model", device, precision, |w| {
+            UNet::load(&unet_cfg, w)
+        })?;
+        let (vae_decoder, vae_encoder) =
+            load_component(&root, "vae", "diffusion_pytorch_model", device, precision, |w| {
+                Ok((Decoder::load(&vae_cfg, w)?, Encoder::load(&vae_cfg, w)?))
+            })?;
+        Ok(Self {
+            tokenizer,
+            text_encoder,
+            unet,
+            vae_decoder,
+            vae_encoder,
+            scheduler_config,
+            device: device.clone(),
+            precision,
+        })
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    fn dtype(&self) -> DType {
+        match self.precision {
+            Precision::F32 => DType::F32,
+            Precision::F16 => DType::F16,
+        }
+    }
+
+    /// Text embeddings `[1, chunks*77, d]` for the prompt and the negative prompt, padded to the same chunk count.
+    pub fn encode_prompts(&self, prompt: &str, negative: &str) -> (Tensor<3>, Tensor<3>) {
+        let window = self.text_encoder.max_positions() - 2;
+        let n = self.tokenizer.chunks(prompt, window, 1).len().max(self.tokenizer.chunks(negative, window, 1).len());
+        let embed = |text: &str| {
+            let chunks = self.tokenizer.chunks(text, window, n);
+            let e = self.text_encoder.forward(&chunks);
+            let [c, s, d] = e.dims();
+            e.reshape([1, c * s, d])
+        };
+        (embed(prompt), embed(negative))
+    }
+
+    /// Runs `request`, calling `progress` after every step; returns `num_images` RGB images.
+    pub fn generate(&self, request: &Request, mut progress: impl FnMut(Progress)) -> Result<Vec<RgbImage>> {
+        request.validate()?;
+        let (cond, uncond) = self.encode_prompts(&request.prompt, &request.negative_prompt);
+        let guided = request.guidance > 1.0;
+        let context = if guided { Tensor::cat(vec![uncond, cond], 0) } else { cond };
+        let (lh, lw) = (request.height as usize / 8, request.width as usize / 8);
+        let channels = self.unet.config().in_channels;
+        let shape = [1, channels, lh, lw];
+        let mut images = Vec::new();
+        for image in 0..request.num_images {
+            let mut scheduler = Scheduler::new(&self.scheduler_config, request.scheduler, request.steps)?;
+            let steps = scheduler.timesteps().len();
+            let mut x = self.host_noise(request.seed, image, Stream::InitialLatents, shape)
+                .mul_scalar(scheduler.init_noise_sigma());
+            for i in 0..steps {
+                let t = scheduler.timesteps()[i];
+                let input = x.clone().mul_scalar(scheduler.input_scale(i));
+                let input = if guided { Tensor::cat(vec![input.clone(), input], 0) } else { input };
+                let out = self.unet.forward(input, t, &context);
+                let out = if guided {
+                    let u = out.clone().slice([0..1, 0..channels, 0..lh, 0..lw]);
+                    let c = out.slice([1..2, 0..channels, 0..lh, 0..lw]);
+                    u.clone() + (c - u).mul_scalar(request.guidance)
+                } else {
+                    out
+                };
+                let noise = scheduler
+                    .needs_noise()
+                    .then(|| self.host_noise(request.seed, image, Stream::Ancestral { step: i }, shape));
+                x = scheduler.step(i, x, out, noise);
+                progress(Progress { image, step: i + 1, steps });
+            }
+            images.push(self.to_image(self.vae_decoder.decode(x))?);
+        }
+        Ok(images)
+    }
+
+    fn host_noise(&self, seed: u64, image: u32, stream: Stream, shape: [usize; 4]) -> Tensor<4> {
+        let values = noise::normal(seed, image, stream, shape.iter().product());
+        let t = Tensor::<4>::from_data(TensorData::new(values, shape), (&self.device, DType::F32));
+        if self.dtype() == DType::F32 {
+            t
+        } else {
+            t.cast(FloatDType::F16)
+        }
+    }
+
+    /// `[1, 3, h, w]` in `[-1, 1]` to 8-bit RGB, rounding as diffusers' `numpy_to_pil` does.
+    fn to_image(&self, pixels: Tensor<4>) -> Result<RgbImage> {
+        let [_, _, h, w] = pixels.dims();
+        let pixels = if pixels.dtype() == DType::F32 { pixels } else { pixels.cast(FloatDType::F32) };
+        let data = pixels
+            .div_scalar(2.0)
+            .add_scalar(0.5)
+            .clamp(0.0, 1.0)
+            .into_data()
+            .to_vec::<f32>()
+            .map_err(|e| Error::Device(format!("reading the image back: {e:?}")))?;
+        let plane = h * w;
+        Ok(RgbImage::from_fn(w as u32, h as u32, |x, y| {
+            let at = y as usize * w + x as usize;
+            let px = |c: usize| (data[c * plane + at] * 255.0).round() as u8;
+            image::Rgb([px(0), px(1), px(2)])
+        }))
+    }
+}
+
+/// The diffusers folder for `model`: the folder itself if it holds
+/// `model_index.json`; for a Hugging Face cache entry (`models--org--name`, or
+/// `org/name` looked up under `$HF_HUB_CACHE`, `$HF_HOME/hub` or
+/// `~/.cache/huggingface/hub`), the snapshot `refs/main` points at.
+pub fn resolve_model_dir(model: &Path) -> Result<PathBuf> {
+    if model.join("model_index.json").is_file() {
+        return Ok(model.to_owned());
+    }
+    let mut candidates = vec![model.to_owned()];
+    let id = model.to_string_lossy();
+    if id.matches('/').count() == 1 && !model.exists() {
+        let cache_name = format!("models--{}", id.replace('/', "--"));
+        let mut roots = Vec::new();
+        if let Ok(c) = std::env::var("HF_HUB_CACHE") {
+            roots.push(PathBuf::from(c));
+        }
+        if let Ok(h) = std::env::var("HF_HOME") {
+            roots.push(PathBuf::from(h).join("hub"));
+        }
+        if let Ok(home) = std::env::var("HOME") {
+            roots.push(PathBuf::from(home).join(".cache/huggingface/hub"));
+        }
+        candidates.extend(roots.into_iter().map(|r| r.join(&cache_name)));
+    }
+    for entry in candidates {
+        let snapshots = entry.join("snapshots");
+        if !snapshots.is_dir() {
+            continue;
+        }
+        let refs = entry.join("refs/main");
+        if let Ok(hash) = std::fs::read_to_string(&refs) {
+            let dir = snapshots.join(hash.trim());
+            if dir.join("model_index.json").is_file() {
+                return Ok(dir);
+            }
+        }
+        // No usable ref: take the only snapshot that is a complete pipeline.
+        let found: Vec<PathBuf> = std::fs::read_dir(&snapshots)
+            .map_err(|e| Error::io(&snapshots, e))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.join("model_index.json").is_file())
+            .collect();
+        if found.len() == 1 {
+            return Ok(found[0].clone());
+        }
+    }
+    Err(Error::ModelNotFound(format!(
+        "{} (no model_index.json there, nor a Hugging Face cache entry for it)",
+        model.display()
+    )))
+}

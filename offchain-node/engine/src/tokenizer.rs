@@ -1,0 +1,168 @@
+//! CLIP's byte-level BPE, read from the model's own `tokenizer/vocab.json`
+//! and `tokenizer/merges.txt`, and the long-prompt chunking of the common
+//! long-prompt pipelines (75 tokens per chunk, each wrapped in BOS/EOS).
+
+use crate::error::{Error, Result};
+use regex::Regex;
+use std::collections::HashMap;
+use std::path::Path;
+
+pub struct ClipTokenizer {
+    encoder: HashMap<String, u32>,
+    ranks: HashMap<(String, String), usize>,
+    byte_chars: [char; 256],
+    pattern: Regex,
+    bos: u32,
+    eos: u32,
+    pad: u32,
+    cache: std::sync::Mutex<HashMap<String, Vec<u32>>>,
+}
+
+/// GPT-2/CLIP's reversible map from bytes to printable characters.
+fn bytes_to_unicode() -> [char; 256] {
+    let mut printable: Vec<u32> = (b'!' as u32..=b'~' as u32).collect();
+    printable.extend(0xA1..=0xAC);
+    printable.extend(0xAE..=0xFF);
+    let mut map = ['\0'; 256];
+    let mut extra = 0;
+    for b in 0..256u32 {
+        map[b as usize] = if printable.contains(&b) {
+            char::from_u32(b).expect("latin-1")
+        } else {
+            extra += 1;
+            char::from_u32(255 + extra).expect("BMP")
+        };
+    }
+    map
+}
+
+impl ClipTokenizer {
+    /// Loads `vocab.json`, `merges.txt` and (if present) the pad token from
+    /// `special_tokens_map.json` in `dir`. SD 1.x pads with `<|endoftext|>`,
+    /// SD 2.x with `!`.
+    pub fn from_dir(dir: &Path) -> Result<Self> {
+        let vocab_path = dir.join("vocab.json");
+        let vocab_text = std::fs::read_to_string(&vocab_path).map_err(|e| Error::io(&vocab_path, e))?;
+        let encoder: HashMap<String, u32> = serde_json::from_str(&vocab_text)
+            .map_err(|e| Error::Config { path: vocab_path.clone(), message: e.to_string() })?;
+        let merges_path = dir.join("merges.txt");
+        let merges = std::fs::read_to_string(&merges_path).map_err(|e| Error::io(&merges_path, e))?;
+        let mut pad_token = "<|endoftext|>".to_owned();
+        let special = dir.join("special_tokens_map.json");
+        if special.is_file() {
+            let v: serde_json::Value = crate::config::read_json(&special)?;
+            let pad = &v["pad_token"];
+            if let Some(s) = pad.as_str().or_else(|| pad["content"].as_str()) {
+                pad_token = s.to_owned();
+            }
+        }
+        Self::new(encoder, &merges, &pad_token).map_err(|message| Error::Config { path: dir.to_owned(), message })
+    }
+
+    /// From a vocabulary and the text of a merges file (first line a `#version` header, if any).
+    pub fn new(encoder: HashMap<String, u32>, merges: &str, pad_token: &str) -> std::result::Result<Self, String> {
+        let mut ranks = HashMap::new();
+        for line in merges.lines().filter(|l| !l.starts_with("#version") && !l.trim().is_empty()) {
+            let mut parts = line.split(' ');
+            match (parts.next(), parts.next()) {
+                (Some(a), Some(b)) => {
+                    let rank = ranks.len();
+                    ranks.entry((a.to_owned(), b.to_owned())).or_insert(rank);
+                }
+                _ => return Err(format!("malformed merge line `{line}`")),
+            }
+        }
+        let id = |t: &str| encoder.get(t).copied().ok_or_else(|| format!("token {t} is not in the vocabulary"));
+        let (bos, eos, pad) = (id("<|startoftext|>")?, id("<|endoftext|>")?, id(pad_token)?);
+        let pattern = Regex::new(
+            r"(?i)<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+",
+        )
+        .expect("valid regex");
+        Ok(Self {
+            encoder,
+            ranks,
+            byte_chars: bytes_to_unicode(),
+            pattern,
+            bos,
+            eos,
+            pad,
+            cache: Default::default(),
+        })
+    }
+
+    pub fn bos(&self) -> u32 {
+        self.bos
+    }
+    pub fn eos(&self) -> u32 {
+        self.eos
+    }
+    pub fn pad(&self) -> u32 {
+        self.pad
+    }
+
+    /// Token ids of `text` without BOS/EOS. Text is whitespace-collapsed and
+    /// lower-cased, as CLIP's tokenizer does (without ftfy's mojibake repair).
+    pub fn encode(&self, text: &str) -> Vec<u32> {
+        let cleaned = text.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
+        let mut ids = Vec::new();
+        for m in self.pattern.find_iter(&cleaned) {
+            let word: String = m.as_str().bytes().map(|b| self.byte_chars[b as usize]).collect();
+            ids.extend(self.bpe(&word));
+        }
+        ids
+    }
+
+    fn bpe(&self, word: &str) -> Vec<u32> {
+        if let Some(hit) = self.cache.lock().expect("tokenizer cache").get(word) {
+            return hit.clone();
+        }
+        let mut parts: Vec<String> = word.chars().map(String::from).collect();
+        if let Some(last) = parts.last_mut() {
+            last.push_str("</w>");
+        }
+        loop {
+            let best = parts
+                .windows(2)
+                .enumerate()
+                .filter_map(|(i, w)| self.ranks.get(&(w[0].clone(), w[1].clone())).map(|&r| (r, i)))
+                .min();
+            let Some((_, at)) = best else { break };
+            let pair = (parts[at].clone(), parts[at + 1].clone());
+            let mut merged = Vec::with_capacity(parts.len());
+            let mut i = 0;
+            while i < parts.len() {
+                if i + 1 < parts.len() && parts[i] == pair.0 && parts[i + 1] == pair.1 {
+                    merged.push(format!("{}{}", pair.0, pair.1));
+                    i += 2;
+                } else {
+                    merged.push(parts[i].clone());
+                    i += 1;
+                }
+            }
+            parts = merged;
+        }
+        // Byte-level symbols always exist in CLIP's vocabulary; an unknown one maps to EOS rather than panicking.
+        let ids: Vec<u32> = parts.iter().map(|p| self.encoder.get(p).copied().unwrap_or(self.eos)).collect();
+        self.cache.lock().expect("tokenizer cache").insert(word.to_owned(), ids.clone());
+        ids
+    }
+
+    /// Splits a prompt into `window`-token chunks (at least `min_chunks`), each
+    /// `BOS chunk EOS pad…` of length `window + 2`. Long prompts are not cut:
+    /// the text encoder embeds every chunk and the embeddings are concatenated.
+    pub fn chunks(&self, text: &str, window: usize, min_chunks: usize) -> Vec<Vec<u32>> {
+        let ids = self.encode(text);
+        let n = ids.len().div_ceil(window).max(min_chunks).max(1);
+        (0..n)
+            .map(|c| {
+                let body = ids.get(c * window..((c + 1) * window).min(ids.len())).unwrap_or(&[]);
+                let mut row = Vec::with_capacity(window + 2);
+                row.push(self.bos);
+                row.extend_from_slice(body);
+                row.push(self.eos);
+                row.resize(window + 2, self.pad);
+                row
+            })
+            .collect()
+    }
+}

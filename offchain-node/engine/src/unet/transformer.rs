@@ -1,0 +1,135 @@
+//! `Transformer2DModel` with `BasicTransformerBlock`s: self-attention,
+//! cross-attention on the text embedding, GEGLU feed-forward.
+
+use crate::error::Result;
+use crate::nn::{attention, Conv2d, GroupNorm, LayerNorm, Linear};
+use crate::weights::Weights;
+use burn::tensor::activation::gelu;
+use burn::tensor::Tensor;
+
+struct Attention {
+    to_q: Linear,
+    to_k: Linear,
+    to_v: Linear,
+    to_out: Linear,
+    heads: usize,
+}
+
+impl Attention {
+    fn load(w: &mut Weights, prefix: &str, dim: usize, context_dim: usize, heads: usize) -> Result<Self> {
+        Ok(Self {
+            to_q: Linear::load(w, &format!("{prefix}.to_q"), dim, dim, false)?,
+            to_k: Linear::load(w, &format!("{prefix}.to_k"), context_dim, dim, false)?,
+            to_v: Linear::load(w, &format!("{prefix}.to_v"), context_dim, dim, false)?,
+            to_out: Linear::load(w, &format!("{prefix}.to_out.0"), dim, dim, true)?,
+            heads,
+        })
+    }
+
+    fn forward(&self, x: Tensor<3>, context: Tensor<3>) -> Tensor<3> {
+        let q = self.to_q.forward(x);
+        let k = self.to_k.forward(context.clone());
+        let v = self.to_v.forward(context);
+        self.to_out.forward(attention(q, k, v, self.heads, None))
+    }
+}
+
+struct Block {
+    norm1: LayerNorm,
+    attn1: Attention,
+    norm2: LayerNorm,
+    attn2: Attention,
+    norm3: LayerNorm,
+    ff_in: Linear,
+    ff_out: Linear,
+    inner: usize,
+}
+
+impl Block {
+    fn load(w: &mut Weights, prefix: &str, dim: usize, context_dim: usize, heads: usize) -> Result<Self> {
+        let inner = 4 * dim;
+        Ok(Self {
+            norm1: LayerNorm::load(w, &format!("{prefix}.norm1"), dim, 1e-5)?,
+            attn1: Attention::load(w, &format!("{prefix}.attn1"), dim, dim, heads)?,
+            norm2: LayerNorm::load(w, &format!("{prefix}.norm2"), dim, 1e-5)?,
+            attn2: Attention::load(w, &format!("{prefix}.attn2"), dim, context_dim, heads)?,
+            norm3: LayerNorm::load(w, &format!("{prefix}.norm3"), dim, 1e-5)?,
+            ff_in: Linear::load(w, &format!("{prefix}.ff.net.0.proj"), dim, 2 * inner, true)?,
+            ff_out: Linear::load(w, &format!("{prefix}.ff.net.2"), inner, dim, true)?,
+            inner,
+        })
+    }
+
+    fn forward(&self, x: Tensor<3>, context: &Tensor<3>) -> Tensor<3> {
+        let y = self.norm1.forward(x.clone());
+        let x = x + self.attn1.forward(y.clone(), y);
+        let x = x.clone() + self.attn2.forward(self.norm2.forward(x), context.clone());
+        let h = self.ff_in.forward(self.norm3.forward(x.clone()));
+        let [b, s, _] = h.dims();
+        let value = h.clone().slice([0..b, 0..s, 0..self.inner]);
+        let gate = h.slice([0..b, 0..s, self.inner..2 * self.inner]);
+        x + self.ff_out.forward(value * gelu(gate))
+    }
+}
+
+enum Projection {
+    Conv(Conv2d),
+    Linear(Linear),
+}
+
+pub struct Transformer2D {
+    norm: GroupNorm,
+    proj_in: Projection,
+    blocks: Vec<Block>,
+    proj_out: Projection,
+}
+
+pub struct TransformerShape {
+    pub channels: usize,
+    pub heads: usize,
+    pub layers: usize,
+    pub context_dim: usize,
+    pub groups: usize,
+    pub linear_projection: bool,
+}
+
+impl Transformer2D {
+    pub fn load(w: &mut Weights, prefix: &str, s: &TransformerShape) -> Result<Self> {
+        let c = s.channels;
+        let proj = |w: &mut Weights, name: &str| -> Result<Projection> {
+            let p = format!("{prefix}.{name}");
+            Ok(if s.linear_projection {
+                Projection::Linear(Linear::load(w, &p, c, c, true)?)
+            } else {
+                Projection::Conv(Conv2d::load(w, &p, c, c, 1, 1)?)
+            })
+        };
+        let norm = GroupNorm::load(w, &format!("{prefix}.norm"), s.groups, c, 1e-6)?;
+        let proj_in = proj(w, "proj_in")?;
+        let blocks = (0..s.layers)
+            .map(|i| Block::load(w, &format!("{prefix}.transformer_blocks.{i}"), c, s.context_dim, s.heads))
+            .collect::<Result<Vec<_>>>()?;
+        let proj_out = proj(w, "proj_out")?;
+        Ok(Self { norm, proj_in, blocks, proj_out })
+    }
+
+    pub fn forward(&self, x: Tensor<4>, context: &Tensor<3>) -> Tensor<4> {
+        let [b, c, h, wd] = x.dims();
+        let residual = x.clone();
+        let x = self.norm.forward(x);
+        let to_seq = |x: Tensor<4>| x.reshape([b, c, h * wd]).swap_dims(1, 2);
+        let mut seq = match &self.proj_in {
+            Projection::Conv(conv) => to_seq(conv.forward(x)),
+            Projection::Linear(lin) => lin.forward(to_seq(x)),
+        };
+        for block in &self.blocks {
+            seq = block.forward(seq, context);
+        }
+        let from_seq = |s: Tensor<3>| s.swap_dims(1, 2).reshape([b, c, h, wd]);
+        let out = match &self.proj_out {
+            Projection::Conv(conv) => conv.forward(from_seq(seq)),
+            Projection::Linear(lin) => from_seq(lin.forward(seq)),
+        };
+        out + residual
+    }
+}
