@@ -690,3 +690,6 @@ mod hydrogen {
 }
 
 pub use self::hydrogen::{Hydrogen, HydrogenRef};
+
+#[cfg(test)]
+mod tests;
