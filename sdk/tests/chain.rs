@@ -14,7 +14,7 @@ use hydrogen_sdk::chain::devnode::{node_binary, DevNode};
 use hydrogen_sdk::chain::{
     account_of, keypair_from_suri, msg, ChainClient, ChainError, ContractBundle, Hydrogen, Keypair,
 };
-use hydrogen_sdk::types::{Error, Event, Params, TaskType, UNIT};
+use hydrogen_sdk::types::{ticket, Error, Event, NodeStatus, Params, TaskStatus, TaskType, UNIT};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -284,4 +284,88 @@ async fn finalized_events_stream_and_catch_up() {
         "not finalized yet"
     );
     assert_eq!(hydrogen.queue().await.unwrap(), vec![task_id]);
+}
+
+#[tokio::test]
+async fn staking_and_task_views_decode() {
+    let Some((node, bundle)) = setup().await else {
+        return;
+    };
+    let alice = keypair_from_suri("//Alice").unwrap();
+    let bob = keypair_from_suri("//Bob").unwrap();
+    let hydrogen = deploy(&node, &bundle, &alice).await;
+    let stake = Params::default().required_stake;
+    hydrogen
+        .transfer(&alice, account_of(&bob), stake)
+        .await
+        .unwrap();
+
+    let joined = hydrogen
+        .join(&bob, b"RTX 4090".to_vec(), 24, 1, ticket(&[5; 32]))
+        .await
+        .unwrap();
+    let available = Event::NodeStatusChanged {
+        node: account_of(&bob),
+        status: NodeStatus::Available,
+    };
+    assert!(joined.events.contains(&available), "{:?}", joined.events);
+    let info = hydrogen
+        .node_info(account_of(&bob))
+        .await
+        .unwrap()
+        .expect("joined");
+    assert_eq!(
+        (info.status, info.stake, info.vram_gb),
+        (NodeStatus::Available, stake, 24)
+    );
+    assert_eq!(info.gpu_name, b"RTX 4090");
+    assert_eq!(hydrogen.node_counts().await.unwrap().available, 1);
+    assert_eq!(hydrogen.available_capacity(16).await.unwrap(), 1);
+    assert_eq!(hydrogen.available_capacity(48).await.unwrap(), 0);
+    assert_eq!(hydrogen.balance_of(account_of(&bob)).await.unwrap(), 0);
+
+    let err = hydrogen
+        .join(&bob, b"RTX 4090".to_vec(), 24, 1, ticket(&[6; 32]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.contract_error(), Some(Error::AlreadyJoined), "{err}");
+
+    hydrogen.pause(&bob).await.unwrap();
+    assert_eq!(
+        hydrogen
+            .node_info(account_of(&bob))
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        NodeStatus::Paused
+    );
+    hydrogen.resume(&bob).await.unwrap();
+    hydrogen.quit(&bob).await.unwrap();
+    assert_eq!(hydrogen.balance_of(account_of(&bob)).await.unwrap(), stake);
+
+    let fee = Params::default().min_fee * 3;
+    let task_id = hydrogen
+        .create_task(&alice, TaskType::StableDiffusion, [3; 32], 8, 3, fee)
+        .await
+        .unwrap()
+        .value;
+    let task = hydrogen.task(task_id).await.unwrap().expect("task exists");
+    assert_eq!(
+        (task.id, task.fee, task.num_images, task.status),
+        (task_id, fee, 3, TaskStatus::Queued)
+    );
+    assert_eq!(task.creator, account_of(&alice));
+    assert!(hydrogen.task(task_id + 1000).await.unwrap().is_none());
+    let cancelled = hydrogen.cancel(&alice, task_id).await.unwrap();
+    assert!(
+        cancelled
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::TaskAborted { task_id: id, .. } if *id == task_id)),
+        "{:?}",
+        cancelled.events
+    );
+    let _ = hydrogen.entropy_needed().await.unwrap();
+    assert_eq!(hydrogen.pool().await.unwrap(), 0);
 }

@@ -41,8 +41,17 @@ struct Args {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+async fn main() -> std::process::ExitCode {
+    match run(Args::parse()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
     let signer = chain::keypair_from_suri(&args.suri)?;
     let bundle = ContractBundle::load(&args.bundle)?;
     let mismatches = bundle.interface_mismatches(chain::msg::ALL);

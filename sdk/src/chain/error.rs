@@ -201,6 +201,20 @@ const DISPATCH_ERROR_VARIANTS: [&str; 15] = [
     "Trie",
 ];
 
+/// `sp_runtime::TokenError` variants in index order.
+const TOKEN_ERRORS: [&str; 10] = [
+    "FundsUnavailable",
+    "OnlyProvider",
+    "BelowMinimum",
+    "CannotCreate",
+    "UnknownAsset",
+    "Frozen",
+    "Unsupported",
+    "CannotCreateHold",
+    "NotExpendable",
+    "Blocked",
+];
+
 /// A readable form of the `DispatchError` bytes `error`: module errors become
 /// `Pallet::Variant (first doc line)` when `metadata` names them.
 pub(crate) fn describe_dispatch_error(error: &[u8], metadata: Option<&Metadata>) -> String {
@@ -225,7 +239,25 @@ pub(crate) fn describe_dispatch_error(error: &[u8], metadata: Option<&Metadata>)
             });
             found.unwrap_or_else(|| format!("module error {pallet}:{err}"))
         }
-        (7..=9 | 14, [_, inner]) => format!("{name} error #{inner}"),
+        (7..=9 | 14, [_, inner]) => {
+            let inner_name = match variant {
+                7 => TOKEN_ERRORS.get(usize::from(*inner)).copied(),
+                8 => ["Underflow", "Overflow", "DivisionByZero"]
+                    .get(usize::from(*inner))
+                    .copied(),
+                9 => ["LimitReached", "NoLayer"]
+                    .get(usize::from(*inner))
+                    .copied(),
+                _ => None,
+            };
+            match inner_name {
+                Some("FundsUnavailable") => {
+                    format!("{name}::FundsUnavailable (the signer lacks the native funds; fund the account)")
+                }
+                Some(inner_name) => format!("{name}::{inner_name}"),
+                None => format!("{name} error #{inner}"),
+            }
+        }
         _ => name.into(),
     }
 }

@@ -10,10 +10,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
 
+/// One signer's next nonce; `None` until seeded from the node.
+type Slot = Arc<AsyncMutex<Option<u64>>>;
+
 /// Local nonce counters, one per signer.
 #[derive(Debug, Default, Clone)]
 pub struct NonceManager {
-    slots: Arc<Mutex<HashMap<AccountId, Arc<AsyncMutex<Option<u64>>>>>>,
+    slots: Arc<Mutex<HashMap<AccountId, Slot>>>,
 }
 
 /// Exclusive use of one signer's counter while a transaction is signed and
