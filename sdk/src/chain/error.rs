@@ -290,8 +290,10 @@ mod tests {
         );
         assert_eq!(
             describe_dispatch_error(&[8, 1], None),
-            "Arithmetic error #1"
+            "Arithmetic::Overflow"
         );
+        assert_eq!(describe_dispatch_error(&[14, 3], None), "Trie error #3");
+        assert!(describe_dispatch_error(&[7, 0], None).starts_with("Token::FundsUnavailable"));
     }
 
     #[test]
