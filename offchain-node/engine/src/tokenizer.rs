@@ -38,18 +38,39 @@ fn bytes_to_unicode() -> [char; 256] {
 
 impl ClipTokenizer {
     /// Loads `vocab.json`, `merges.txt` and (if present) the pad token from
-    /// `special_tokens_map.json` in `dir`. SD 1.x pads with `<|endoftext|>`,
+    /// `special_tokens_map.json` or `tokenizer_config.json` in `dir`. SD 1.x pads with `<|endoftext|>`,
     /// SD 2.x with `!`.
+    /// Newer `transformers` save only `tokenizer.json`, which holds the same vocabulary and merges; it is used
+    /// when `vocab.json` is absent.
     pub fn from_dir(dir: &Path) -> Result<Self> {
         let vocab_path = dir.join("vocab.json");
-        let vocab_text = std::fs::read_to_string(&vocab_path).map_err(|e| Error::io(&vocab_path, e))?;
-        let encoder: HashMap<String, u32> = serde_json::from_str(&vocab_text)
-            .map_err(|e| Error::Config { path: vocab_path.clone(), message: e.to_string() })?;
-        let merges_path = dir.join("merges.txt");
-        let merges = std::fs::read_to_string(&merges_path).map_err(|e| Error::io(&merges_path, e))?;
+        let (encoder, merges) = if vocab_path.is_file() {
+            let encoder: HashMap<String, u32> = crate::config::read_json(&vocab_path)?;
+            let merges_path = dir.join("merges.txt");
+            let merges = std::fs::read_to_string(&merges_path).map_err(|e| Error::io(&merges_path, e))?;
+            (encoder, merges)
+        } else {
+            let path = dir.join("tokenizer.json");
+            let v: serde_json::Value = crate::config::read_json(&path)?;
+            let bad = |m: &str| Error::Config { path: path.clone(), message: m.to_owned() };
+            let encoder: HashMap<String, u32> =
+                serde_json::from_value(v["model"]["vocab"].clone()).map_err(|e| bad(&format!("model.vocab: {e}")))?;
+            let merges = v["model"]["merges"].as_array().ok_or_else(|| bad("model.merges is not a list"))?;
+            let lines: Vec<String> = merges
+                .iter()
+                .map(|m| match m {
+                    serde_json::Value::String(s) => Ok(s.clone()),
+                    serde_json::Value::Array(p) if p.len() == 2 => {
+                        Ok(format!("{} {}", p[0].as_str().unwrap_or(""), p[1].as_str().unwrap_or("")))
+                    }
+                    _ => Err(bad("a merge is neither \"a b\" nor [a, b]")),
+                })
+                .collect::<Result<_>>()?;
+            (encoder, lines.join("\n"))
+        };
         let mut pad_token = "<|endoftext|>".to_owned();
-        let special = dir.join("special_tokens_map.json");
-        if special.is_file() {
+        let special = ["special_tokens_map.json", "tokenizer_config.json"].map(|f| dir.join(f)).into_iter().find(|p| p.is_file());
+        if let Some(special) = special {
             let v: serde_json::Value = crate::config::read_json(&special)?;
             let pad = &v["pad_token"];
             if let Some(s) = pad.as_str().or_else(|| pad["content"].as_str()) {
@@ -57,6 +78,25 @@ impl ClipTokenizer {
             }
         }
         Self::new(encoder, &merges, &pad_token).map_err(|message| Error::Config { path: dir.to_owned(), message })
+    }
+
+    /// From OpenAI's original `bpe_simple_vocab_16e6.txt` (the CLIP vocabulary
+    /// as the `clip` and `open_clip` packages ship it), which `vocab.json` and
+    /// `merges.txt` are derived from.
+    pub fn from_openai_bpe(text: &str, pad_token: &str) -> std::result::Result<Self, String> {
+        let merges: Vec<&str> = text.lines().skip(1).take(49152 - 256 - 2).collect();
+        // Byte symbols in the order of `bytes_to_unicode().values()`: printable bytes first.
+        let chars = bytes_to_unicode();
+        let printable = |b: usize| chars[b] as u32 == b as u32;
+        let order: Vec<char> =
+            (0..256).filter(|&b| printable(b)).chain((0..256).filter(|&b| !printable(b))).map(|b| chars[b]).collect();
+        let mut tokens: Vec<String> = order.iter().map(|c| c.to_string()).collect();
+        tokens.extend(order.iter().map(|c| format!("{c}</w>")));
+        tokens.extend(merges.iter().map(|m| m.replace(' ', "")));
+        tokens.push("<|startoftext|>".into());
+        tokens.push("<|endoftext|>".into());
+        let encoder = tokens.into_iter().enumerate().map(|(i, t)| (t, i as u32)).collect();
+        Self::new(encoder, &merges.join("\n"), pad_token)
     }
 
     /// From a vocabulary and the text of a merges file (first line a `#version` header, if any).
