@@ -20,18 +20,23 @@ pub mod msg {
     use super::*;
 
     // PSP22 and PSP22Metadata.
+    /// Tokens in existence.
     pub fn total_supply() -> Message<Balance> {
         Message::infallible("PSP22::total_supply", ())
     }
+    /// `owner`'s token balance.
     pub fn balance_of(owner: AccountId) -> Message<Balance> {
         Message::infallible("PSP22::balance_of", (owner,))
     }
+    /// What `spender` may still move from `owner`.
     pub fn allowance(owner: AccountId, spender: AccountId) -> Message<Balance> {
         Message::infallible("PSP22::allowance", (owner, spender))
     }
+    /// Moves `value` tokens from the caller to `to`.
     pub fn transfer(to: AccountId, value: Balance, data: Vec<u8>) -> Message<()> {
         Message::psp22("PSP22::transfer", (to, value, data))
     }
+    /// Moves `value` of `from`'s tokens to `to`, spending the caller's allowance.
     pub fn transfer_from(
         from: AccountId,
         to: AccountId,
@@ -40,72 +45,93 @@ pub mod msg {
     ) -> Message<()> {
         Message::psp22("PSP22::transfer_from", (from, to, value, data))
     }
+    /// Lets `spender` move up to `value` of the caller's tokens.
     pub fn approve(spender: AccountId, value: Balance) -> Message<()> {
         Message::psp22("PSP22::approve", (spender, value))
     }
+    /// Raises `spender`'s allowance by `delta_value`.
     pub fn increase_allowance(spender: AccountId, delta_value: Balance) -> Message<()> {
         Message::psp22("PSP22::increase_allowance", (spender, delta_value))
     }
+    /// Lowers `spender`'s allowance by `delta_value`.
     pub fn decrease_allowance(spender: AccountId, delta_value: Balance) -> Message<()> {
         Message::psp22("PSP22::decrease_allowance", (spender, delta_value))
     }
+    /// The token's name.
     pub fn token_name() -> Message<Option<String>> {
         Message::infallible("PSP22Metadata::token_name", ())
     }
+    /// The token's ticker symbol.
     pub fn token_symbol() -> Message<Option<String>> {
         Message::infallible("PSP22Metadata::token_symbol", ())
     }
+    /// Decimals of the token (12).
     pub fn token_decimals() -> Message<u8> {
         Message::infallible("PSP22Metadata::token_decimals", ())
     }
 
     // Owner.
+    /// The account that governs the parameters and may mint.
     pub fn owner() -> Message<AccountId> {
         Message::infallible("owner", ())
     }
+    /// The protocol parameters.
     pub fn params() -> Message<Params> {
         Message::infallible("params", ())
     }
+    /// Slashed stakes held by the contract.
     pub fn pool() -> Message<Balance> {
         Message::infallible("pool", ())
     }
+    /// Owner only: replaces the parameters (validated).
     pub fn set_params(params: Params) -> Message<()> {
         Message::fallible("set_params", (params,))
     }
+    /// Owner only: hands ownership to `owner`.
     pub fn set_owner(owner: AccountId) -> Message<()> {
         Message::fallible("set_owner", (owner,))
     }
+    /// Owner only: creates `value` tokens for `to`.
     pub fn mint(to: AccountId, value: Balance) -> Message<()> {
         Message::fallible("mint", (to, value))
     }
 
     // Staking.
+    /// Stakes `Params::required_stake` of the caller's tokens and registers the caller as a node; `ticket` is the hash of its first entropy secret.
     pub fn join(gpu_name: Vec<u8>, vram_gb: u32, engine_version: u32, ticket: Hash) -> Message<()> {
         Message::fallible("join", (gpu_name, vram_gb, engine_version, ticket))
     }
+    /// The caller's node stops taking tasks (after its current one).
     pub fn pause() -> Message<()> {
         Message::fallible("pause", ())
     }
+    /// The caller's paused node takes tasks again.
     pub fn resume() -> Message<()> {
         Message::fallible("resume", ())
     }
+    /// The caller's node leaves and gets its stake back (after its current task).
     pub fn quit() -> Message<()> {
         Message::fallible("quit", ())
     }
+    /// Reveals the secret behind the caller's ticket and publishes the next ticket.
     pub fn contribute_entropy(secret: Hash, next_ticket: Hash) -> Message<()> {
         Message::fallible("contribute_entropy", (secret, next_ticket))
     }
+    /// A node's registration, if any.
     pub fn node_info(node: AccountId) -> Message<Option<NodeInfo>> {
         Message::infallible("node_info", (node,))
     }
+    /// Nodes by status.
     pub fn node_counts() -> Message<NodeCounts> {
         Message::infallible("node_counts", ())
     }
+    /// Available nodes with at least `min_vram_gb` of VRAM.
     pub fn available_capacity(min_vram_gb: u32) -> Message<u32> {
         Message::infallible("available_capacity", (min_vram_gb,))
     }
 
     // Tasks.
+    /// Escrows `fee` of the caller's tokens and queues a task; returns its id.
     pub fn create_task(
         task_type: TaskType,
         args_hash: Hash,
@@ -118,24 +144,31 @@ pub mod msg {
             (task_type, args_hash, min_vram_gb, num_images, fee),
         )
     }
+    /// A selected node commits to its result (see `hydrogen_types::commitment`).
     pub fn commit(task_id: TaskId, commitment: Hash) -> Message<()> {
         Message::fallible("commit", (task_id, commitment))
     }
+    /// A selected node reveals the outcome and nonce it committed to.
     pub fn reveal(task_id: TaskId, outcome: Outcome, nonce: Hash) -> Message<()> {
         Message::fallible("reveal", (task_id, outcome, nonce))
     }
+    /// The uploader confirms the images are on the relay.
     pub fn confirm_upload(task_id: TaskId) -> Message<()> {
         Message::fallible("confirm_upload", (task_id,))
     }
+    /// The creator (or a selected node, when allowed) cancels a task.
     pub fn cancel(task_id: TaskId) -> Message<()> {
         Message::fallible("cancel", (task_id,))
     }
+    /// A task, if it exists.
     pub fn task(task_id: TaskId) -> Message<Option<TaskInfo>> {
         Message::infallible("task", (task_id,))
     }
+    /// Ids of the queued tasks.
     pub fn queue() -> Message<Vec<TaskId>> {
         Message::infallible("queue", ())
     }
+    /// Whether queued tasks wait for fresh entropy.
     pub fn entropy_needed() -> Message<bool> {
         Message::infallible("entropy_needed", ())
     }
@@ -277,12 +310,15 @@ impl Hydrogen {
 
     // ---- PSP22 ----
 
+    /// [`msg::total_supply`], read with a dry run.
     pub async fn total_supply(&self) -> Result<Balance, ChainError> {
         self.view(msg::total_supply()).await
     }
+    /// [`msg::balance_of`], read with a dry run.
     pub async fn balance_of(&self, owner: AccountId) -> Result<Balance, ChainError> {
         self.view(msg::balance_of(owner)).await
     }
+    /// [`msg::allowance`], read with a dry run.
     pub async fn allowance(
         &self,
         owner: AccountId,
@@ -290,15 +326,19 @@ impl Hydrogen {
     ) -> Result<Balance, ChainError> {
         self.view(msg::allowance(owner, spender)).await
     }
+    /// [`msg::token_name`], read with a dry run.
     pub async fn token_name(&self) -> Result<Option<String>, ChainError> {
         self.view(msg::token_name()).await
     }
+    /// [`msg::token_symbol`], read with a dry run.
     pub async fn token_symbol(&self) -> Result<Option<String>, ChainError> {
         self.view(msg::token_symbol()).await
     }
+    /// [`msg::token_decimals`], read with a dry run.
     pub async fn token_decimals(&self) -> Result<u8, ChainError> {
         self.view(msg::token_decimals()).await
     }
+    /// [`msg::transfer`], signed by `signer`; refusals return before submitting.
     pub async fn transfer(
         &self,
         signer: &Keypair,
@@ -308,6 +348,7 @@ impl Hydrogen {
         self.submit(signer, &msg::transfer(to, value, Vec::new()))
             .await
     }
+    /// [`msg::transfer_from`], signed by `signer`; refusals return before submitting.
     pub async fn transfer_from(
         &self,
         signer: &Keypair,
@@ -318,6 +359,7 @@ impl Hydrogen {
         self.submit(signer, &msg::transfer_from(from, to, value, Vec::new()))
             .await
     }
+    /// [`msg::approve`], signed by `signer`; refusals return before submitting.
     pub async fn approve(
         &self,
         signer: &Keypair,
@@ -326,6 +368,7 @@ impl Hydrogen {
     ) -> Result<Submitted<()>, ChainError> {
         self.submit(signer, &msg::approve(spender, value)).await
     }
+    /// [`msg::increase_allowance`], signed by `signer`; refusals return before submitting.
     pub async fn increase_allowance(
         &self,
         signer: &Keypair,
@@ -335,6 +378,7 @@ impl Hydrogen {
         self.submit(signer, &msg::increase_allowance(spender, delta_value))
             .await
     }
+    /// [`msg::decrease_allowance`], signed by `signer`; refusals return before submitting.
     pub async fn decrease_allowance(
         &self,
         signer: &Keypair,
@@ -347,9 +391,11 @@ impl Hydrogen {
 
     // ---- owner ----
 
+    /// [`msg::owner`], read with a dry run.
     pub async fn owner(&self) -> Result<AccountId, ChainError> {
         self.view(msg::owner()).await
     }
+    /// [`msg::params`], read with a dry run.
     pub async fn params(&self) -> Result<Params, ChainError> {
         self.view(msg::params()).await
     }
@@ -357,6 +403,7 @@ impl Hydrogen {
     pub async fn pool(&self) -> Result<Balance, ChainError> {
         self.view(msg::pool()).await
     }
+    /// [`msg::set_params`], signed by `signer`; refusals return before submitting.
     pub async fn set_params(
         &self,
         signer: &Keypair,
@@ -364,6 +411,7 @@ impl Hydrogen {
     ) -> Result<Submitted<()>, ChainError> {
         self.submit(signer, &msg::set_params(params)).await
     }
+    /// [`msg::set_owner`], signed by `signer`; refusals return before submitting.
     pub async fn set_owner(
         &self,
         signer: &Keypair,
@@ -371,6 +419,7 @@ impl Hydrogen {
     ) -> Result<Submitted<()>, ChainError> {
         self.submit(signer, &msg::set_owner(owner)).await
     }
+    /// [`msg::mint`], signed by `signer`; refusals return before submitting.
     pub async fn mint(
         &self,
         signer: &Keypair,
@@ -397,15 +446,19 @@ impl Hydrogen {
         )
         .await
     }
+    /// [`msg::pause`], signed by `signer`; refusals return before submitting.
     pub async fn pause(&self, signer: &Keypair) -> Result<Submitted<()>, ChainError> {
         self.submit(signer, &msg::pause()).await
     }
+    /// [`msg::resume`], signed by `signer`; refusals return before submitting.
     pub async fn resume(&self, signer: &Keypair) -> Result<Submitted<()>, ChainError> {
         self.submit(signer, &msg::resume()).await
     }
+    /// [`msg::quit`], signed by `signer`; refusals return before submitting.
     pub async fn quit(&self, signer: &Keypair) -> Result<Submitted<()>, ChainError> {
         self.submit(signer, &msg::quit()).await
     }
+    /// [`msg::contribute_entropy`], signed by `signer`; refusals return before submitting.
     pub async fn contribute_entropy(
         &self,
         signer: &Keypair,
@@ -415,12 +468,15 @@ impl Hydrogen {
         self.submit(signer, &msg::contribute_entropy(secret, next_ticket))
             .await
     }
+    /// [`msg::node_info`], read with a dry run.
     pub async fn node_info(&self, node: AccountId) -> Result<Option<NodeInfo>, ChainError> {
         self.view(msg::node_info(node)).await
     }
+    /// [`msg::node_counts`], read with a dry run.
     pub async fn node_counts(&self) -> Result<NodeCounts, ChainError> {
         self.view(msg::node_counts()).await
     }
+    /// [`msg::available_capacity`], read with a dry run.
     pub async fn available_capacity(&self, min_vram_gb: u32) -> Result<u32, ChainError> {
         self.view(msg::available_capacity(min_vram_gb)).await
     }
@@ -443,6 +499,7 @@ impl Hydrogen {
         )
         .await
     }
+    /// [`msg::commit`], signed by `signer`; refusals return before submitting.
     pub async fn commit(
         &self,
         signer: &Keypair,
@@ -451,6 +508,7 @@ impl Hydrogen {
     ) -> Result<Submitted<()>, ChainError> {
         self.submit(signer, &msg::commit(task_id, commitment)).await
     }
+    /// [`msg::reveal`], signed by `signer`; refusals return before submitting.
     pub async fn reveal(
         &self,
         signer: &Keypair,
@@ -461,6 +519,7 @@ impl Hydrogen {
         self.submit(signer, &msg::reveal(task_id, outcome, nonce))
             .await
     }
+    /// [`msg::confirm_upload`], signed by `signer`; refusals return before submitting.
     pub async fn confirm_upload(
         &self,
         signer: &Keypair,
@@ -468,6 +527,7 @@ impl Hydrogen {
     ) -> Result<Submitted<()>, ChainError> {
         self.submit(signer, &msg::confirm_upload(task_id)).await
     }
+    /// [`msg::cancel`], signed by `signer`; refusals return before submitting.
     pub async fn cancel(
         &self,
         signer: &Keypair,
@@ -475,12 +535,15 @@ impl Hydrogen {
     ) -> Result<Submitted<()>, ChainError> {
         self.submit(signer, &msg::cancel(task_id)).await
     }
+    /// [`msg::task`], read with a dry run.
     pub async fn task(&self, task_id: TaskId) -> Result<Option<TaskInfo>, ChainError> {
         self.view(msg::task(task_id)).await
     }
+    /// [`msg::queue`], read with a dry run.
     pub async fn queue(&self) -> Result<Vec<TaskId>, ChainError> {
         self.view(msg::queue()).await
     }
+    /// [`msg::entropy_needed`], read with a dry run.
     pub async fn entropy_needed(&self) -> Result<bool, ChainError> {
         self.view(msg::entropy_needed()).await
     }
