@@ -12,12 +12,12 @@
 #
 # Usage: chain-spec/generate.sh [OUT]   (default: chain-spec/dev.json; the raw
 #        spec goes to OUT with -raw before .json)
-# Env:   SUBSTRATE_CONTRACTS_NODE  node binary (default: from PATH)
+# Env:   HYDROGEN_NODE_BIN  node binary (default: from PATH)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 out="${1:-$here/dev.json}"
-node="${SUBSTRATE_CONTRACTS_NODE:-substrate-contracts-node}"
+node="${HYDROGEN_NODE_BIN:-substrate-contracts-node}"
 want_version="0.42.0"
 
 command -v "$node" >/dev/null || { echo "generate.sh: $node not found (run scripts/install.sh)" >&2; exit 1; }

@@ -15,7 +15,7 @@
 #   HYDROGEN_RPC_PORT         JSON-RPC/WebSocket port (default: 9944)
 #   HYDROGEN_CHAIN_SPEC       chain spec (default: chain-spec/dev-raw.json)
 #   HYDROGEN_DEVNODE_TIMEOUT  seconds to wait for JSON-RPC (default: 60)
-#   CONTRACTS_NODE            node binary (default: substrate-contracts-node on PATH)
+#   HYDROGEN_NODE_BIN         node binary (default: substrate-contracts-node on PATH)
 #
 # Without --base-path the chain lives in a new temporary directory that `stop`
 # deletes: every start begins at genesis. The node listens on 127.0.0.1 only,
@@ -25,7 +25,7 @@ set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 state="${HYDROGEN_STATE_DIR:-$repo/.hydrogen/devnode}"
 timeout="${HYDROGEN_DEVNODE_TIMEOUT:-60}"
-node="${CONTRACTS_NODE:-substrate-contracts-node}"
+node="${HYDROGEN_NODE_BIN:-substrate-contracts-node}"
 pidfile="$state/node.pid"
 logfile="$state/node.log"
 

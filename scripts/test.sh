@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# Hydrogen's test command: installs what is missing, then tests everything.
+#
+#   1. install    scripts/install.sh (packages, toolchains, node, cargo-contract)
+#   2. lint       cargo fmt --check and cargo clippy -D warnings, in
+#                 contracts-ink/ and in the root workspace
+#   3. contract   cargo test in contracts-ink/ (Rust 1.86, off-chain ink! tests)
+#   4. bundle     cargo contract build --release of contracts-ink/hydrogen;
+#                 exports HYDROGEN_CONTRACT_BUNDLE
+#   5. workspace  cargo test --workspace at the root (Rust 1.95) with the SDK's
+#                 test-util feature; chain tests spawn their own dev nodes and
+#                 must not skip (HYDROGEN_REQUIRE_CHAIN=1)
+#
+# Build outputs persist between runs: CARGO_TARGET_DIR defaults to
+# $HYDROGEN_CACHE_DIR/target for the workspace and .../target-ink for the
+# contracts (HYDROGEN_CACHE_DIR defaults to ~/.cache/hydrogen); a
+# CARGO_TARGET_DIR set by the caller is used for both.
+#
+# Env: HYDROGEN_SKIP_LINT=1 skips phase 2; HYDROGEN_PREBUILT_DIR and
+# HYDROGEN_BIN_DIR are passed to install.sh.
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo"
+
+cache="${HYDROGEN_CACHE_DIR:-$HOME/.cache/hydrogen}"
+if [[ -n "${CARGO_TARGET_DIR:-}" ]]; then
+  target_ws="$CARGO_TARGET_DIR"
+  target_ink="$CARGO_TARGET_DIR"
+else
+  target_ws="$cache/target"
+  target_ink="$cache/target-ink"
+fi
+bin_dir="${HYDROGEN_BIN_DIR:-${CARGO_HOME:-$HOME/.cargo}/bin}"
+export PATH="$bin_dir:$PATH"
+# CI builds from scratch: incremental artifacts would only cost time and disk.
+if [[ -n "${CI:-}" ]]; then export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"; fi
+
+now_ms() { date +%s%3N; }
+fmt_ms() { printf '%dm%02d.%ds' $(($1 / 60000)) $(($1 / 1000 % 60)) $(($1 % 1000 / 100)); }
+
+total_start="$(now_ms)"
+test_log="$(mktemp)"
+results=()
+current=""
+phase_start=0
+
+finish() {
+  local rc=$?
+  if [[ -n "$current" ]]; then
+    results+=("$(printf '%-10s %10s  FAILED (exit %d)' "$current" "$(fmt_ms $(( $(now_ms) - phase_start )))" "$rc")")
+  fi
+  echo
+  echo "test.sh summary:"
+  if (( ${#results[@]} )); then printf '  %s\n' "${results[@]}"; fi
+  echo "  total      $(printf '%10s' "$(fmt_ms $(( $(now_ms) - total_start )))")"
+  if (( rc == 0 )); then echo "test.sh: all phases passed"; else echo "test.sh: FAILED in phase '$current'"; fi
+  # One closing line over every `cargo test` run above.
+  awk '/^test result:/ { for (i = 1; i <= NF; i++) { v = $i + 0
+         if ($(i+1) ~ /^passed/) p += v; else if ($(i+1) ~ /^failed/) f += v; else if ($(i+1) ~ /^ignored/) ig += v } }
+       END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, ig }' "$test_log"
+  rm -f "$test_log"
+}
+trap finish EXIT
+
+begin() {
+  current="$1"
+  phase_start="$(now_ms)"
+  echo
+  echo "==== $1: $2"
+}
+end() {
+  results+=("$(printf '%-10s %10s  ok' "$current" "$(fmt_ms $(( $(now_ms) - phase_start )))")")
+  echo "==== $current: ok ($(fmt_ms $(( $(now_ms) - phase_start ))))"
+  current=""
+}
+skip() {
+  results+=("$(printf '%-10s %10s  skipped (%s)' "$1" "-" "$2")")
+  echo
+  echo "==== $1: skipped ($2)"
+}
+run() { echo "+ $*"; "$@"; }
+# run_tests CMD...: run, with the output also kept for the closing count
+run_tests() { echo "+ $*"; "$@" 2>&1 | tee -a "$test_log"; }
+
+begin install "scripts/install.sh"
+run scripts/install.sh
+end
+
+# The node the SDK's tests spawn, and the prefunded dev chain spec for tests
+# that want it.
+export HYDROGEN_NODE_BIN="${HYDROGEN_NODE_BIN:-$(command -v substrate-contracts-node)}"
+export HYDROGEN_CHAIN_SPEC="${HYDROGEN_CHAIN_SPEC:-$repo/chain-spec/dev-raw.json}"
+
+if [[ "${HYDROGEN_SKIP_LINT:-}" == 1 ]]; then
+  skip lint "HYDROGEN_SKIP_LINT=1"
+else
+  begin lint "rustfmt and clippy (-D warnings)"
+  (cd contracts-ink && run cargo fmt --all --check)
+  (cd contracts-ink && CARGO_TARGET_DIR="$target_ink" run cargo clippy --all-targets -- -D warnings)
+  run cargo fmt --all --check
+  CARGO_TARGET_DIR="$target_ws" run cargo clippy --workspace --all-targets --features hydrogen-sdk/test-util -- -D warnings
+  end
+fi
+
+begin contract "ink! contract tests (contracts-ink/, Rust 1.86)"
+(cd contracts-ink && CARGO_TARGET_DIR="$target_ink" run_tests cargo test)
+end
+
+begin bundle "cargo contract build --release"
+# From inside contracts-ink/ so its rust-toolchain.toml (1.86) applies to
+# cargo-contract's own cargo invocations too.
+build_marker="$(mktemp)"
+(cd contracts-ink && CARGO_TARGET_DIR="$target_ink" run cargo contract build --release --manifest-path hydrogen/Cargo.toml)
+# cargo-contract writes <cargo's target dir>/ink/<package>/<lib>.contract.
+bundle=""
+for candidate in "$target_ink/ink/hydrogen/hydrogen.contract" "$repo/contracts-ink/target/ink/hydrogen/hydrogen.contract"; do
+  if [[ -f "$candidate" && ! "$candidate" -ot "$build_marker" ]]; then bundle="$candidate"; break; fi
+done
+rm -f "$build_marker"
+[[ -n "$bundle" ]] || { echo "test.sh: the build wrote no hydrogen.contract under $target_ink/ink/hydrogen/" >&2; exit 1; }
+export HYDROGEN_CONTRACT_BUNDLE="$bundle"
+echo "HYDROGEN_CONTRACT_BUNDLE=$bundle ($(stat -c %s "$bundle") bytes)"
+end
+
+begin workspace "cargo test --workspace (Rust 1.95, chain tests on dev nodes)"
+export HYDROGEN_REQUIRE_CHAIN=1
+CARGO_TARGET_DIR="$target_ws" run_tests cargo test --workspace --features hydrogen-sdk/test-util
+end
