@@ -67,9 +67,8 @@ run_step() {
   rc=$?
   set -e
   exec 4>&-
-  [[ -n "$outcome" ]] || outcome="failed"
   if (( rc != 0 )); then
-    outcome="FAILED: $outcome"
+    outcome="FAILED${outcome:+ after: $outcome} (see the output above)"
     failed=1
   fi
   local took
