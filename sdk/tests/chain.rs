@@ -211,6 +211,34 @@ async fn concurrent_submissions_from_one_signer_all_land() {
         );
     }
 
+    // Concurrent tasks from two signers each learn the id they really got.
+    let bob = keypair_from_suri("//Bob").unwrap();
+    hydrogen
+        .transfer(&alice, account_of(&bob), 100 * UNIT)
+        .await
+        .unwrap();
+    let fee = Params::default().min_fee;
+    let creators = [&alice, &bob, &alice, &bob];
+    let creates = creators.iter().map(|signer| {
+        let (hydrogen, signer) = (hydrogen.clone(), (*signer).clone());
+        async move {
+            hydrogen
+                .create_task(&signer, TaskType::StableDiffusion, [2; 32], 8, 1, fee)
+                .await
+        }
+    });
+    let mut ids: Vec<u64> = futures::future::join_all(creates)
+        .await
+        .into_iter()
+        .map(|r| r.expect("create_task").value)
+        .collect();
+    ids.sort();
+    let mut queued = hydrogen.queue().await.unwrap();
+    queued.sort();
+    assert_eq!(ids, queued);
+    ids.dedup();
+    assert_eq!(ids.len(), 4, "distinct ids");
+
     // Another client with the same key takes the next nonce behind our back:
     // our cached nonce is stale, and the submission resyncs and retries.
     let other = Hydrogen::at(node.client().await.unwrap(), hydrogen.address());

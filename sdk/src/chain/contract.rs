@@ -10,7 +10,8 @@ use super::message::{selector, Message};
 use codec::{Decode, Encode};
 use futures::Stream;
 use hydrogen_types::{
-    AccountId, Balance, Hash, NodeCounts, NodeInfo, Outcome, Params, TaskId, TaskInfo, TaskType,
+    AccountId, Balance, Event, Hash, NodeCounts, NodeInfo, Outcome, Params, TaskId, TaskInfo,
+    TaskType,
 };
 use subxt_signer::sr25519::Keypair;
 
@@ -483,7 +484,8 @@ impl Hydrogen {
 
     // ---- tasks ----
 
-    /// Escrows `fee` from `signer`'s tokens and queues the task; returns its id.
+    /// Escrows `fee` from `signer`'s tokens and queues the task; returns its
+    /// id as the extrinsic's `TaskCreated` event reports it.
     pub async fn create_task(
         &self,
         signer: &Keypair,
@@ -493,11 +495,26 @@ impl Hydrogen {
         num_images: u8,
         fee: Balance,
     ) -> Result<Submitted<TaskId>, ChainError> {
-        self.submit(
-            signer,
-            &msg::create_task(task_type, args_hash, min_vram_gb, num_images, fee),
-        )
-        .await
+        let mut submitted = self
+            .submit(
+                signer,
+                &msg::create_task(task_type, args_hash, min_vram_gb, num_images, fee),
+            )
+            .await?;
+        // The dry run's id is a guess when other tasks are created
+        // concurrently; the event carries the id the task really got.
+        submitted.value = submitted
+            .events
+            .iter()
+            .find_map(|e| match e {
+                Event::TaskCreated { task_id, .. } => Some(*task_id),
+                _ => None,
+            })
+            .ok_or(ChainError::MissingEvent {
+                what: "create_task".into(),
+                event: "TaskCreated",
+            })?;
+        Ok(submitted)
     }
     /// [`msg::commit`], signed by `signer`; refusals return before submitting.
     pub async fn commit(

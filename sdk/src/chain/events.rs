@@ -108,6 +108,15 @@ impl ChainClient {
                 format!("it is not finalized yet (finalized: #{finalized})"),
             ));
         }
+        self.events_of_finalized(contract, number).await
+    }
+
+    /// [`contract_events_at`](Self::contract_events_at) for a block known to be finalized.
+    async fn events_of_finalized(
+        &self,
+        contract: &AccountId,
+        number: u64,
+    ) -> Result<BlockEvents, ChainError> {
         let context = || format!("cannot read the events of block #{number}");
         let block = self
             .api()
@@ -168,7 +177,7 @@ impl ChainClient {
                 if state.next <= state.finalized {
                     let item = state
                         .client
-                        .contract_events_at(&state.contract, state.next)
+                        .events_of_finalized(&state.contract, state.next)
                         .await;
                     state.next += 1;
                     let state = item.is_ok().then_some(state);
