@@ -397,3 +397,38 @@ async fn staking_and_task_views_decode() {
     let _ = hydrogen.entropy_needed().await.unwrap();
     assert_eq!(hydrogen.pool().await.unwrap(), 0);
 }
+
+#[tokio::test]
+async fn repository_chain_spec_funds_the_node_accounts() {
+    let spec = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../chain-spec/dev-raw.json");
+    if !spec.exists()
+        || std::process::Command::new(node_binary())
+            .arg("--version")
+            .output()
+            .is_err()
+    {
+        assert!(
+            !std::env::var("HYDROGEN_REQUIRE_CHAIN").is_ok_and(|v| v == "1"),
+            "no {} or node binary",
+            spec.display()
+        );
+        eprintln!("skipped: no {} or node binary", spec.display());
+        return;
+    }
+    let node = DevNode::spawn_with_chain_spec(&spec)
+        .await
+        .expect("node starts");
+    let client = node.client().await.unwrap();
+    let node1 = keypair_from_suri("//Node1").unwrap();
+    assert!(client.native_balance(&account_of(&node1)).await.unwrap() > 1_000 * UNIT);
+    assert_eq!(client.native_balance(&[0xee; 32]).await.unwrap(), 0);
+    let remark = subxt::dynamic::tx("System", "remark", (vec![1u8, 2, 3],));
+    let included = client
+        .submit_extrinsic(&node1, &remark, "remark")
+        .await
+        .unwrap();
+    assert_eq!(
+        included.block_number,
+        client.finalized_number().await.unwrap()
+    );
+}

@@ -4,7 +4,7 @@
 use super::client::ChainClient;
 use super::error::ChainError;
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -24,8 +24,25 @@ pub struct DevNode {
 }
 
 impl DevNode {
-    /// Starts a node and waits until its RPC answers (up to a minute).
+    /// Starts a node on the built-in `--dev` chain (Alice is sudo; the
+    /// well-known dev accounts are funded) and waits until its RPC answers
+    /// (up to a minute).
     pub async fn spawn() -> Result<DevNode, ChainError> {
+        Self::spawn_with(&["--dev"]).await
+    }
+
+    /// Starts a node on the chain spec at `spec` (such as the repository's
+    /// `chain-spec/dev-raw.json`, which also funds `//Node1`..`//Node12` and
+    /// `//HydrogenApp`). The spec must be named "Development" to get instant
+    /// seal.
+    pub async fn spawn_with_chain_spec(spec: impl AsRef<Path>) -> Result<DevNode, ChainError> {
+        let spec = spec.as_ref().to_str().ok_or_else(|| {
+            ChainError::DevNode(format!("chain spec path {:?} is not UTF-8", spec.as_ref()))
+        })?;
+        Self::spawn_with(&["--chain", spec, "--reserved-only"]).await
+    }
+
+    async fn spawn_with(chain_args: &[&str]) -> Result<DevNode, ChainError> {
         let port = free_port()?;
         let log = std::env::temp_dir().join(format!(
             "hydrogen-devnode-{}-{port}.log",
@@ -35,8 +52,8 @@ impl DevNode {
             .map_err(|e| ChainError::DevNode(format!("{}: {e}", log.display())))?;
         let binary = node_binary();
         let child = Command::new(&binary)
+            .args(chain_args)
             .args([
-                "--dev",
                 "--tmp",
                 "--finalize-delay-sec",
                 "0",
