@@ -163,6 +163,19 @@ async fn refusals_name_the_error_and_submit_nothing() {
         nonce_before
     );
 
+    // The pool's reason for refusing a transaction comes through.
+    let nobody = keypair_from_suri("//Nobody").unwrap();
+    let remark = subxt::dynamic::tx("System", "remark", (vec![0u8],));
+    let err = client
+        .submit_extrinsic(&nobody, &remark, "remark")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ChainError::Rejected { .. }), "{err}");
+    assert!(
+        err.to_string().contains("Inability to pay some fees"),
+        "{err}"
+    );
+
     // A runtime failure in a finalized block reads as pallet::Error.
     let sudo = subxt::dynamic::tx(
         "Sudo",

@@ -12,8 +12,10 @@ use sp_crypto_hashing::{blake2_128, twox_128};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
+use subxt::backend::LegacyBackend;
 use subxt::config::{DefaultExtrinsicParamsBuilder, RpcConfigFor};
 use subxt::dynamic::Value;
+use subxt::error::{BackendError, ExtrinsicError, RpcError};
 use subxt::events::Phase;
 use subxt::rpcs::methods::LegacyRpcMethods;
 use subxt::rpcs::RpcClient;
@@ -151,7 +153,11 @@ impl ChainClient {
             .map_err(|_| failed(format!("no answer within {} s", CONNECT_TIMEOUT.as_secs())))?
             .map_err(|e| failed(e.to_string()))?;
         let config = PolkadotConfig::builder().use_historic_types(false).build();
-        let api = OnlineClient::from_rpc_client_with_config(config, rpc.clone())
+        // The legacy RPC methods answer in about 1 ms on a local node; each
+        // chainHead_v1 operation (subxt's default backend) took about 45 ms,
+        // which made a submission four times slower (56 ms against 230 ms).
+        let backend = Arc::new(LegacyBackend::builder().build(rpc.clone()));
+        let api = OnlineClient::from_backend_with_config(config, backend)
             .await
             .map_err(|e| failed(e.to_string()))?;
         Ok(ChainClient {
@@ -391,7 +397,7 @@ impl ChainClient {
         let mut progress = tx
             .submit_and_watch()
             .await
-            .map_err(|e| rejected(e.to_string()))?;
+            .map_err(|e| rejected(pool_refusal(&e)))?;
 
         // Keep the nonce locked until the pool has accepted (or refused) it.
         let deadline = tokio::time::Instant::now() + self.finality_timeout;
@@ -516,6 +522,22 @@ pub(crate) fn weight_value(weight: Weight) -> Value {
         ("ref_time", Value::u128(weight.ref_time.into())),
         ("proof_size", Value::u128(weight.proof_size.into())),
     ])
+}
+
+/// The pool's reason for refusing a transaction. The node puts it in the
+/// JSON-RPC error's `data` ("Transaction is outdated"), which the error's
+/// `Display` leaves out.
+fn pool_refusal(error: &ExtrinsicError) -> String {
+    if let ExtrinsicError::ErrorSubmittingTransaction(BackendError::Rpc(RpcError::ClientError(
+        subxt::rpcs::Error::User(user),
+    ))) = error
+    {
+        return match &user.data {
+            Some(data) => format!("{}: {}", user.message, data.get().trim_matches('"')),
+            None => user.message.clone(),
+        };
+    }
+    error.to_string()
 }
 
 fn is_nonce_problem(reason: &str) -> bool {
