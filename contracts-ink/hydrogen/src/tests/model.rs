@@ -1,1 +1,505 @@
-//! Filled in next.
+//! Random call sequences against a plain-Rust reference model.
+//!
+//! The model keeps its own ledger (every balance, stake, escrow and the
+//! pool), its own node state machine and its own view of each task (who was
+//! selected, commit order, what each node revealed). Before a call it
+//! predicts whether the call must succeed where its rules decide that on
+//! their own; after the call it folds the contract's events into the ledger
+//! and checks that the contract's state agrees and that the invariants hold:
+//! supply conserved, no task pays more than its fee or anyone twice, no node
+//! both busy and out, every slash backed by two agreeing results it
+//! contradicts, every miss by a node that never revealed.
+//!
+//! `PROPTEST_CASES` overrides the default of 10,000 sequences.
+
+use super::*;
+use hydrogen_types::{fee_share, outcomes_agree, AbortReason, NodeCounts, NodeStatus, UNIT};
+use proptest::prelude::*;
+use std::collections::{BTreeMap, BTreeSet};
+
+const APPS: [u8; 3] = [1, 2, 3];
+const NODES: [u8; 7] = [10, 11, 12, 13, 14, 15, 16];
+const STRANGER: u8 = 99;
+const MINT_APP: u128 = 1_000 * UNIT;
+const MINT_NODE: u128 = 3 * STAKE;
+const MAX_QUEUE: u32 = 4;
+
+#[derive(Debug, Clone)]
+enum Op {
+    Join { node: u8, big: bool },
+    Pause(u8),
+    Resume(u8),
+    Quit(u8),
+    Contribute(u8),
+    Create { app: u8, images: u8, fee: u8, big: bool },
+    /// `kind` 0..=6: honest with a little noise; 7: a far result; 8, 9: invalid-args vote.
+    Commit { task: u8, slot: u8, kind: u8 },
+    Reveal { task: u8, slot: u8 },
+    Confirm { task: u8, slot: u8 },
+    /// `by` 0: creator, 1..=3: a selected node, 4: a stranger.
+    Cancel { task: u8, by: u8 },
+    Advance(u8),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        2 => (0..7u8, any::<bool>()).prop_map(|(node, big)| Op::Join { node, big }),
+        1 => (0..7u8).prop_map(Op::Pause),
+        1 => (0..7u8).prop_map(Op::Resume),
+        1 => (0..7u8).prop_map(Op::Quit),
+        4 => (0..7u8).prop_map(Op::Contribute),
+        3 => (0..3u8, 1..=3u8, 1..=4u8, prop::bool::weighted(0.2))
+            .prop_map(|(app, images, fee, big)| Op::Create { app, images, fee, big }),
+        10 => (any::<u8>(), 0..3u8, 0..10u8).prop_map(|(task, slot, kind)| Op::Commit { task, slot, kind }),
+        10 => (any::<u8>(), 0..3u8).prop_map(|(task, slot)| Op::Reveal { task, slot }),
+        3 => (any::<u8>(), 0..3u8).prop_map(|(task, slot)| Op::Confirm { task, slot }),
+        1 => (any::<u8>(), 0..5u8).prop_map(|(task, by)| Op::Cancel { task, by }),
+        2 => (0..4u8).prop_map(Op::Advance),
+    ]
+}
+
+#[derive(Debug)]
+struct ModelTask {
+    creator: AccountId,
+    fee: u128,
+    price: u128,
+    images: u8,
+    escrow: u128,
+    started: bool,
+    deadline: u64,
+    slots: Vec<AccountId>,
+    order: BTreeMap<AccountId, usize>,
+    revealed: BTreeMap<AccountId, Outcome>,
+    accepted: Option<Outcome>,
+    aborted: Option<AbortReason>,
+    paid: BTreeSet<AccountId>,
+    paid_total: u128,
+    refunded: u128,
+}
+
+#[derive(Default)]
+struct Model {
+    bal: BTreeMap<AccountId, u128>,
+    minted: u128,
+    stake: BTreeMap<AccountId, u128>,
+    status: BTreeMap<AccountId, NodeStatus>,
+    pool: u128,
+    tasks: BTreeMap<TaskId, ModelTask>,
+    order: Vec<TaskId>,
+    queued: BTreeSet<TaskId>,
+}
+
+fn honest(task: TaskId, images: u8, noise: u8) -> Outcome {
+    let base = blake2_256(&task.to_le_bytes());
+    let mut bytes: Vec<u8> = (0..usize::from(images) * 8).map(|i| base[i % 32]).collect();
+    // At most two flipped bits per image: well within the threshold.
+    for image in bytes.chunks_mut(8) {
+        image[7] ^= noise % 4;
+    }
+    Outcome::Images(bytes)
+}
+
+impl Model {
+    fn status(&self, n: AccountId) -> NodeStatus {
+        self.status.get(&n).copied().unwrap_or(NodeStatus::Quit)
+    }
+
+    fn bal(&mut self, a: AccountId) -> &mut u128 {
+        self.bal.entry(a).or_default()
+    }
+
+    fn pick(&self, t: u8) -> Option<TaskId> {
+        (!self.order.is_empty()).then(|| self.order[usize::from(t) % self.order.len()])
+    }
+
+    /// A started task, preferring those still in play.
+    fn pick_started(&self, t: u8) -> Option<TaskId> {
+        let live: Vec<TaskId> = self
+            .order
+            .iter()
+            .copied()
+            .filter(|id| {
+                let t = &self.tasks[id];
+                t.started && (t.aborted.is_none() || t.revealed.len() < t.slots.len())
+            })
+            .collect();
+        (!live.is_empty()).then(|| live[usize::from(t) % live.len()])
+    }
+
+    /// Folds one event into the model, checking what it claims.
+    fn apply(&mut self, e: &Event, threshold: u8) {
+        match e.clone() {
+            Event::TaskCreated { task_id, creator, fee, num_images, .. } => {
+                let creator = AccountId::from(creator);
+                *self.bal(creator) -= fee;
+                let price = fee / u128::from(num_images);
+                self.tasks.insert(
+                    task_id,
+                    ModelTask {
+                        creator,
+                        fee,
+                        price,
+                        images: num_images,
+                        escrow: fee,
+                        started: false,
+                        deadline: 0,
+                        slots: Vec::new(),
+                        order: BTreeMap::new(),
+                        revealed: BTreeMap::new(),
+                        accepted: None,
+                        aborted: None,
+                        paid: BTreeSet::new(),
+                        paid_total: 0,
+                        refunded: 0,
+                    },
+                );
+                self.order.push(task_id);
+                self.queued.insert(task_id);
+            }
+            Event::NodeSelected { task_id, node, deadline } => {
+                self.queued.remove(&task_id);
+                let t = self.tasks.get_mut(&task_id).unwrap();
+                t.started = true;
+                t.deadline = deadline;
+                t.slots.push(AccountId::from(node));
+                assert!(t.slots.len() <= 3);
+                assert_eq!(t.slots.iter().collect::<BTreeSet<_>>().len(), t.slots.len(), "distinct nodes");
+            }
+            Event::TaskSucceeded { task_id, result, .. } => {
+                let t = self.tasks.get_mut(&task_id).unwrap();
+                let accepted = Outcome::Images(result);
+                let backing = t.revealed.values().filter(|o| outcomes_agree(o, &accepted, threshold)).count();
+                assert!(backing >= 2, "a success needs two agreeing reveals");
+                t.accepted = Some(accepted);
+            }
+            Event::TaskAborted { task_id, reason } => {
+                self.queued.remove(&task_id);
+                let t = self.tasks.get_mut(&task_id).unwrap();
+                if reason == AbortReason::InvalidArgs {
+                    let votes = t.revealed.values().filter(|o| **o == Outcome::InvalidArgs).count();
+                    assert!(votes >= 2, "an invalid-args abort needs two votes");
+                    t.accepted = Some(Outcome::InvalidArgs);
+                }
+                t.aborted = Some(reason);
+            }
+            Event::NodePaid { task_id, node, amount } => {
+                let node = AccountId::from(node);
+                let t = self.tasks.get_mut(&task_id).unwrap();
+                assert!(t.paid.insert(node), "paid twice for one task");
+                assert!(t.revealed.contains_key(&node), "paid without revealing");
+                assert_eq!(amount, fee_share(t.fee, t.order[&node]), "share by commit order");
+                t.escrow = t.escrow.checked_sub(amount).expect("paid more than escrowed");
+                t.paid_total += amount;
+                *self.bal(node) += amount;
+            }
+            Event::Refunded { task_id, creator, amount } => {
+                let t = self.tasks.get_mut(&task_id).unwrap();
+                assert_eq!(t.creator, AccountId::from(creator));
+                assert_eq!(t.refunded, 0, "refunded twice");
+                t.escrow = t.escrow.checked_sub(amount).expect("refunded more than escrowed");
+                assert_eq!(t.escrow, 0, "a refund returns everything left");
+                t.refunded = amount;
+                *self.bal(AccountId::from(creator)) += amount;
+            }
+            Event::NodeSlashed { task_id, node, amount } => {
+                let node = AccountId::from(node);
+                let t = &self.tasks[&task_id];
+                let revealed = t.revealed.get(&node).expect("slashed without revealing");
+                let accepted = t.accepted.as_ref().expect("slashed before consensus");
+                assert!(!outcomes_agree(revealed, accepted, threshold), "slashed while agreeing");
+                assert_ne!(*accepted, Outcome::InvalidArgs, "error votes never slash");
+                let backing =
+                    t.revealed.iter().filter(|(n, o)| **n != node && outcomes_agree(o, accepted, threshold)).count();
+                assert!(backing >= 2, "a slash needs two agreeing results");
+                assert_eq!(amount, self.stake[&node]);
+                self.pool += amount;
+                self.stake.insert(node, 0);
+            }
+            Event::NodeMissed { task_id, node, .. } => {
+                let t = &self.tasks[&task_id];
+                let node = AccountId::from(node);
+                assert!(t.slots.contains(&node));
+                let uploader_missed = t.aborted == Some(AbortReason::UploadMissed);
+                assert!(!t.revealed.contains_key(&node) || uploader_missed, "missed after revealing");
+            }
+            Event::NodeKickedOut { node, .. } => {
+                assert_eq!(self.status(AccountId::from(node)), NodeStatus::Quit);
+            }
+            Event::NodeStatusChanged { node, status } => {
+                let node = AccountId::from(node);
+                if status == NodeStatus::Quit {
+                    let stake = self.stake.insert(node, 0).unwrap_or(0);
+                    *self.bal(node) += stake;
+                }
+                self.status.insert(node, status);
+            }
+            Event::CommitmentsReady { .. }
+            | Event::ResultRevealed { .. }
+            | Event::ResultsUploaded { .. }
+            | Event::EntropyContributed { .. }
+            | Event::ParamsUpdated { .. } => {}
+        }
+    }
+}
+
+/// The `k`-th slot matching `wanted`, or any slot when none does (so the
+/// failure paths keep being exercised).
+fn nth_or_any(slots: &[AccountId], k: u8, wanted: impl Fn(&AccountId) -> bool) -> AccountId {
+    let matching: Vec<AccountId> = slots.iter().copied().filter(|n| wanted(n)).collect();
+    let from = if matching.is_empty() { slots } else { &matching };
+    from[usize::from(k) % from.len()]
+}
+
+fn check(net: &Net, m: &Model) {
+    use psp22::PSP22;
+    for (a, b) in &m.bal {
+        assert_eq!(net.balance(*a), *b, "balance of {a:?}");
+    }
+    let escrow: u128 = m.tasks.values().map(|t| t.escrow).sum();
+    let stakes: u128 = m.stake.values().sum();
+    assert_eq!(net.balance(acct(CONTRACT)), escrow + stakes + m.pool, "contract holds escrow + stakes + pool");
+    assert_eq!(net.c.pool(), m.pool);
+    assert_eq!(net.c.total_supply(), m.minted, "supply conserved");
+    let mut counts = NodeCounts::default();
+    for &n in &NODES {
+        let id = acct(n);
+        let info = net.c.node_info(id);
+        let status = info.as_ref().map(|i| i.status).unwrap_or(NodeStatus::Quit);
+        assert_eq!(status, m.status(id), "node {n} status");
+        match status {
+            NodeStatus::Available => counts.available += 1,
+            NodeStatus::Paused => counts.paused += 1,
+            NodeStatus::Quit => {}
+            _ => counts.busy += 1,
+        }
+        let Some(info) = info else { continue };
+        assert_eq!(info.stake, m.stake.get(&id).copied().unwrap_or(0));
+        match status {
+            NodeStatus::Busy | NodeStatus::PendingPause | NodeStatus::PendingQuit => {
+                let t = info.current_task.expect("a busy node has a task");
+                assert!(m.tasks[&t].slots.contains(&id), "busy on a task it was not selected for");
+            }
+            NodeStatus::Quit => assert_eq!((info.current_task, info.stake), (None, 0), "quit but still engaged"),
+            _ => assert_eq!(info.current_task, None),
+        }
+    }
+    assert_eq!(net.c.node_counts(), counts);
+    assert_eq!(net.c.available_capacity(0), counts.available);
+    for t in m.tasks.values() {
+        assert!(t.paid_total + t.refunded + t.escrow == t.fee, "every fee is escrowed, paid or refunded");
+    }
+}
+
+fn run(max_missed: u8, ops: &[Op], seen: &mut BTreeMap<&'static str, usize>) {
+    let p = Params { max_queue: MAX_QUEUE, max_missed, ..params() };
+    let threshold = p.distance_threshold;
+    let mut net = Net::with(p);
+    let mut m = Model::default();
+    *m.bal(acct(OWNER)) = 1_000_000 * UNIT;
+    m.minted = 1_000_000 * UNIT;
+    for (who, amount) in APPS.iter().map(|a| (*a, MINT_APP)).chain(NODES.iter().map(|n| (*n, MINT_NODE))) {
+        net.fund(acct(who), amount);
+        *m.bal(acct(who)) += amount;
+        m.minted += amount;
+    }
+    net.events();
+    // Most sequences should reach consensus: start with five staked nodes.
+    for (i, &n) in NODES[..5].iter().enumerate() {
+        net.join(acct(n), if i < 3 { 24 } else { 8 }).unwrap();
+        *m.bal(acct(n)) -= STAKE;
+        m.stake.insert(acct(n), STAKE);
+    }
+    for e in net.events() {
+        m.apply(&e, threshold);
+    }
+
+    for op in ops {
+        // The model's prediction where its own rules decide: Some(must succeed).
+        let mut predicted: Option<bool> = None;
+        let mut joined: Option<AccountId> = None;
+        let mut revealed: Option<(TaskId, AccountId, Outcome)> = None;
+        let mut committed: Option<(TaskId, AccountId)> = None;
+        let result: Result<(), Error> = match op.clone() {
+            Op::Join { node, big } => {
+                let id = acct(NODES[usize::from(node)]);
+                predicted = Some(m.status(id) == NodeStatus::Quit && m.bal[&id] >= STAKE);
+                joined = Some(id);
+                net.join(id, if big { 24 } else { 8 })
+            }
+            Op::Pause(n) => {
+                let id = acct(NODES[usize::from(n)]);
+                predicted = Some(matches!(m.status(id), NodeStatus::Available | NodeStatus::Busy));
+                net.as_(id).pause()
+            }
+            Op::Resume(n) => {
+                let id = acct(NODES[usize::from(n)]);
+                predicted = Some(matches!(m.status(id), NodeStatus::Paused | NodeStatus::PendingPause));
+                net.as_(id).resume()
+            }
+            Op::Quit(n) => {
+                let id = acct(NODES[usize::from(n)]);
+                predicted = Some(!matches!(m.status(id), NodeStatus::Quit | NodeStatus::PendingQuit));
+                net.as_(id).quit()
+            }
+            Op::Contribute(n) => {
+                let id = acct(NODES[usize::from(n)]);
+                predicted = Some(m.status(id) != NodeStatus::Quit);
+                net.contribute(id)
+            }
+            Op::Create { app, images, fee, big } => {
+                let creator = acct(APPS[usize::from(app)]);
+                let fee = u128::from(fee) * 5 * UNIT;
+                let price = fee / u128::from(images);
+                let cheapest = m.queued.iter().map(|t| m.tasks[t].price).min().unwrap_or(0);
+                let full = m.queued.len() >= MAX_QUEUE as usize && price <= cheapest;
+                predicted = Some(!full && m.bal[&creator] >= fee);
+                net.as_(creator)
+                    .create_task(TaskType::StableDiffusion, [1; 32], if big { 16 } else { 0 }, images, fee)
+                    .map(|_| ())
+            }
+            Op::Commit { task, slot, kind } => match m.pick_started(task) {
+                Some(id) if m.tasks[&id].started => {
+                    let t = &m.tasks[&id];
+                    let node = nth_or_any(&t.slots, slot, |n| !t.order.contains_key(n));
+                    let outcome = match kind {
+                        0..=6 => honest(id, t.images, kind),
+                        7 => match honest(id, t.images, 0) {
+                            Outcome::Images(b) => Outcome::Images(b.iter().map(|x| !x).collect()),
+                            o => o,
+                        },
+                        _ => Outcome::InvalidArgs,
+                    };
+                    let decided = t.accepted.is_some() || t.aborted.is_some();
+                    predicted = Some(!decided && !t.order.contains_key(&node) && net.now() <= t.deadline);
+                    committed = Some((id, node));
+                    net.commit(id, node, outcome)
+                }
+                _ => continue,
+            },
+            Op::Reveal { task, slot } => match m.pick_started(task) {
+                Some(id) if m.tasks[&id].started => {
+                    let t = &m.tasks[&id];
+                    let node =
+                        nth_or_any(&t.slots, slot, |n| t.order.contains_key(n) && !t.revealed.contains_key(n));
+                    if !t.order.contains_key(&node) {
+                        predicted = Some(false);
+                        net.as_(node).reveal(id, Outcome::InvalidArgs, [0; 32])
+                    } else {
+                        let outcome = net.nonces[&(id, node)].0.clone();
+                        revealed = Some((id, node, outcome));
+                        net.reveal(id, node)
+                    }
+                }
+                _ => continue,
+            },
+            Op::Confirm { task, slot } => match m.pick_started(task) {
+                Some(id) if m.tasks[&id].started => {
+                    let t = &m.tasks[&id];
+                    let uploader = net.c.task(id).and_then(|i| i.uploader).map(AccountId::from);
+                    let node = match uploader {
+                        Some(u) if slot < 2 => u,
+                        _ => t.slots[usize::from(slot) % t.slots.len()],
+                    };
+                    net.as_(node).confirm_upload(id)
+                }
+                _ => continue,
+            },
+            Op::Cancel { task, by } => match m.pick(task) {
+                Some(id) => {
+                    let t = &m.tasks[&id];
+                    let caller = match by {
+                        0 => t.creator,
+                        4 => acct(STRANGER),
+                        _ if t.slots.is_empty() => t.creator,
+                        k => t.slots[usize::from(k - 1) % t.slots.len()],
+                    };
+                    if by == 4 {
+                        predicted = Some(false);
+                    }
+                    net.as_(caller).cancel(id)
+                }
+                None => continue,
+            },
+            Op::Advance(k) => {
+                let step = [1_000, TIMEOUT / 2, TIMEOUT + 1, 2 * TIMEOUT + 1][usize::from(k)];
+                net.at(net.now() + step);
+                continue;
+            }
+        };
+        if let Some(expected) = predicted {
+            assert_eq!(result.is_ok(), expected, "{op:?} gave {result:?}");
+        }
+        if result.is_ok() {
+            if let Some(id) = joined {
+                *m.bal(id) -= STAKE;
+                m.stake.insert(id, STAKE);
+            }
+            if let Some((task, node)) = committed {
+                let t = m.tasks.get_mut(&task).unwrap();
+                let order = t.order.len();
+                t.order.insert(node, order);
+            }
+            if let Some((task, node, outcome)) = revealed {
+                m.tasks.get_mut(&task).unwrap().revealed.insert(node, outcome);
+            }
+        }
+        for e in net.events() {
+            *seen.entry(kind(&e)).or_default() += 1;
+            m.apply(&e, threshold);
+        }
+        check(&net, &m);
+    }
+}
+
+fn kind(e: &Event) -> &'static str {
+    match e {
+        Event::TaskAborted { reason: AbortReason::Evicted, .. } => "evicted",
+        Event::TaskAborted { reason: AbortReason::Cancelled, .. } => "cancelled",
+        Event::TaskAborted { reason: AbortReason::InvalidArgs, .. } => "invalid-args",
+        Event::TaskAborted { reason: AbortReason::NoConsensus, .. } => "no-consensus",
+        Event::TaskAborted { reason: AbortReason::Timeout, .. } => "timeout",
+        Event::TaskAborted { reason: AbortReason::UploadMissed, .. } => "upload-missed",
+        Event::TaskSucceeded { .. } => "succeeded",
+        Event::ResultsUploaded { .. } => "uploaded",
+        Event::NodeSlashed { .. } => "slashed",
+        Event::NodeMissed { .. } => "missed",
+        Event::NodeKickedOut { .. } => "kicked-out",
+        Event::NodePaid { .. } => "paid",
+        Event::NodeSelected { .. } => "selected",
+        _ => "other",
+    }
+}
+
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000)
+}
+
+/// Runs the sequences, then shows they reached every outcome the protocol
+/// has, so the invariants were checked on more than the happy path.
+#[test]
+fn random_call_sequences_keep_the_invariants() {
+    use proptest::test_runner::{Config, TestRunner};
+    use std::cell::RefCell;
+    let seen = RefCell::new(BTreeMap::new());
+    let config = Config { cases: cases(), failure_persistence: None, ..Config::default() };
+    let mut runner = TestRunner::new(config);
+    let result = runner.run(&(1..=2u8, prop::collection::vec(op(), 1..48)), |(max_missed, ops)| {
+        ink::env::test::run_test::<Env, _>(|_| {
+            run(max_missed, &ops, &mut seen.borrow_mut());
+            Ok(())
+        })
+        .unwrap();
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+    let seen = seen.into_inner();
+    println!("{} sequences; events seen: {seen:?}", cases());
+    if cases() >= 1_000 {
+        for outcome in ["succeeded", "uploaded", "slashed", "missed", "kicked-out", "evicted", "cancelled",
+            "invalid-args", "no-consensus", "timeout", "upload-missed"] {
+            assert!(seen.contains_key(outcome), "no sequence reached {outcome}");
+        }
+    }
+}
