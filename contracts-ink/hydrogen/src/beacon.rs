@@ -74,6 +74,8 @@ pub fn draw(seed: &Hash, k: usize, n: u32) -> u32 {
     let h = blake2_256(&input);
     let mut word = [0u8; 8];
     word.copy_from_slice(&h[..8]);
-    let r = u64::from_le_bytes(word).checked_rem(u64::from(n.max(1))).unwrap_or(0);
+    let r = u64::from_le_bytes(word)
+        .checked_rem(u64::from(n.max(1)))
+        .unwrap_or(0);
     u32::try_from(r).unwrap_or(0)
 }

@@ -37,8 +37,9 @@ mod hydrogen {
     use crate::task::{Slot, Task, Verdict};
     use crate::{HydrogenEvent, MAX_STARTS_PER_CALL};
     use hydrogen_types::{
-        commitment_preimage, fee_share, AbortReason, Error, Event, Hash as Digest, NodeCounts, NodeInfo, NodeStatus, Outcome,
-        Params, TaskId, TaskInfo, TaskStatus, TaskType, MAX_IMAGES, NODES_PER_TASK, PHASH_BYTES, TOKEN_DECIMALS,
+        commitment_preimage, fee_share, AbortReason, Error, Event, Hash as Digest, NodeCounts,
+        NodeInfo, NodeStatus, Outcome, Params, TaskId, TaskInfo, TaskStatus, TaskType, MAX_IMAGES,
+        NODES_PER_TASK, PHASH_BYTES, TOKEN_DECIMALS,
     };
     use ink::prelude::{string::String, vec::Vec};
     use ink::storage::{Lazy, Mapping};
@@ -133,7 +134,13 @@ mod hydrogen {
         /// available for tasks. `ticket` is `blake2_256` of the secret the
         /// node will reveal with its first [`Self::contribute_entropy`].
         #[ink(message)]
-        pub fn join(&mut self, gpu_name: Vec<u8>, vram_gb: u32, engine_version: u32, ticket: Digest) -> Result<(), Error> {
+        pub fn join(
+            &mut self,
+            gpu_name: Vec<u8>,
+            vram_gb: u32,
+            engine_version: u32,
+            ticket: Digest,
+        ) -> Result<(), Error> {
             let caller = self.env().caller();
             if self.registry.get_staked(caller).is_ok() {
                 return Err(Error::AlreadyJoined);
@@ -205,7 +212,11 @@ mod hydrogen {
         /// beacon and registers the next ticket. Nodes call it while tasks
         /// wait for entropy ([`Self::entropy_needed`]).
         #[ink(message)]
-        pub fn contribute_entropy(&mut self, secret: Digest, next_ticket: Digest) -> Result<(), Error> {
+        pub fn contribute_entropy(
+            &mut self,
+            secret: Digest,
+            next_ticket: Digest,
+        ) -> Result<(), Error> {
             let caller = self.env().caller();
             self.registry.get_staked(caller)?;
             if self.registry.ticket(caller) != Some(beacon::blake2_256(&secret)) {
@@ -264,7 +275,16 @@ mod hydrogen {
             let id = self.next_task;
             self.next_task = id.checked_add(1).ok_or(Error::Overflow)?;
             let now = self.env().block_timestamp();
-            let task = Task::new(caller, task_type, args_hash, min_vram_gb, num_images, fee, now, self.beacon.epoch());
+            let task = Task::new(
+                caller,
+                task_type,
+                args_hash,
+                min_vram_gb,
+                num_images,
+                fee,
+                now,
+                self.beacon.epoch(),
+            );
             self.tasks.insert(id, &task);
             self.emit(Event::TaskCreated {
                 task_id: id,
@@ -275,7 +295,11 @@ mod hydrogen {
                 num_images,
                 fee,
             });
-            let evicted = queue::insert(&mut waiting, Entry { task: id, price }, self.params.max_queue);
+            let evicted = queue::insert(
+                &mut waiting,
+                Entry { task: id, price },
+                self.params.max_queue,
+            );
             self.queue.set(&waiting);
             for entry in evicted {
                 self.abort_queued(entry.task, AbortReason::Evicted);
@@ -311,7 +335,12 @@ mod hydrogen {
 
         /// Opens the caller's commitment. The nonce joins the randomness beacon.
         #[ink(message)]
-        pub fn reveal(&mut self, task_id: TaskId, outcome: Outcome, nonce: Digest) -> Result<(), Error> {
+        pub fn reveal(
+            &mut self,
+            task_id: TaskId,
+            outcome: Outcome,
+            nonce: Digest,
+        ) -> Result<(), Error> {
             let caller = self.env().caller();
             let now = self.env().block_timestamp();
             let mut task = self.tasks.get(task_id).ok_or(Error::TaskNotFound)?;
@@ -344,7 +373,10 @@ mod hydrogen {
                 node.missed = 0;
                 self.registry.save(caller, &node);
             }
-            self.emit(Event::ResultRevealed { task_id, node: raw(caller) });
+            self.emit(Event::ResultRevealed {
+                task_id,
+                node: raw(caller),
+            });
             self.advance(task_id, &mut task);
             self.dispatch();
             Ok(())
@@ -358,7 +390,10 @@ mod hydrogen {
             if task.status != TaskStatus::Succeeded {
                 return Err(Error::WrongTaskStatus);
             }
-            let i = task.uploader.map(usize::from).ok_or(Error::WrongTaskStatus)?;
+            let i = task
+                .uploader
+                .map(usize::from)
+                .ok_or(Error::WrongTaskStatus)?;
             if task.slots[i].node != caller {
                 return Err(Error::NotUploader);
             }
@@ -367,7 +402,10 @@ mod hydrogen {
             }
             task.status = TaskStatus::Completed;
             task.slots[i].settled = true;
-            self.emit(Event::ResultsUploaded { task_id, node: raw(caller) });
+            self.emit(Event::ResultsUploaded {
+                task_id,
+                node: raw(caller),
+            });
             self.apply(task_id, &mut task, i, Verdict::Pay);
             self.advance(task_id, &mut task);
             self.dispatch();
@@ -426,7 +464,9 @@ mod hydrogen {
         pub fn entropy_needed(&self) -> bool {
             let waiting = self.queue.get_or_default();
             waiting.iter().any(|e| {
-                self.tasks.get(e.task).is_some_and(|t| !self.beacon.ripe_since(t.created_epoch))
+                self.tasks
+                    .get(e.task)
+                    .is_some_and(|t| !self.beacon.ripe_since(t.created_epoch))
             })
         }
 
@@ -453,8 +493,16 @@ mod hydrogen {
             }
         }
 
-        fn move_tokens(&mut self, from: AccountId, to: AccountId, value: Balance) -> Result<(), Error> {
-            let events = self.token.transfer(from, to, value).map_err(|_| Error::InsufficientBalance)?;
+        fn move_tokens(
+            &mut self,
+            from: AccountId,
+            to: AccountId,
+            value: Balance,
+        ) -> Result<(), Error> {
+            let events = self
+                .token
+                .transfer(from, to, value)
+                .map_err(|_| Error::InsufficientBalance)?;
             self.emit_psp22(events);
             Ok(())
         }
@@ -467,7 +515,10 @@ mod hydrogen {
 
         fn set_node_status(&mut self, id: AccountId, node: &mut Node, status: NodeStatus) {
             self.registry.set_status(id, node, status);
-            self.emit(Event::NodeStatusChanged { node: raw(id), status });
+            self.emit(Event::NodeStatusChanged {
+                node: raw(id),
+                status,
+            });
         }
 
         fn refund_stake(&mut self, id: AccountId, node: &mut Node) {
@@ -478,7 +529,9 @@ mod hydrogen {
 
         /// The task no longer needs the node: its pending pause or quit takes effect.
         fn release(&mut self, id: AccountId) {
-            let Some(mut node) = self.registry.get(id) else { return };
+            let Some(mut node) = self.registry.get(id) else {
+                return;
+            };
             node.current_task = None;
             match node.status {
                 NodeStatus::Busy => self.set_node_status(id, &mut node, NodeStatus::Available),
@@ -501,23 +554,38 @@ mod hydrogen {
             let amount = core::mem::take(&mut task.escrow);
             if amount > 0 {
                 self.pay_out(task.creator, amount);
-                self.emit(Event::Refunded { task_id, creator: raw(task.creator), amount });
+                self.emit(Event::Refunded {
+                    task_id,
+                    creator: raw(task.creator),
+                    amount,
+                });
             }
         }
 
         /// Runs the consensus state machine and applies its verdicts; refunds
         /// the rest once the task is over for every node. Stores the task.
         fn advance(&mut self, task_id: TaskId, task: &mut Task) {
-            let (changed, verdicts) =
-                task.advance(self.env().block_timestamp(), self.params.timeout_ms, self.params.distance_threshold);
+            let (changed, verdicts) = task.advance(
+                self.env().block_timestamp(),
+                self.params.timeout_ms,
+                self.params.distance_threshold,
+            );
             match changed {
                 Some(TaskStatus::Succeeded) => {
                     let uploader = task.uploader.map(|i| raw(task.slots[usize::from(i)].node));
-                    if let (Some(Outcome::Images(result)), Some(uploader)) = (&task.accepted, uploader) {
-                        self.emit(Event::TaskSucceeded { task_id, result: result.clone(), uploader });
+                    if let (Some(Outcome::Images(result)), Some(uploader)) =
+                        (&task.accepted, uploader)
+                    {
+                        self.emit(Event::TaskSucceeded {
+                            task_id,
+                            result: result.clone(),
+                            uploader,
+                        });
                     }
                 }
-                Some(TaskStatus::Aborted(reason)) => self.emit(Event::TaskAborted { task_id, reason }),
+                Some(TaskStatus::Aborted(reason)) => {
+                    self.emit(Event::TaskAborted { task_id, reason })
+                }
                 _ => {}
             }
             for (i, verdict) in verdicts {
@@ -530,13 +598,19 @@ mod hydrogen {
         }
 
         fn apply(&mut self, task_id: TaskId, task: &mut Task, i: usize, verdict: Verdict) {
-            let Slot { node: id, order, .. } = task.slots[i].clone();
+            let Slot {
+                node: id, order, ..
+            } = task.slots[i].clone();
             match verdict {
                 Verdict::Pay => {
                     let amount = fee_share(task.fee, usize::from(order)).min(task.escrow);
                     task.escrow = task.escrow.saturating_sub(amount);
                     self.pay_out(id, amount);
-                    self.emit(Event::NodePaid { task_id, node: raw(id), amount });
+                    self.emit(Event::NodePaid {
+                        task_id,
+                        node: raw(id),
+                        amount,
+                    });
                     self.release(id);
                 }
                 Verdict::Slash => {
@@ -544,19 +618,32 @@ mod hydrogen {
                         let amount = core::mem::take(&mut node.stake);
                         self.pool = self.pool.saturating_add(amount);
                         node.current_task = None;
-                        self.emit(Event::NodeSlashed { task_id, node: raw(id), amount });
+                        self.emit(Event::NodeSlashed {
+                            task_id,
+                            node: raw(id),
+                            amount,
+                        });
                         self.set_node_status(id, &mut node, NodeStatus::Quit);
                     }
                 }
                 Verdict::Miss => {
-                    let Some(mut node) = self.registry.get(id) else { return };
+                    let Some(mut node) = self.registry.get(id) else {
+                        return;
+                    };
                     node.missed = node.missed.saturating_add(1);
-                    self.emit(Event::NodeMissed { task_id, node: raw(id), missed: node.missed });
+                    self.emit(Event::NodeMissed {
+                        task_id,
+                        node: raw(id),
+                        missed: node.missed,
+                    });
                     if node.missed >= self.params.max_missed {
                         node.current_task = None;
                         let stake_returned = node.stake;
                         self.refund_stake(id, &mut node);
-                        self.emit(Event::NodeKickedOut { node: raw(id), stake_returned });
+                        self.emit(Event::NodeKickedOut {
+                            node: raw(id),
+                            stake_returned,
+                        });
                     } else {
                         self.registry.save(id, &node);
                         self.release(id);
@@ -599,15 +686,28 @@ mod hydrogen {
             task.deadline = now.saturating_add(self.params.timeout_ms);
             for k in 0..NODES_PER_TASK {
                 let eligible = self.registry.eligible(task.min_vram_gb);
-                let Some(id) = self.registry.pick(task.min_vram_gb, beacon::draw(&seed, k, eligible)) else {
+                let Some(id) = self
+                    .registry
+                    .pick(task.min_vram_gb, beacon::draw(&seed, k, eligible))
+                else {
                     break;
                 };
                 if let Some(mut node) = self.registry.get(id) {
                     node.current_task = Some(task_id);
                     self.set_node_status(id, &mut node, NodeStatus::Busy);
                 }
-                task.slots.push(Slot { node: id, commitment: None, order: 0, outcome: None, settled: false });
-                self.emit(Event::NodeSelected { task_id, node: raw(id), deadline: task.deadline });
+                task.slots.push(Slot {
+                    node: id,
+                    commitment: None,
+                    order: 0,
+                    outcome: None,
+                    settled: false,
+                });
+                self.emit(Event::NodeSelected {
+                    task_id,
+                    node: raw(id),
+                    deadline: task.deadline,
+                });
             }
             self.tasks.insert(task_id, task);
         }
@@ -630,7 +730,12 @@ mod hydrogen {
         }
 
         #[ink(message)]
-        fn transfer(&mut self, to: AccountId, value: u128, _data: Vec<u8>) -> Result<(), PSP22Error> {
+        fn transfer(
+            &mut self,
+            to: AccountId,
+            value: u128,
+            _data: Vec<u8>,
+        ) -> Result<(), PSP22Error> {
             let events = self.token.transfer(self.env().caller(), to, value)?;
             self.emit_psp22(events);
             Ok(())
@@ -644,7 +749,9 @@ mod hydrogen {
             value: u128,
             _data: Vec<u8>,
         ) -> Result<(), PSP22Error> {
-            let events = self.token.transfer_from(self.env().caller(), from, to, value)?;
+            let events = self
+                .token
+                .transfer_from(self.env().caller(), from, to, value)?;
             self.emit_psp22(events);
             Ok(())
         }
@@ -657,15 +764,27 @@ mod hydrogen {
         }
 
         #[ink(message)]
-        fn increase_allowance(&mut self, spender: AccountId, delta_value: u128) -> Result<(), PSP22Error> {
-            let events = self.token.increase_allowance(self.env().caller(), spender, delta_value)?;
+        fn increase_allowance(
+            &mut self,
+            spender: AccountId,
+            delta_value: u128,
+        ) -> Result<(), PSP22Error> {
+            let events =
+                self.token
+                    .increase_allowance(self.env().caller(), spender, delta_value)?;
             self.emit_psp22(events);
             Ok(())
         }
 
         #[ink(message)]
-        fn decrease_allowance(&mut self, spender: AccountId, delta_value: u128) -> Result<(), PSP22Error> {
-            let events = self.token.decrease_allowance(self.env().caller(), spender, delta_value)?;
+        fn decrease_allowance(
+            &mut self,
+            spender: AccountId,
+            delta_value: u128,
+        ) -> Result<(), PSP22Error> {
+            let events =
+                self.token
+                    .decrease_allowance(self.env().caller(), spender, delta_value)?;
             self.emit_psp22(events);
             Ok(())
         }

@@ -19,12 +19,16 @@ fn before(a: &Entry, b: &Entry) -> bool {
 
 /// Whether a task at `price` may enter a queue holding `queue` with room for `max`.
 pub fn admits(queue: &[Entry], price: u128, max: u32) -> bool {
-    (queue.len() as u64) < u64::from(max) || queue.last().is_some_and(|cheapest| price > cheapest.price)
+    (queue.len() as u64) < u64::from(max)
+        || queue.last().is_some_and(|cheapest| price > cheapest.price)
 }
 
 /// Inserts in order and returns the entries pushed out past `max` (cheapest first out).
 pub fn insert(queue: &mut Vec<Entry>, entry: Entry, max: u32) -> Vec<Entry> {
-    let pos = queue.iter().position(|e| before(&entry, e)).unwrap_or(queue.len());
+    let pos = queue
+        .iter()
+        .position(|e| before(&entry, e))
+        .unwrap_or(queue.len());
     queue.insert(pos, entry);
     let keep = (max as usize).min(queue.len());
     queue.split_off(keep)
@@ -55,7 +59,10 @@ mod tests {
         assert!(insert(&mut q, e(2, 9), 3).is_empty());
         assert!(insert(&mut q, e(3, 5), 3).is_empty());
         assert_eq!(q, vec![e(2, 9), e(1, 5), e(3, 5)]);
-        assert!(!admits(&q, 5, 3), "a full queue refuses a price equal to its cheapest");
+        assert!(
+            !admits(&q, 5, 3),
+            "a full queue refuses a price equal to its cheapest"
+        );
         assert!(admits(&q, 6, 3));
         assert_eq!(insert(&mut q, e(4, 6), 3), vec![e(3, 5)]);
         assert_eq!(q, vec![e(2, 9), e(4, 6), e(1, 5)]);

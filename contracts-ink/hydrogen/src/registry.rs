@@ -59,7 +59,9 @@ impl Registry {
     }
 
     pub fn get_staked(&self, id: AccountId) -> Result<Node, Error> {
-        self.get(id).filter(|n| n.status != NodeStatus::Quit).ok_or(Error::NotJoined)
+        self.get(id)
+            .filter(|n| n.status != NodeStatus::Quit)
+            .ok_or(Error::NotJoined)
     }
 
     pub fn counts(&self) -> NodeCounts {
@@ -115,7 +117,9 @@ impl Registry {
     fn counter(&mut self, status: NodeStatus) -> Option<&mut u32> {
         match status {
             NodeStatus::Available => Some(&mut self.counts.available),
-            NodeStatus::Busy | NodeStatus::PendingPause | NodeStatus::PendingQuit => Some(&mut self.counts.busy),
+            NodeStatus::Busy | NodeStatus::PendingPause | NodeStatus::PendingQuit => {
+                Some(&mut self.counts.busy)
+            }
             NodeStatus::Paused => Some(&mut self.counts.paused),
             NodeStatus::Quit => None,
         }

@@ -6,8 +6,8 @@
 //! rules live in one place and are tested without an environment.
 
 use hydrogen_types::{
-    outcomes_agree, AbortReason, Balance, Hash, Outcome, TaskId, TaskInfo, TaskStatus, TaskType, Timestamp,
-    NODES_PER_TASK,
+    outcomes_agree, AbortReason, Balance, Hash, Outcome, TaskId, TaskInfo, TaskStatus, TaskType,
+    Timestamp, NODES_PER_TASK,
 };
 use ink::prelude::vec::Vec;
 use ink::primitives::AccountId;
@@ -158,7 +158,9 @@ impl Task {
 
     /// Two revealed outcomes that agree, earliest committer first.
     fn agreeing_pair(&self, threshold: u8) -> Option<usize> {
-        let mut revealed: Vec<usize> = (0..self.slots.len()).filter(|&i| self.slots[i].outcome.is_some()).collect();
+        let mut revealed: Vec<usize> = (0..self.slots.len())
+            .filter(|&i| self.slots[i].outcome.is_some())
+            .collect();
         revealed.sort_by_key(|&i| self.slots[i].order);
         for (n, &a) in revealed.iter().enumerate() {
             for &b in revealed.iter().skip(n.saturating_add(1)) {
@@ -174,7 +176,12 @@ impl Task {
 
     /// Advances consensus at `now`. Returns the new status if it changed, and
     /// the verdicts of the slots that can be judged (marked settled here).
-    pub fn advance(&mut self, now: Timestamp, timeout: Timestamp, threshold: u8) -> (Option<TaskStatus>, Vec<(usize, Verdict)>) {
+    pub fn advance(
+        &mut self,
+        now: Timestamp,
+        timeout: Timestamp,
+        threshold: u8,
+    ) -> (Option<TaskStatus>, Vec<(usize, Verdict)>) {
         let before = self.status;
         if self.status == TaskStatus::Running {
             if let Some(first) = self.agreeing_pair(threshold) {
@@ -190,7 +197,11 @@ impl Task {
                 self.accepted = accepted;
             } else if !(0..self.slots.len()).any(|i| self.may_act(i, now, timeout)) {
                 let revealed = self.slots.iter().filter(|s| s.outcome.is_some()).count();
-                let reason = if revealed >= 2 { AbortReason::NoConsensus } else { AbortReason::Timeout };
+                let reason = if revealed >= 2 {
+                    AbortReason::NoConsensus
+                } else {
+                    AbortReason::Timeout
+                };
                 self.status = TaskStatus::Aborted(reason);
             }
         }
@@ -206,13 +217,17 @@ impl Task {
             let is_uploader = self.uploader.map(usize::from) == Some(i);
             let verdict = match (self.status, &self.slots[i].outcome, &self.accepted) {
                 // Undecided: only a missed commit is already final.
-                (TaskStatus::Running, _, _) => {
-                    (self.slots[i].commitment.is_none() && now > self.deadline).then_some(Verdict::Miss)
-                }
+                (TaskStatus::Running, _, _) => (self.slots[i].commitment.is_none()
+                    && now > self.deadline)
+                    .then_some(Verdict::Miss),
                 (TaskStatus::Succeeded, _, _) if is_uploader => None,
-                (TaskStatus::Aborted(AbortReason::UploadMissed), _, _) if is_uploader => Some(Verdict::Miss),
+                (TaskStatus::Aborted(AbortReason::UploadMissed), _, _) if is_uploader => {
+                    Some(Verdict::Miss)
+                }
                 (_, Some(outcome), Some(accepted)) => {
-                    if outcomes_agree(outcome, accepted, threshold) || *accepted == Outcome::InvalidArgs {
+                    if outcomes_agree(outcome, accepted, threshold)
+                        || *accepted == Outcome::InvalidArgs
+                    {
                         Some(Verdict::Pay)
                     } else {
                         Some(Verdict::Slash)
@@ -244,7 +259,16 @@ mod tests {
     const T: Timestamp = 100;
 
     fn running(commits: &[Option<u8>]) -> Task {
-        let mut t = Task::new(AccountId::from([9; 32]), TaskType::StableDiffusion, [0; 32], 0, 1, 2500, 0, 0);
+        let mut t = Task::new(
+            AccountId::from([9; 32]),
+            TaskType::StableDiffusion,
+            [0; 32],
+            0,
+            1,
+            2500,
+            0,
+            0,
+        );
         t.status = TaskStatus::Running;
         t.deadline = 1000;
         for (i, order) in commits.iter().enumerate() {
@@ -285,7 +309,11 @@ mod tests {
         let mut t = running(&[Some(0), Some(1), Some(2)]);
         t.slots[0].outcome = img(0x00);
         t.slots[1].outcome = img(0x0f);
-        assert_eq!(t.advance(10, T, 3).0, None, "the third may still break the tie");
+        assert_eq!(
+            t.advance(10, T, 3).0,
+            None,
+            "the third may still break the tie"
+        );
         t.slots[2].outcome = img(0xf0);
         let (status, verdicts) = t.advance(11, T, 3);
         assert_eq!(status, Some(TaskStatus::Aborted(AbortReason::NoConsensus)));
@@ -302,7 +330,10 @@ mod tests {
         let (status, mut verdicts) = t.advance(10, T, 3);
         verdicts.sort();
         assert_eq!(status, Some(TaskStatus::Aborted(AbortReason::InvalidArgs)));
-        assert_eq!(verdicts, vec![(0, Verdict::Pay), (1, Verdict::Pay), (2, Verdict::Pay)]);
+        assert_eq!(
+            verdicts,
+            vec![(0, Verdict::Pay), (1, Verdict::Pay), (2, Verdict::Pay)]
+        );
     }
 
     #[test]
@@ -339,16 +370,34 @@ mod tests {
         let (status, mut verdicts) = t.advance(1001, T, 3);
         verdicts.sort();
         assert_eq!(status, Some(TaskStatus::Aborted(AbortReason::Timeout)));
-        assert_eq!(verdicts, vec![(0, Verdict::Release), (1, Verdict::Miss), (2, Verdict::Miss)]);
+        assert_eq!(
+            verdicts,
+            vec![
+                (0, Verdict::Release),
+                (1, Verdict::Miss),
+                (2, Verdict::Miss)
+            ]
+        );
 
         // All committed, one revealed, the reveal window closed: the two others are silent.
         let mut t = running(&[Some(0), Some(1), Some(2)]);
         t.slots[1].outcome = img(0);
-        assert_eq!(t.advance(1100, T, 3), (None, vec![]), "reveals are open until deadline + timeout");
+        assert_eq!(
+            t.advance(1100, T, 3),
+            (None, vec![]),
+            "reveals are open until deadline + timeout"
+        );
         let (status, mut verdicts) = t.advance(1101, T, 3);
         verdicts.sort();
         assert_eq!(status, Some(TaskStatus::Aborted(AbortReason::Timeout)));
-        assert_eq!(verdicts, vec![(0, Verdict::Miss), (1, Verdict::Release), (2, Verdict::Miss)]);
+        assert_eq!(
+            verdicts,
+            vec![
+                (0, Verdict::Miss),
+                (1, Verdict::Release),
+                (2, Verdict::Miss)
+            ]
+        );
     }
 
     #[test]
@@ -362,7 +411,10 @@ mod tests {
         assert_eq!(t.advance(110, T, 3), (None, vec![]));
         assert_eq!(
             t.advance(111, T, 3),
-            (Some(TaskStatus::Aborted(AbortReason::UploadMissed)), vec![(0, Verdict::Miss)])
+            (
+                Some(TaskStatus::Aborted(AbortReason::UploadMissed)),
+                vec![(0, Verdict::Miss)]
+            )
         );
         assert!(t.all_settled());
     }

@@ -1,7 +1,9 @@
 //! The consensus rules that nodes, the relay, apps and the contract apply to
 //! results: commitment pre-images, image-by-image pHash agreement, fee shares.
 
-use crate::{AccountId, Balance, Hash, Outcome, TaskId, ORDER_WEIGHTS, ORDER_WEIGHT_TOTAL, PHASH_BYTES};
+use crate::{
+    AccountId, Balance, Hash, Outcome, TaskId, ORDER_WEIGHTS, ORDER_WEIGHT_TOTAL, PHASH_BYTES,
+};
 use alloc::vec::Vec;
 use codec::Encode;
 
@@ -16,7 +18,12 @@ pub const DEFAULT_DISTANCE_THRESHOLD: u8 = 10;
 /// inside so nobody can copy another node's commitment and later replay its
 /// reveal; the secret nonce keeps the few bits of a pHash from being guessed
 /// before the reveal, and is the node's contribution to the randomness beacon.
-pub fn commitment_preimage(task: TaskId, node: &AccountId, outcome: &Outcome, nonce: &Hash) -> Vec<u8> {
+pub fn commitment_preimage(
+    task: TaskId,
+    node: &AccountId,
+    outcome: &Outcome,
+    nonce: &Hash,
+) -> Vec<u8> {
     let mut bytes = Vec::with_capacity(8 + 32 + 1 + 80 + 32);
     task.encode_to(&mut bytes);
     node.encode_to(&mut bytes);
@@ -62,7 +69,12 @@ pub fn distances(a: &[u8], b: &[u8]) -> Option<Vec<u32>> {
     let pairs = a.chunks_exact(PHASH_BYTES).zip(b.chunks_exact(PHASH_BYTES));
     Some(
         pairs
-            .map(|(x, y)| hamming(x.try_into().unwrap_or_default(), y.try_into().unwrap_or_default()))
+            .map(|(x, y)| {
+                hamming(
+                    x.try_into().unwrap_or_default(),
+                    y.try_into().unwrap_or_default(),
+                )
+            })
             .collect(),
     )
 }
@@ -111,7 +123,11 @@ mod tests {
         assert!(!outcomes_agree(&a, &Outcome::Images(far), 10));
         assert!(!outcomes_agree(&a, &Outcome::Images(vec![0; 8]), 64));
         assert!(!outcomes_agree(&a, &Outcome::InvalidArgs, 64));
-        assert!(outcomes_agree(&Outcome::InvalidArgs, &Outcome::InvalidArgs, 0));
+        assert!(outcomes_agree(
+            &Outcome::InvalidArgs,
+            &Outcome::InvalidArgs,
+            0
+        ));
     }
 
     #[test]

@@ -4,15 +4,18 @@
 //! `Transfer`/`Approval` events by the first topic and decodes the data as
 //! [`Event`].
 
-use crate::{AbortReason, AccountId, Balance, Hash, NodeStatus, Params, TaskId, TaskType, Timestamp};
+use crate::{
+    AbortReason, AccountId, Balance, Hash, NodeStatus, Params, TaskId, TaskType, Timestamp,
+};
 use alloc::vec::Vec;
 use codec::{Decode, Encode};
 
 /// `blake2b_256("hydrogen::Event")`, hex; the first topic of every [`Event`].
-pub const EVENT_SIGNATURE_TOPIC_HEX: &str = "ddde8e1db035e41a06e11d5121bdd3352d0d6601d918dd37c7bfbf2b776f748c";
+pub const EVENT_SIGNATURE_TOPIC_HEX: &str =
+    "ddde8e1db035e41a06e11d5121bdd3352d0d6601d918dd37c7bfbf2b776f748c";
 pub const EVENT_SIGNATURE_TOPIC: Hash = [
-    0xdd, 0xde, 0x8e, 0x1d, 0xb0, 0x35, 0xe4, 0x1a, 0x06, 0xe1, 0x1d, 0x51, 0x21, 0xbd, 0xd3, 0x35, 0x2d, 0x0d, 0x66,
-    0x01, 0xd9, 0x18, 0xdd, 0x37, 0xc7, 0xbf, 0xbf, 0x2b, 0x77, 0x6f, 0x74, 0x8c,
+    0xdd, 0xde, 0x8e, 0x1d, 0xb0, 0x35, 0xe4, 0x1a, 0x06, 0xe1, 0x1d, 0x51, 0x21, 0xbd, 0xd3, 0x35,
+    0x2d, 0x0d, 0x66, 0x01, 0xd9, 0x18, 0xdd, 0x37, 0xc7, 0xbf, 0xbf, 0x2b, 0x77, 0x6f, 0x74, 0x8c,
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
@@ -20,9 +23,15 @@ pub const EVENT_SIGNATURE_TOPIC: Hash = [
 pub enum Event {
     /// A node staked and joined, or changed status by its own call or when a
     /// task released it.
-    NodeStatusChanged { node: AccountId, status: NodeStatus },
+    NodeStatusChanged {
+        node: AccountId,
+        status: NodeStatus,
+    },
     /// A node left too many tasks silently; its stake was returned.
-    NodeKickedOut { node: AccountId, stake_returned: Balance },
+    NodeKickedOut {
+        node: AccountId,
+        stake_returned: Balance,
+    },
     /// A task was created and its fee escrowed; it waits in the queue.
     TaskCreated {
         task_id: TaskId,
@@ -34,24 +43,63 @@ pub enum Event {
         fee: Balance,
     },
     /// One per selected node when a task starts.
-    NodeSelected { task_id: TaskId, node: AccountId, deadline: Timestamp },
+    NodeSelected {
+        task_id: TaskId,
+        node: AccountId,
+        deadline: Timestamp,
+    },
     /// All three nodes committed; reveals are open.
-    CommitmentsReady { task_id: TaskId },
+    CommitmentsReady {
+        task_id: TaskId,
+    },
     /// A node revealed its outcome (the outcome is in the transaction).
-    ResultRevealed { task_id: TaskId, node: AccountId },
+    ResultRevealed {
+        task_id: TaskId,
+        node: AccountId,
+    },
     /// Two results agreed. `uploader` puts the images on the relay.
-    TaskSucceeded { task_id: TaskId, result: Vec<u8>, uploader: AccountId },
+    TaskSucceeded {
+        task_id: TaskId,
+        result: Vec<u8>,
+        uploader: AccountId,
+    },
     /// The uploader confirmed the images are on the relay.
-    ResultsUploaded { task_id: TaskId, node: AccountId },
-    TaskAborted { task_id: TaskId, reason: AbortReason },
-    NodePaid { task_id: TaskId, node: AccountId, amount: Balance },
+    ResultsUploaded {
+        task_id: TaskId,
+        node: AccountId,
+    },
+    TaskAborted {
+        task_id: TaskId,
+        reason: AbortReason,
+    },
+    NodePaid {
+        task_id: TaskId,
+        node: AccountId,
+        amount: Balance,
+    },
     /// The node's result disagreed with the accepted one; its stake went to the pool.
-    NodeSlashed { task_id: TaskId, node: AccountId, amount: Balance },
+    NodeSlashed {
+        task_id: TaskId,
+        node: AccountId,
+        amount: Balance,
+    },
     /// The node stayed silent past a deadline: no fee, one more miss.
-    NodeMissed { task_id: TaskId, node: AccountId, missed: u8 },
+    NodeMissed {
+        task_id: TaskId,
+        node: AccountId,
+        missed: u8,
+    },
     /// Escrow returned to the task's creator.
-    Refunded { task_id: TaskId, creator: AccountId, amount: Balance },
+    Refunded {
+        task_id: TaskId,
+        creator: AccountId,
+        amount: Balance,
+    },
     /// A node revealed an entropy ticket secret.
-    EntropyContributed { node: AccountId },
-    ParamsUpdated { params: Params },
+    EntropyContributed {
+        node: AccountId,
+    },
+    ParamsUpdated {
+        params: Params,
+    },
 }

@@ -9,7 +9,10 @@ const APP2: u8 = 2;
 const STRANGER: u8 = 99;
 
 fn status(net: &Net, n: u8) -> NodeStatus {
-    net.c.node_info(acct(n)).map(|i| i.status).unwrap_or(NodeStatus::Quit)
+    net.c
+        .node_info(acct(n))
+        .map(|i| i.status)
+        .unwrap_or(NodeStatus::Quit)
 }
 
 /// Five nodes (10..=14), a started 1-image task from APP; returns (id, selected).
@@ -36,24 +39,49 @@ fn constructor_mints_to_the_owner_and_stores_params() {
 #[ink::test]
 #[should_panic(expected = "invalid params")]
 fn constructor_rejects_invalid_params() {
-    Net::with(Params { max_queue: 0, ..params() });
+    Net::with(Params {
+        max_queue: 0,
+        ..params()
+    });
 }
 
 #[ink::test]
 fn governance_is_owner_only() {
     let mut net = Net::new();
-    let p = Params { distance_threshold: 12, ..params() };
+    let p = Params {
+        distance_threshold: 12,
+        ..params()
+    };
     assert_eq!(net.as_(acct(STRANGER)).set_params(p), Err(Error::NotOwner));
-    assert_eq!(net.as_(acct(STRANGER)).mint(acct(STRANGER), 1), Err(Error::NotOwner));
-    assert_eq!(net.as_(acct(STRANGER)).set_owner(acct(STRANGER)), Err(Error::NotOwner));
-    assert_eq!(net.as_(acct(OWNER)).set_params(Params { timeout_ms: 0, ..p }), Err(Error::InvalidParams));
-    assert_eq!(net.as_(acct(OWNER)).set_params(Params { max_queue: 10_000, ..p }), Err(Error::InvalidParams));
+    assert_eq!(
+        net.as_(acct(STRANGER)).mint(acct(STRANGER), 1),
+        Err(Error::NotOwner)
+    );
+    assert_eq!(
+        net.as_(acct(STRANGER)).set_owner(acct(STRANGER)),
+        Err(Error::NotOwner)
+    );
+    assert_eq!(
+        net.as_(acct(OWNER))
+            .set_params(Params { timeout_ms: 0, ..p }),
+        Err(Error::InvalidParams)
+    );
+    assert_eq!(
+        net.as_(acct(OWNER)).set_params(Params {
+            max_queue: 10_000,
+            ..p
+        }),
+        Err(Error::InvalidParams)
+    );
     assert_eq!(net.as_(acct(OWNER)).set_params(p), Ok(()));
     assert_eq!(net.c.params(), p);
     assert!(net.events().contains(&Event::ParamsUpdated { params: p }));
     net.as_(acct(OWNER)).set_owner(acct(APP)).unwrap();
     assert_eq!(net.c.owner(), acct(APP));
-    assert_eq!(net.as_(acct(OWNER)).mint(acct(OWNER), 1), Err(Error::NotOwner));
+    assert_eq!(
+        net.as_(acct(OWNER)).mint(acct(OWNER), 1),
+        Err(Error::NotOwner)
+    );
     net.as_(acct(APP)).mint(acct(STRANGER), 5).unwrap();
     assert_eq!(net.balance(acct(STRANGER)), 5);
 }
@@ -62,18 +90,28 @@ fn governance_is_owner_only() {
 fn psp22_transfers_and_allowances() {
     let mut net = Net::new();
     net.fund(acct(APP), 100);
-    assert_eq!(net.as_(acct(APP)).transfer(acct(APP2), 101, vec![]), Err(PSP22Error::InsufficientBalance));
+    assert_eq!(
+        net.as_(acct(APP)).transfer(acct(APP2), 101, vec![]),
+        Err(PSP22Error::InsufficientBalance)
+    );
     net.as_(acct(APP)).transfer(acct(APP2), 40, vec![]).unwrap();
     assert_eq!((net.balance(acct(APP)), net.balance(acct(APP2))), (60, 40));
     assert_eq!(
-        net.as_(acct(STRANGER)).transfer_from(acct(APP), acct(STRANGER), 10, vec![]),
+        net.as_(acct(STRANGER))
+            .transfer_from(acct(APP), acct(STRANGER), 10, vec![]),
         Err(PSP22Error::InsufficientAllowance)
     );
     net.as_(acct(APP)).approve(acct(STRANGER), 10).unwrap();
-    net.as_(acct(APP)).increase_allowance(acct(STRANGER), 5).unwrap();
-    net.as_(acct(APP)).decrease_allowance(acct(STRANGER), 3).unwrap();
+    net.as_(acct(APP))
+        .increase_allowance(acct(STRANGER), 5)
+        .unwrap();
+    net.as_(acct(APP))
+        .decrease_allowance(acct(STRANGER), 3)
+        .unwrap();
     assert_eq!(net.c.allowance(acct(APP), acct(STRANGER)), 12);
-    net.as_(acct(STRANGER)).transfer_from(acct(APP), acct(STRANGER), 12, vec![]).unwrap();
+    net.as_(acct(STRANGER))
+        .transfer_from(acct(APP), acct(STRANGER), 12, vec![])
+        .unwrap();
     assert_eq!(net.balance(acct(STRANGER)), 12);
     assert_eq!(net.c.allowance(acct(APP), acct(STRANGER)), 0);
 }
@@ -83,19 +121,41 @@ fn join_stakes_and_indexes_the_node() {
     let mut net = Net::new();
     assert_eq!(net.join(acct(10), 24), Err(Error::InsufficientBalance));
     net.fund(acct(10), STAKE + 5);
-    assert_eq!(net.as_(acct(10)).join(vec![], 24, 1, [0; 32]), Err(Error::InvalidGpu));
-    assert_eq!(net.as_(acct(10)).join(b"gpu".to_vec(), 0, 1, [0; 32]), Err(Error::InvalidGpu));
-    assert_eq!(net.as_(acct(10)).join(vec![b'x'; 65], 8, 1, [0; 32]), Err(Error::InvalidGpu));
+    assert_eq!(
+        net.as_(acct(10)).join(vec![], 24, 1, [0; 32]),
+        Err(Error::InvalidGpu)
+    );
+    assert_eq!(
+        net.as_(acct(10)).join(b"gpu".to_vec(), 0, 1, [0; 32]),
+        Err(Error::InvalidGpu)
+    );
+    assert_eq!(
+        net.as_(acct(10)).join(vec![b'x'; 65], 8, 1, [0; 32]),
+        Err(Error::InvalidGpu)
+    );
     net.join(acct(10), 24).unwrap();
     assert_eq!(net.join(acct(10), 24), Err(Error::AlreadyJoined));
     assert_eq!(net.balance(acct(10)), 5);
     assert_eq!(net.balance(acct(CONTRACT)), STAKE);
     let info = net.c.node_info(acct(10)).unwrap();
-    assert_eq!((info.status, info.stake, info.vram_gb, info.current_task), (NodeStatus::Available, STAKE, 24, None));
-    assert_eq!(net.c.node_counts(), NodeCounts { available: 1, busy: 0, paused: 0 });
+    assert_eq!(
+        (info.status, info.stake, info.vram_gb, info.current_task),
+        (NodeStatus::Available, STAKE, 24, None)
+    );
+    assert_eq!(
+        net.c.node_counts(),
+        NodeCounts {
+            available: 1,
+            busy: 0,
+            paused: 0
+        }
+    );
     assert_eq!(net.c.available_capacity(24), 1);
     assert_eq!(net.c.available_capacity(25), 0);
-    assert!(net.events().contains(&Event::NodeStatusChanged { node: [10; 32], status: NodeStatus::Available }));
+    assert!(net.events().contains(&Event::NodeStatusChanged {
+        node: [10; 32],
+        status: NodeStatus::Available
+    }));
 }
 
 #[ink::test]
@@ -108,7 +168,14 @@ fn pause_resume_quit_when_idle() {
     assert_eq!(net.as_(acct(10)).resume(), Err(Error::WrongNodeStatus));
     net.as_(acct(10)).pause().unwrap();
     assert_eq!(net.as_(acct(10)).pause(), Err(Error::WrongNodeStatus));
-    assert_eq!(net.c.node_counts(), NodeCounts { available: 0, busy: 0, paused: 1 });
+    assert_eq!(
+        net.c.node_counts(),
+        NodeCounts {
+            available: 0,
+            busy: 0,
+            paused: 1
+        }
+    );
     assert_eq!(net.c.available_capacity(0), 0);
     net.as_(acct(10)).resume().unwrap();
     assert_eq!(net.c.available_capacity(0), 1);
@@ -126,17 +193,26 @@ fn entropy_needs_a_matching_ticket_and_two_distinct_nodes() {
     let mut net = Net::new();
     assert_eq!(net.contribute(acct(10)), Err(Error::NotJoined));
     net.nodes(&[10, 11, 12], 8);
-    assert_eq!(net.as_(acct(10)).contribute_entropy([1; 32], [0; 32]), Err(Error::TicketMismatch));
+    assert_eq!(
+        net.as_(acct(10)).contribute_entropy([1; 32], [0; 32]),
+        Err(Error::TicketMismatch)
+    );
     net.fund(acct(APP), FEE);
     let id = net.create(acct(APP), 1, FEE).unwrap();
     assert!(net.c.entropy_needed());
     net.contribute(acct(10)).unwrap();
     net.contribute(acct(10)).unwrap();
-    assert_eq!(net.c.task(id).unwrap().status, TaskStatus::Queued, "one node alone never ripens a task");
+    assert_eq!(
+        net.c.task(id).unwrap().status,
+        TaskStatus::Queued,
+        "one node alone never ripens a task"
+    );
     net.contribute(acct(11)).unwrap();
     assert_eq!(net.c.task(id).unwrap().status, TaskStatus::Running);
     assert!(!net.c.entropy_needed());
-    assert!(net.events().contains(&Event::EntropyContributed { node: [11; 32] }));
+    assert!(net
+        .events()
+        .contains(&Event::EntropyContributed { node: [11; 32] }));
 }
 
 #[ink::test]
@@ -144,22 +220,44 @@ fn create_task_validates_and_escrows() {
     let mut net = Net::new();
     net.fund(acct(APP), 3 * FEE);
     assert_eq!(net.create(acct(APP), 0, FEE), Err(Error::InvalidNumImages));
-    assert_eq!(net.create(acct(APP), MAX_IMAGES + 1, FEE), Err(Error::InvalidNumImages));
-    assert_eq!(net.create(acct(APP), 1, params().min_fee - 1), Err(Error::FeeTooLow));
-    assert_eq!(net.create(acct(APP), 1, 4 * FEE), Err(Error::InsufficientBalance));
+    assert_eq!(
+        net.create(acct(APP), MAX_IMAGES + 1, FEE),
+        Err(Error::InvalidNumImages)
+    );
+    assert_eq!(
+        net.create(acct(APP), 1, params().min_fee - 1),
+        Err(Error::FeeTooLow)
+    );
+    assert_eq!(
+        net.create(acct(APP), 1, 4 * FEE),
+        Err(Error::InsufficientBalance)
+    );
     let id = net.create(acct(APP), 2, FEE).unwrap();
     assert_eq!(id, 1);
     assert_eq!(net.balance(acct(APP)), 2 * FEE);
     assert_eq!(net.balance(acct(CONTRACT)), FEE);
     let t = net.c.task(id).unwrap();
-    assert_eq!((t.status, t.fee, t.num_images, t.creator), (TaskStatus::Queued, FEE, 2, [APP; 32]));
+    assert_eq!(
+        (t.status, t.fee, t.num_images, t.creator),
+        (TaskStatus::Queued, FEE, 2, [APP; 32])
+    );
     assert_eq!(net.c.queue(), vec![id]);
-    assert!(net.events().iter().any(|e| matches!(e, Event::TaskCreated { task_id: 1, fee: FEE, .. })));
+    assert!(net.events().iter().any(|e| matches!(
+        e,
+        Event::TaskCreated {
+            task_id: 1,
+            fee: FEE,
+            ..
+        }
+    )));
 }
 
 #[ink::test]
 fn a_full_queue_evicts_the_cheapest_with_a_full_refund() {
-    let mut net = Net::with(Params { max_queue: 2, ..params() });
+    let mut net = Net::with(Params {
+        max_queue: 2,
+        ..params()
+    });
     net.fund(acct(APP), 10 * FEE);
     let a = net.create(acct(APP), 1, FEE).unwrap();
     let b = net.create(acct(APP), 1, 2 * FEE).unwrap();
@@ -167,10 +265,21 @@ fn a_full_queue_evicts_the_cheapest_with_a_full_refund() {
     assert_eq!(net.create(acct(APP), 1, FEE), Err(Error::QueueFull));
     let c = net.create(acct(APP), 1, 3 * FEE).unwrap();
     assert_eq!(net.c.queue(), vec![c, b]);
-    assert_eq!(net.c.task(a).unwrap().status, TaskStatus::Aborted(AbortReason::Evicted));
-    assert_eq!(net.balance(acct(APP)), 10 * FEE - 5 * FEE, "a's fee came back");
+    assert_eq!(
+        net.c.task(a).unwrap().status,
+        TaskStatus::Aborted(AbortReason::Evicted)
+    );
+    assert_eq!(
+        net.balance(acct(APP)),
+        10 * FEE - 5 * FEE,
+        "a's fee came back"
+    );
     let ev = net.events();
-    assert!(ev.contains(&Event::Refunded { task_id: a, creator: [APP; 32], amount: FEE }));
+    assert!(ev.contains(&Event::Refunded {
+        task_id: a,
+        creator: [APP; 32],
+        amount: FEE
+    }));
 }
 
 #[ink::test]
@@ -182,7 +291,10 @@ fn cancel_a_queued_task_refunds_everything() {
     assert_eq!(net.as_(acct(APP)).cancel(99), Err(Error::TaskNotFound));
     net.as_(acct(APP)).cancel(id).unwrap();
     assert_eq!(net.balance(acct(APP)), FEE);
-    assert_eq!(net.c.task(id).unwrap().status, TaskStatus::Aborted(AbortReason::Cancelled));
+    assert_eq!(
+        net.c.task(id).unwrap().status,
+        TaskStatus::Aborted(AbortReason::Cancelled)
+    );
     assert!(net.c.queue().is_empty());
     assert_eq!(net.as_(acct(APP)).cancel(id), Err(Error::WrongTaskStatus));
 }
@@ -193,7 +305,10 @@ fn selection_takes_three_distinct_nodes_with_enough_vram() {
     net.nodes(&[10, 11], 8);
     net.nodes(&[20, 21, 22], 24);
     net.fund(acct(APP), FEE);
-    let id = net.as_(acct(APP)).create_task(TaskType::StableDiffusion, [1; 32], 16, 1, FEE).unwrap();
+    let id = net
+        .as_(acct(APP))
+        .create_task(TaskType::StableDiffusion, [1; 32], 16, 1, FEE)
+        .unwrap();
     net.contribute(acct(10)).unwrap();
     net.contribute(acct(11)).unwrap();
     let mut chosen = net.selected(id);
@@ -205,8 +320,19 @@ fn selection_takes_three_distinct_nodes_with_enough_vram() {
         assert_eq!(status(&net, n), NodeStatus::Busy);
         assert_eq!(net.c.node_info(acct(n)).unwrap().current_task, Some(id));
     }
-    assert_eq!(net.c.node_counts(), NodeCounts { available: 2, busy: 3, paused: 0 });
-    let selected = net.events().iter().filter(|e| matches!(e, Event::NodeSelected { .. })).count();
+    assert_eq!(
+        net.c.node_counts(),
+        NodeCounts {
+            available: 2,
+            busy: 3,
+            paused: 0
+        }
+    );
+    let selected = net
+        .events()
+        .iter()
+        .filter(|e| matches!(e, Event::NodeSelected { .. }))
+        .count();
     assert_eq!(selected, 3);
 }
 
@@ -232,61 +358,123 @@ fn honest_lifecycle_pays_by_commit_order() {
     for &i in &[2usize, 0, 1] {
         net.commit(id, nodes[i], phash(1, 0x5a)).unwrap();
     }
-    assert!(net.events().contains(&Event::CommitmentsReady { task_id: id }));
+    assert!(net
+        .events()
+        .contains(&Event::CommitmentsReady { task_id: id }));
     net.reveal(id, nodes[0]).unwrap();
     net.reveal(id, nodes[2]).unwrap();
     let t = net.c.task(id).unwrap();
     assert_eq!(t.status, TaskStatus::Succeeded);
-    assert_eq!(t.uploader, Some(raw(nodes[2])), "the first committer of the agreeing pair uploads");
+    assert_eq!(
+        t.uploader,
+        Some(raw(nodes[2])),
+        "the first committer of the agreeing pair uploads"
+    );
     assert_eq!(t.result, Some(vec![0x5a; 8]));
     net.reveal(id, nodes[1]).unwrap();
-    assert_eq!(net.as_(nodes[0]).confirm_upload(id), Err(Error::NotUploader));
+    assert_eq!(
+        net.as_(nodes[0]).confirm_upload(id),
+        Err(Error::NotUploader)
+    );
     net.as_(nodes[2]).confirm_upload(id).unwrap();
     assert_eq!(net.c.task(id).unwrap().status, TaskStatus::Completed);
-    let gained: Vec<u128> = nodes.iter().zip(&before).map(|(n, b)| net.balance(*n) - b).collect();
+    let gained: Vec<u128> = nodes
+        .iter()
+        .zip(&before)
+        .map(|(n, b)| net.balance(*n) - b)
+        .collect();
     assert_eq!(gained, vec![FEE * 9 / 25, FEE * 6 / 25, FEE * 10 / 25]);
-    assert_eq!(net.balance(acct(APP)), 0, "nothing left to refund: 40 + 36 + 24 = 100 %");
+    assert_eq!(
+        net.balance(acct(APP)),
+        0,
+        "nothing left to refund: 40 + 36 + 24 = 100 %"
+    );
     assert_eq!(net.balance(acct(CONTRACT)), 5 * STAKE, "only stakes remain");
     for n in &nodes {
         assert_eq!(net.c.node_info(*n).unwrap().status, NodeStatus::Available);
     }
     let ev = net.events();
-    assert!(ev.contains(&Event::ResultsUploaded { task_id: id, node: raw(nodes[2]) }));
-    assert_eq!(ev.iter().filter(|e| matches!(e, Event::NodePaid { .. })).count(), 3);
-    assert_eq!(net.as_(nodes[2]).confirm_upload(id), Err(Error::WrongTaskStatus));
+    assert!(ev.contains(&Event::ResultsUploaded {
+        task_id: id,
+        node: raw(nodes[2])
+    }));
+    assert_eq!(
+        ev.iter()
+            .filter(|e| matches!(e, Event::NodePaid { .. }))
+            .count(),
+        3
+    );
+    assert_eq!(
+        net.as_(nodes[2]).confirm_upload(id),
+        Err(Error::WrongTaskStatus)
+    );
 }
 
 #[ink::test]
 fn commit_failure_paths() {
     let mut net = Net::new();
-    assert_eq!(net.as_(acct(10)).commit(1, [0; 32]), Err(Error::TaskNotFound));
+    assert_eq!(
+        net.as_(acct(10)).commit(1, [0; 32]),
+        Err(Error::TaskNotFound)
+    );
     net.nodes(&[10, 11, 12], 8);
     net.fund(acct(APP), FEE);
     let queued = net.create(acct(APP), 1, FEE).unwrap();
-    assert_eq!(net.as_(acct(10)).commit(queued, [0; 32]), Err(Error::WrongTaskStatus));
+    assert_eq!(
+        net.as_(acct(10)).commit(queued, [0; 32]),
+        Err(Error::WrongTaskStatus)
+    );
     net.contribute(acct(10)).unwrap();
     net.contribute(acct(11)).unwrap();
     let nodes = net.selected(queued);
-    assert_eq!(net.as_(acct(STRANGER)).commit(queued, [0; 32]), Err(Error::NotSelected));
+    assert_eq!(
+        net.as_(acct(STRANGER)).commit(queued, [0; 32]),
+        Err(Error::NotSelected)
+    );
     net.commit(queued, nodes[0], phash(1, 1)).unwrap();
-    assert_eq!(net.commit(queued, nodes[0], phash(1, 1)), Err(Error::AlreadyCommitted));
+    assert_eq!(
+        net.commit(queued, nodes[0], phash(1, 1)),
+        Err(Error::AlreadyCommitted)
+    );
     net.at(net.now() + TIMEOUT + 1);
-    assert_eq!(net.commit(queued, nodes[1], phash(1, 1)), Err(Error::DeadlinePassed));
+    assert_eq!(
+        net.commit(queued, nodes[1], phash(1, 1)),
+        Err(Error::DeadlinePassed)
+    );
 }
 
 #[ink::test]
 fn reveal_failure_paths() {
     let mut net = Net::new();
     let (id, nodes) = running_task(&mut net);
-    assert_eq!(net.as_(acct(STRANGER)).reveal(id, phash(1, 0), [0; 32]), Err(Error::NotSelected));
-    assert_eq!(net.as_(nodes[0]).reveal(id, phash(1, 0), [0; 32]), Err(Error::NotCommitted));
-    assert_eq!(net.as_(nodes[0]).reveal(77, phash(1, 0), [0; 32]), Err(Error::TaskNotFound));
+    assert_eq!(
+        net.as_(acct(STRANGER)).reveal(id, phash(1, 0), [0; 32]),
+        Err(Error::NotSelected)
+    );
+    assert_eq!(
+        net.as_(nodes[0]).reveal(id, phash(1, 0), [0; 32]),
+        Err(Error::NotCommitted)
+    );
+    assert_eq!(
+        net.as_(nodes[0]).reveal(77, phash(1, 0), [0; 32]),
+        Err(Error::TaskNotFound)
+    );
     net.commit(id, nodes[0], phash(1, 3)).unwrap();
     net.commit(id, nodes[1], phash(1, 3)).unwrap();
-    assert_eq!(net.reveal(id, nodes[0]), Err(Error::RevealNotOpen), "a reveal before all commit could be copied");
+    assert_eq!(
+        net.reveal(id, nodes[0]),
+        Err(Error::RevealNotOpen),
+        "a reveal before all commit could be copied"
+    );
     net.commit(id, nodes[2], phash(1, 3)).unwrap();
-    assert_eq!(net.as_(nodes[0]).reveal(id, phash(1, 4), [0; 32]), Err(Error::CommitmentMismatch));
-    assert_eq!(net.as_(nodes[0]).reveal(id, phash(2, 3), [0; 32]), Err(Error::ResultLengthMismatch));
+    assert_eq!(
+        net.as_(nodes[0]).reveal(id, phash(1, 4), [0; 32]),
+        Err(Error::CommitmentMismatch)
+    );
+    assert_eq!(
+        net.as_(nodes[0]).reveal(id, phash(2, 3), [0; 32]),
+        Err(Error::ResultLengthMismatch)
+    );
     net.reveal(id, nodes[0]).unwrap();
     assert_eq!(net.reveal(id, nodes[0]), Err(Error::AlreadyRevealed));
     net.at(net.c.task(id).unwrap().deadline + TIMEOUT + 1);
@@ -304,7 +492,10 @@ fn another_nodes_commitment_cannot_be_replayed() {
     let copied = blake2_256(&commitment_preimage(id, &raw(nodes[0]), &outcome, &nonce));
     net.as_(nodes[1]).commit(id, copied).unwrap();
     net.reveal(id, nodes[0]).unwrap();
-    assert_eq!(net.as_(nodes[1]).reveal(id, outcome, nonce), Err(Error::CommitmentMismatch));
+    assert_eq!(
+        net.as_(nodes[1]).reveal(id, outcome, nonce),
+        Err(Error::CommitmentMismatch)
+    );
 }
 
 #[ink::test]
@@ -320,9 +511,17 @@ fn a_cheater_is_slashed_into_the_pool_and_its_share_refunded() {
     assert_eq!(net.c.pool(), STAKE);
     let cheater = net.c.node_info(nodes[1]).unwrap();
     assert_eq!((cheater.status, cheater.stake), (NodeStatus::Quit, 0));
-    assert!(net.events().contains(&Event::NodeSlashed { task_id: id, node: raw(nodes[1]), amount: STAKE }));
+    assert!(net.events().contains(&Event::NodeSlashed {
+        task_id: id,
+        node: raw(nodes[1]),
+        amount: STAKE
+    }));
     net.as_(nodes[0]).confirm_upload(id).unwrap();
-    assert_eq!(net.balance(acct(APP)), FEE * 9 / 25, "the cheater's (second) share goes back");
+    assert_eq!(
+        net.balance(acct(APP)),
+        FEE * 9 / 25,
+        "the cheater's (second) share goes back"
+    );
     assert_eq!(net.balance(nodes[1]), 0);
 }
 
@@ -336,10 +535,15 @@ fn all_different_refunds_and_slashes_nobody() {
     for n in &nodes {
         net.reveal(id, *n).unwrap();
     }
-    assert_eq!(net.c.task(id).unwrap().status, TaskStatus::Aborted(AbortReason::NoConsensus));
+    assert_eq!(
+        net.c.task(id).unwrap().status,
+        TaskStatus::Aborted(AbortReason::NoConsensus)
+    );
     assert_eq!(net.balance(acct(APP)), FEE);
     assert_eq!(net.c.pool(), 0);
-    assert!(nodes.iter().all(|n| net.c.node_info(*n).unwrap().status == NodeStatus::Available));
+    assert!(nodes
+        .iter()
+        .all(|n| net.c.node_info(*n).unwrap().status == NodeStatus::Available));
 }
 
 #[ink::test]
@@ -352,9 +556,15 @@ fn two_invalid_args_votes_abort_and_never_slash_the_real_result() {
     for n in &nodes {
         net.reveal(id, *n).unwrap();
     }
-    assert_eq!(net.c.task(id).unwrap().status, TaskStatus::Aborted(AbortReason::InvalidArgs));
+    assert_eq!(
+        net.c.task(id).unwrap().status,
+        TaskStatus::Aborted(AbortReason::InvalidArgs)
+    );
     assert_eq!(net.c.pool(), 0);
-    assert!(nodes.iter().all(|n| net.balance(*n) > 0), "everyone who worked is paid");
+    assert!(
+        nodes.iter().all(|n| net.balance(*n) > 0),
+        "everyone who worked is paid"
+    );
 }
 
 #[ink::test]
@@ -363,7 +573,10 @@ fn a_silent_node_is_missed_and_the_task_settles_after_the_deadline() {
     let (id, nodes) = running_task(&mut net);
     net.commit(id, nodes[0], phash(1, 0)).unwrap();
     net.commit(id, nodes[1], phash(1, 0)).unwrap();
-    assert_eq!(net.as_(acct(APP)).cancel(id), Err(Error::DeadlineNotReached));
+    assert_eq!(
+        net.as_(acct(APP)).cancel(id),
+        Err(Error::DeadlineNotReached)
+    );
     net.at(net.c.task(id).unwrap().deadline + 1);
     assert_eq!(net.as_(acct(STRANGER)).cancel(id), Err(Error::NotAllowed));
     net.as_(acct(APP)).cancel(id).unwrap();
@@ -374,8 +587,16 @@ fn a_silent_node_is_missed_and_the_task_settles_after_the_deadline() {
     net.reveal(id, nodes[1]).unwrap();
     assert_eq!(net.c.task(id).unwrap().status, TaskStatus::Succeeded);
     net.as_(nodes[0]).confirm_upload(id).unwrap();
-    assert_eq!(net.balance(acct(APP)), FEE * 6 / 25, "the silent node's share is refunded");
-    assert!(net.events().contains(&Event::NodeMissed { task_id: id, node: raw(nodes[2]), missed: 1 }));
+    assert_eq!(
+        net.balance(acct(APP)),
+        FEE * 6 / 25,
+        "the silent node's share is refunded"
+    );
+    assert!(net.events().contains(&Event::NodeMissed {
+        task_id: id,
+        node: raw(nodes[2]),
+        missed: 1
+    }));
 }
 
 #[ink::test]
@@ -384,24 +605,37 @@ fn a_task_nobody_answers_times_out_with_a_full_refund() {
     let (id, nodes) = running_task(&mut net);
     net.at(net.c.task(id).unwrap().deadline + 1);
     net.as_(nodes[0]).cancel(id).unwrap();
-    assert_eq!(net.c.task(id).unwrap().status, TaskStatus::Aborted(AbortReason::Timeout));
+    assert_eq!(
+        net.c.task(id).unwrap().status,
+        TaskStatus::Aborted(AbortReason::Timeout)
+    );
     assert_eq!(net.balance(acct(APP)), FEE);
     assert_eq!(net.as_(acct(APP)).cancel(id), Err(Error::WrongTaskStatus));
 }
 
 #[ink::test]
 fn repeatedly_silent_nodes_are_kicked_out_with_their_stake() {
-    let mut net = Net::with(Params { max_missed: 2, ..params() });
+    let mut net = Net::with(Params {
+        max_missed: 2,
+        ..params()
+    });
     net.nodes(&[10, 11, 12], 8);
     for round in 0..2 {
         let id = net.started_task(acct(APP), 1, [10, 11]);
         net.at(net.c.task(id).unwrap().deadline + 1);
         net.as_(acct(APP)).cancel(id).unwrap();
-        let expected = if round == 0 { NodeStatus::Available } else { NodeStatus::Quit };
+        let expected = if round == 0 {
+            NodeStatus::Available
+        } else {
+            NodeStatus::Quit
+        };
         assert_eq!(status(&net, 12), expected);
     }
     assert_eq!(net.balance(acct(12)), STAKE);
-    assert!(net.events().contains(&Event::NodeKickedOut { node: [12; 32], stake_returned: STAKE }));
+    assert!(net.events().contains(&Event::NodeKickedOut {
+        node: [12; 32],
+        stake_returned: STAKE
+    }));
 }
 
 #[ink::test]
@@ -414,11 +648,20 @@ fn a_missed_upload_refunds_the_uploaders_share() {
     for n in &nodes {
         net.reveal(id, *n).unwrap();
     }
-    assert_eq!(net.as_(acct(APP)).cancel(id), Err(Error::DeadlineNotReached));
+    assert_eq!(
+        net.as_(acct(APP)).cancel(id),
+        Err(Error::DeadlineNotReached)
+    );
     net.at(net.now() + TIMEOUT + 1);
-    assert_eq!(net.as_(nodes[0]).confirm_upload(id), Err(Error::DeadlinePassed));
+    assert_eq!(
+        net.as_(nodes[0]).confirm_upload(id),
+        Err(Error::DeadlinePassed)
+    );
     net.as_(acct(APP)).cancel(id).unwrap();
-    assert_eq!(net.c.task(id).unwrap().status, TaskStatus::Aborted(AbortReason::UploadMissed));
+    assert_eq!(
+        net.c.task(id).unwrap().status,
+        TaskStatus::Aborted(AbortReason::UploadMissed)
+    );
     assert_eq!(net.balance(acct(APP)), FEE * 10 / 25);
 }
 
@@ -428,8 +671,14 @@ fn pause_and_quit_while_busy_take_effect_on_release() {
     let (id, nodes) = running_task(&mut net);
     net.as_(nodes[0]).pause().unwrap();
     net.as_(nodes[1]).quit().unwrap();
-    assert_eq!(net.c.node_info(nodes[0]).unwrap().status, NodeStatus::PendingPause);
-    assert_eq!(net.c.node_info(nodes[1]).unwrap().status, NodeStatus::PendingQuit);
+    assert_eq!(
+        net.c.node_info(nodes[0]).unwrap().status,
+        NodeStatus::PendingPause
+    );
+    assert_eq!(
+        net.c.node_info(nodes[1]).unwrap().status,
+        NodeStatus::PendingQuit
+    );
     assert_eq!(net.as_(nodes[1]).pause(), Err(Error::WrongNodeStatus));
     net.as_(nodes[0]).resume().unwrap();
     assert_eq!(net.c.node_info(nodes[0]).unwrap().status, NodeStatus::Busy);
@@ -441,10 +690,17 @@ fn pause_and_quit_while_busy_take_effect_on_release() {
         net.reveal(id, *n).unwrap();
     }
     net.as_(nodes[0]).confirm_upload(id).unwrap();
-    assert_eq!(net.c.node_info(nodes[0]).unwrap().status, NodeStatus::Paused);
+    assert_eq!(
+        net.c.node_info(nodes[0]).unwrap().status,
+        NodeStatus::Paused
+    );
     let quitter = net.c.node_info(nodes[1]).unwrap();
     assert_eq!((quitter.status, quitter.stake), (NodeStatus::Quit, 0));
-    assert_eq!(net.balance(nodes[1]), STAKE + FEE * 9 / 25, "stake back plus its fee");
+    assert_eq!(
+        net.balance(nodes[1]),
+        STAKE + FEE * 9 / 25,
+        "stake back plus its fee"
+    );
     assert_eq!(net.c.node_counts().busy, 0);
 }
 
@@ -454,7 +710,11 @@ fn a_queued_task_starts_when_a_busy_node_is_released() {
     net.nodes(&[10, 11, 12], 8);
     let first = net.started_task(acct(APP), 1, [10, 11]);
     let second = net.started_task(acct(APP2), 1, [10, 11]);
-    assert_eq!(net.c.task(second).unwrap().status, TaskStatus::Queued, "all three nodes are busy");
+    assert_eq!(
+        net.c.task(second).unwrap().status,
+        TaskStatus::Queued,
+        "all three nodes are busy"
+    );
     let nodes = net.selected(first);
     for n in &nodes {
         net.commit(first, *n, phash(1, 1)).unwrap();

@@ -7,7 +7,8 @@ mod model;
 use crate::beacon::blake2_256;
 use crate::Hydrogen;
 use hydrogen_types::{
-    commitment_preimage, Error, Event, Hash, Outcome, Params, TaskId, TaskType, EVENT_SIGNATURE_TOPIC, UNIT,
+    commitment_preimage, Error, Event, Hash, Outcome, Params, TaskId, TaskType,
+    EVENT_SIGNATURE_TOPIC, UNIT,
 };
 use ink::env::{test, DefaultEnvironment as Env};
 use ink::primitives::AccountId;
@@ -28,7 +29,11 @@ pub fn acct(n: u8) -> AccountId {
 }
 
 pub fn params() -> Params {
-    Params { timeout_ms: TIMEOUT, required_stake: STAKE, ..Params::default() }
+    Params {
+        timeout_ms: TIMEOUT,
+        required_stake: STAKE,
+        ..Params::default()
+    }
 }
 
 /// A pHash result of `images` images, all bytes `b`.
@@ -62,7 +67,12 @@ impl Net {
         test::set_caller::<Env>(acct(OWNER));
         test::set_block_timestamp::<Env>(1_000);
         let c = Hydrogen::new(params, 1_000_000 * UNIT);
-        Net { c, tickets: HashMap::new(), nonces: HashMap::new(), seen_events: 0 }
+        Net {
+            c,
+            tickets: HashMap::new(),
+            nonces: HashMap::new(),
+            seen_events: 0,
+        }
     }
 
     pub fn at(&self, ms: u64) {
@@ -115,7 +125,8 @@ impl Net {
     }
 
     pub fn create(&mut self, creator: AccountId, images: u8, fee: u128) -> Result<TaskId, Error> {
-        self.as_(creator).create_task(TaskType::StableDiffusion, [7; 32], 0, images, fee)
+        self.as_(creator)
+            .create_task(TaskType::StableDiffusion, [7; 32], 0, images, fee)
     }
 
     /// Funds `creator`, creates a task and feeds the beacon from two nodes so it starts.
@@ -128,7 +139,13 @@ impl Net {
     }
 
     pub fn selected(&self, id: TaskId) -> Vec<AccountId> {
-        self.c.task(id).unwrap().nodes.into_iter().map(AccountId::from).collect()
+        self.c
+            .task(id)
+            .unwrap()
+            .nodes
+            .into_iter()
+            .map(AccountId::from)
+            .collect()
     }
 
     pub fn commit(&mut self, id: TaskId, node: AccountId, outcome: Outcome) -> Result<(), Error> {
@@ -142,7 +159,11 @@ impl Net {
     }
 
     pub fn reveal(&mut self, id: TaskId, node: AccountId) -> Result<(), Error> {
-        let (outcome, nonce) = self.nonces.get(&(id, node)).cloned().expect("committed through the harness");
+        let (outcome, nonce) = self
+            .nonces
+            .get(&(id, node))
+            .cloned()
+            .expect("committed through the harness");
         self.as_(node).reveal(id, outcome, nonce)
     }
 
@@ -151,8 +172,13 @@ impl Net {
         let all: Vec<_> = test::recorded_events().collect();
         let new = all[self.seen_events..]
             .iter()
-            .filter(|e| e.topics.first().map(|t| t.as_slice()) == Some(EVENT_SIGNATURE_TOPIC.as_slice()))
-            .map(|e| <Event as ink::scale::Decode>::decode(&mut &e.data[..]).expect("event decodes as hydrogen_types::Event"))
+            .filter(|e| {
+                e.topics.first().map(|t| t.as_slice()) == Some(EVENT_SIGNATURE_TOPIC.as_slice())
+            })
+            .map(|e| {
+                <Event as ink::scale::Decode>::decode(&mut &e.data[..])
+                    .expect("event decodes as hydrogen_types::Event")
+            })
             .collect();
         self.seen_events = all.len();
         new

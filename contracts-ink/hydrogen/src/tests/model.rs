@@ -26,18 +26,39 @@ const MAX_QUEUE: u32 = 4;
 
 #[derive(Debug, Clone)]
 enum Op {
-    Join { node: u8, big: bool },
+    Join {
+        node: u8,
+        big: bool,
+    },
     Pause(u8),
     Resume(u8),
     Quit(u8),
     Contribute(u8),
-    Create { app: u8, images: u8, fee: u8, big: bool },
+    Create {
+        app: u8,
+        images: u8,
+        fee: u8,
+        big: bool,
+    },
     /// `kind` 0..=6: honest with a little noise; 7: a far result; 8, 9: invalid-args vote.
-    Commit { task: u8, slot: u8, kind: u8 },
-    Reveal { task: u8, slot: u8 },
-    Confirm { task: u8, slot: u8 },
+    Commit {
+        task: u8,
+        slot: u8,
+        kind: u8,
+    },
+    Reveal {
+        task: u8,
+        slot: u8,
+    },
+    Confirm {
+        task: u8,
+        slot: u8,
+    },
     /// `by` 0: creator, 1..=3: a selected node, 4: a stranger.
-    Cancel { task: u8, by: u8 },
+    Cancel {
+        task: u8,
+        by: u8,
+    },
     Advance(u8),
 }
 
@@ -129,7 +150,13 @@ impl Model {
     /// Folds one event into the model, checking what it claims.
     fn apply(&mut self, e: &Event, threshold: u8) {
         match e.clone() {
-            Event::TaskCreated { task_id, creator, fee, num_images, .. } => {
+            Event::TaskCreated {
+                task_id,
+                creator,
+                fee,
+                num_images,
+                ..
+            } => {
                 let creator = AccountId::from(creator);
                 *self.bal(creator) -= fee;
                 let price = fee / u128::from(num_images);
@@ -156,19 +183,33 @@ impl Model {
                 self.order.push(task_id);
                 self.queued.insert(task_id);
             }
-            Event::NodeSelected { task_id, node, deadline } => {
+            Event::NodeSelected {
+                task_id,
+                node,
+                deadline,
+            } => {
                 self.queued.remove(&task_id);
                 let t = self.tasks.get_mut(&task_id).unwrap();
                 t.started = true;
                 t.deadline = deadline;
                 t.slots.push(AccountId::from(node));
                 assert!(t.slots.len() <= 3);
-                assert_eq!(t.slots.iter().collect::<BTreeSet<_>>().len(), t.slots.len(), "distinct nodes");
+                assert_eq!(
+                    t.slots.iter().collect::<BTreeSet<_>>().len(),
+                    t.slots.len(),
+                    "distinct nodes"
+                );
             }
-            Event::TaskSucceeded { task_id, result, .. } => {
+            Event::TaskSucceeded {
+                task_id, result, ..
+            } => {
                 let t = self.tasks.get_mut(&task_id).unwrap();
                 let accepted = Outcome::Images(result);
-                let backing = t.revealed.values().filter(|o| outcomes_agree(o, &accepted, threshold)).count();
+                let backing = t
+                    .revealed
+                    .values()
+                    .filter(|o| outcomes_agree(o, &accepted, threshold))
+                    .count();
                 assert!(backing >= 2, "a success needs two agreeing reveals");
                 t.accepted = Some(accepted);
             }
@@ -176,40 +217,72 @@ impl Model {
                 self.queued.remove(&task_id);
                 let t = self.tasks.get_mut(&task_id).unwrap();
                 if reason == AbortReason::InvalidArgs {
-                    let votes = t.revealed.values().filter(|o| **o == Outcome::InvalidArgs).count();
+                    let votes = t
+                        .revealed
+                        .values()
+                        .filter(|o| **o == Outcome::InvalidArgs)
+                        .count();
                     assert!(votes >= 2, "an invalid-args abort needs two votes");
                     t.accepted = Some(Outcome::InvalidArgs);
                 }
                 t.aborted = Some(reason);
             }
-            Event::NodePaid { task_id, node, amount } => {
+            Event::NodePaid {
+                task_id,
+                node,
+                amount,
+            } => {
                 let node = AccountId::from(node);
                 let t = self.tasks.get_mut(&task_id).unwrap();
                 assert!(t.paid.insert(node), "paid twice for one task");
                 assert!(t.revealed.contains_key(&node), "paid without revealing");
-                assert_eq!(amount, fee_share(t.fee, t.order[&node]), "share by commit order");
-                t.escrow = t.escrow.checked_sub(amount).expect("paid more than escrowed");
+                assert_eq!(
+                    amount,
+                    fee_share(t.fee, t.order[&node]),
+                    "share by commit order"
+                );
+                t.escrow = t
+                    .escrow
+                    .checked_sub(amount)
+                    .expect("paid more than escrowed");
                 t.paid_total += amount;
                 *self.bal(node) += amount;
             }
-            Event::Refunded { task_id, creator, amount } => {
+            Event::Refunded {
+                task_id,
+                creator,
+                amount,
+            } => {
                 let t = self.tasks.get_mut(&task_id).unwrap();
                 assert_eq!(t.creator, AccountId::from(creator));
                 assert_eq!(t.refunded, 0, "refunded twice");
-                t.escrow = t.escrow.checked_sub(amount).expect("refunded more than escrowed");
+                t.escrow = t
+                    .escrow
+                    .checked_sub(amount)
+                    .expect("refunded more than escrowed");
                 assert_eq!(t.escrow, 0, "a refund returns everything left");
                 t.refunded = amount;
                 *self.bal(AccountId::from(creator)) += amount;
             }
-            Event::NodeSlashed { task_id, node, amount } => {
+            Event::NodeSlashed {
+                task_id,
+                node,
+                amount,
+            } => {
                 let node = AccountId::from(node);
                 let t = &self.tasks[&task_id];
                 let revealed = t.revealed.get(&node).expect("slashed without revealing");
                 let accepted = t.accepted.as_ref().expect("slashed before consensus");
-                assert!(!outcomes_agree(revealed, accepted, threshold), "slashed while agreeing");
+                assert!(
+                    !outcomes_agree(revealed, accepted, threshold),
+                    "slashed while agreeing"
+                );
                 assert_ne!(*accepted, Outcome::InvalidArgs, "error votes never slash");
-                let backing =
-                    t.revealed.iter().filter(|(n, o)| **n != node && outcomes_agree(o, accepted, threshold)).count();
+                let backing = t
+                    .revealed
+                    .iter()
+                    .filter(|(n, o)| **n != node && outcomes_agree(o, accepted, threshold))
+                    .count();
                 assert!(backing >= 2, "a slash needs two agreeing results");
                 assert_eq!(amount, self.stake[&node]);
                 self.pool += amount;
@@ -220,7 +293,10 @@ impl Model {
                 let node = AccountId::from(node);
                 assert!(t.slots.contains(&node));
                 let uploader_missed = t.aborted == Some(AbortReason::UploadMissed);
-                assert!(!t.revealed.contains_key(&node) || uploader_missed, "missed after revealing");
+                assert!(
+                    !t.revealed.contains_key(&node) || uploader_missed,
+                    "missed after revealing"
+                );
             }
             Event::NodeKickedOut { node, .. } => {
                 assert_eq!(self.status(AccountId::from(node)), NodeStatus::Quit);
@@ -246,7 +322,11 @@ impl Model {
 /// failure paths keep being exercised).
 fn nth_or_any(slots: &[AccountId], k: u8, wanted: impl Fn(&AccountId) -> bool) -> AccountId {
     let matching: Vec<AccountId> = slots.iter().copied().filter(|n| wanted(n)).collect();
-    let from = if matching.is_empty() { slots } else { &matching };
+    let from = if matching.is_empty() {
+        slots
+    } else {
+        &matching
+    };
     from[usize::from(k) % from.len()]
 }
 
@@ -257,7 +337,11 @@ fn check(net: &Net, m: &Model) {
     }
     let escrow: u128 = m.tasks.values().map(|t| t.escrow).sum();
     let stakes: u128 = m.stake.values().sum();
-    assert_eq!(net.balance(acct(CONTRACT)), escrow + stakes + m.pool, "contract holds escrow + stakes + pool");
+    assert_eq!(
+        net.balance(acct(CONTRACT)),
+        escrow + stakes + m.pool,
+        "contract holds escrow + stakes + pool"
+    );
     assert_eq!(net.c.pool(), m.pool);
     assert_eq!(net.c.total_supply(), m.minted, "supply conserved");
     let mut counts = NodeCounts::default();
@@ -277,27 +361,45 @@ fn check(net: &Net, m: &Model) {
         match status {
             NodeStatus::Busy | NodeStatus::PendingPause | NodeStatus::PendingQuit => {
                 let t = info.current_task.expect("a busy node has a task");
-                assert!(m.tasks[&t].slots.contains(&id), "busy on a task it was not selected for");
+                assert!(
+                    m.tasks[&t].slots.contains(&id),
+                    "busy on a task it was not selected for"
+                );
             }
-            NodeStatus::Quit => assert_eq!((info.current_task, info.stake), (None, 0), "quit but still engaged"),
+            NodeStatus::Quit => assert_eq!(
+                (info.current_task, info.stake),
+                (None, 0),
+                "quit but still engaged"
+            ),
             _ => assert_eq!(info.current_task, None),
         }
     }
     assert_eq!(net.c.node_counts(), counts);
     assert_eq!(net.c.available_capacity(0), counts.available);
     for t in m.tasks.values() {
-        assert!(t.paid_total + t.refunded + t.escrow == t.fee, "every fee is escrowed, paid or refunded");
+        assert!(
+            t.paid_total + t.refunded + t.escrow == t.fee,
+            "every fee is escrowed, paid or refunded"
+        );
     }
 }
 
 fn run(max_missed: u8, ops: &[Op], seen: &mut BTreeMap<&'static str, usize>) {
-    let p = Params { max_queue: MAX_QUEUE, max_missed, ..params() };
+    let p = Params {
+        max_queue: MAX_QUEUE,
+        max_missed,
+        ..params()
+    };
     let threshold = p.distance_threshold;
     let mut net = Net::with(p);
     let mut m = Model::default();
     *m.bal(acct(OWNER)) = 1_000_000 * UNIT;
     m.minted = 1_000_000 * UNIT;
-    for (who, amount) in APPS.iter().map(|a| (*a, MINT_APP)).chain(NODES.iter().map(|n| (*n, MINT_NODE))) {
+    for (who, amount) in APPS
+        .iter()
+        .map(|a| (*a, MINT_APP))
+        .chain(NODES.iter().map(|n| (*n, MINT_NODE)))
+    {
         net.fund(acct(who), amount);
         *m.bal(acct(who)) += amount;
         m.minted += amount;
@@ -328,17 +430,26 @@ fn run(max_missed: u8, ops: &[Op], seen: &mut BTreeMap<&'static str, usize>) {
             }
             Op::Pause(n) => {
                 let id = acct(NODES[usize::from(n)]);
-                predicted = Some(matches!(m.status(id), NodeStatus::Available | NodeStatus::Busy));
+                predicted = Some(matches!(
+                    m.status(id),
+                    NodeStatus::Available | NodeStatus::Busy
+                ));
                 net.as_(id).pause()
             }
             Op::Resume(n) => {
                 let id = acct(NODES[usize::from(n)]);
-                predicted = Some(matches!(m.status(id), NodeStatus::Paused | NodeStatus::PendingPause));
+                predicted = Some(matches!(
+                    m.status(id),
+                    NodeStatus::Paused | NodeStatus::PendingPause
+                ));
                 net.as_(id).resume()
             }
             Op::Quit(n) => {
                 let id = acct(NODES[usize::from(n)]);
-                predicted = Some(!matches!(m.status(id), NodeStatus::Quit | NodeStatus::PendingQuit));
+                predicted = Some(!matches!(
+                    m.status(id),
+                    NodeStatus::Quit | NodeStatus::PendingQuit
+                ));
                 net.as_(id).quit()
             }
             Op::Contribute(n) => {
@@ -346,7 +457,12 @@ fn run(max_missed: u8, ops: &[Op], seen: &mut BTreeMap<&'static str, usize>) {
                 predicted = Some(m.status(id) != NodeStatus::Quit);
                 net.contribute(id)
             }
-            Op::Create { app, images, fee, big } => {
+            Op::Create {
+                app,
+                images,
+                fee,
+                big,
+            } => {
                 let creator = acct(APPS[usize::from(app)]);
                 let fee = u128::from(fee) * 5 * UNIT;
                 let price = fee / u128::from(images);
@@ -354,7 +470,13 @@ fn run(max_missed: u8, ops: &[Op], seen: &mut BTreeMap<&'static str, usize>) {
                 let full = m.queued.len() >= MAX_QUEUE as usize && price <= cheapest;
                 predicted = Some(!full && m.bal[&creator] >= fee);
                 net.as_(creator)
-                    .create_task(TaskType::StableDiffusion, [1; 32], if big { 16 } else { 0 }, images, fee)
+                    .create_task(
+                        TaskType::StableDiffusion,
+                        [1; 32],
+                        if big { 16 } else { 0 },
+                        images,
+                        fee,
+                    )
                     .map(|_| ())
             }
             Op::Commit { task, slot, kind } => match m.pick_started(task) {
@@ -370,7 +492,8 @@ fn run(max_missed: u8, ops: &[Op], seen: &mut BTreeMap<&'static str, usize>) {
                         _ => Outcome::InvalidArgs,
                     };
                     let decided = t.accepted.is_some() || t.aborted.is_some();
-                    predicted = Some(!decided && !t.order.contains_key(&node) && net.now() <= t.deadline);
+                    predicted =
+                        Some(!decided && !t.order.contains_key(&node) && net.now() <= t.deadline);
                     committed = Some((id, node));
                     net.commit(id, node, outcome)
                 }
@@ -379,8 +502,9 @@ fn run(max_missed: u8, ops: &[Op], seen: &mut BTreeMap<&'static str, usize>) {
             Op::Reveal { task, slot } => match m.pick_started(task) {
                 Some(id) if m.tasks[&id].started => {
                     let t = &m.tasks[&id];
-                    let node =
-                        nth_or_any(&t.slots, slot, |n| t.order.contains_key(n) && !t.revealed.contains_key(n));
+                    let node = nth_or_any(&t.slots, slot, |n| {
+                        t.order.contains_key(n) && !t.revealed.contains_key(n)
+                    });
                     if !t.order.contains_key(&node) {
                         predicted = Some(false);
                         net.as_(node).reveal(id, Outcome::InvalidArgs, [0; 32])
@@ -440,7 +564,11 @@ fn run(max_missed: u8, ops: &[Op], seen: &mut BTreeMap<&'static str, usize>) {
                 t.order.insert(node, order);
             }
             if let Some((task, node, outcome)) = revealed {
-                m.tasks.get_mut(&task).unwrap().revealed.insert(node, outcome);
+                m.tasks
+                    .get_mut(&task)
+                    .unwrap()
+                    .revealed
+                    .insert(node, outcome);
             }
         }
         for e in net.events() {
@@ -453,12 +581,30 @@ fn run(max_missed: u8, ops: &[Op], seen: &mut BTreeMap<&'static str, usize>) {
 
 fn kind(e: &Event) -> &'static str {
     match e {
-        Event::TaskAborted { reason: AbortReason::Evicted, .. } => "evicted",
-        Event::TaskAborted { reason: AbortReason::Cancelled, .. } => "cancelled",
-        Event::TaskAborted { reason: AbortReason::InvalidArgs, .. } => "invalid-args",
-        Event::TaskAborted { reason: AbortReason::NoConsensus, .. } => "no-consensus",
-        Event::TaskAborted { reason: AbortReason::Timeout, .. } => "timeout",
-        Event::TaskAborted { reason: AbortReason::UploadMissed, .. } => "upload-missed",
+        Event::TaskAborted {
+            reason: AbortReason::Evicted,
+            ..
+        } => "evicted",
+        Event::TaskAborted {
+            reason: AbortReason::Cancelled,
+            ..
+        } => "cancelled",
+        Event::TaskAborted {
+            reason: AbortReason::InvalidArgs,
+            ..
+        } => "invalid-args",
+        Event::TaskAborted {
+            reason: AbortReason::NoConsensus,
+            ..
+        } => "no-consensus",
+        Event::TaskAborted {
+            reason: AbortReason::Timeout,
+            ..
+        } => "timeout",
+        Event::TaskAborted {
+            reason: AbortReason::UploadMissed,
+            ..
+        } => "upload-missed",
         Event::TaskSucceeded { .. } => "succeeded",
         Event::ResultsUploaded { .. } => "uploaded",
         Event::NodeSlashed { .. } => "slashed",
@@ -471,7 +617,10 @@ fn kind(e: &Event) -> &'static str {
 }
 
 fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000)
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000)
 }
 
 /// Runs the sequences, then shows they reached every outcome the protocol
@@ -481,24 +630,42 @@ fn random_call_sequences_keep_the_invariants() {
     use proptest::test_runner::{Config, TestRunner};
     use std::cell::RefCell;
     let seen = RefCell::new(BTreeMap::new());
-    let config = Config { cases: cases(), failure_persistence: None, ..Config::default() };
+    let config = Config {
+        cases: cases(),
+        failure_persistence: None,
+        ..Config::default()
+    };
     let mut runner = TestRunner::new(config);
-    let result = runner.run(&(1..=2u8, prop::collection::vec(op(), 1..48)), |(max_missed, ops)| {
-        ink::env::test::run_test::<Env, _>(|_| {
-            run(max_missed, &ops, &mut seen.borrow_mut());
+    let result = runner.run(
+        &(1..=2u8, prop::collection::vec(op(), 1..48)),
+        |(max_missed, ops)| {
+            ink::env::test::run_test::<Env, _>(|_| {
+                run(max_missed, &ops, &mut seen.borrow_mut());
+                Ok(())
+            })
+            .unwrap();
             Ok(())
-        })
-        .unwrap();
-        Ok(())
-    });
+        },
+    );
     if let Err(e) = result {
         panic!("{e}");
     }
     let seen = seen.into_inner();
     println!("{} sequences; events seen: {seen:?}", cases());
     if cases() >= 1_000 {
-        for outcome in ["succeeded", "uploaded", "slashed", "missed", "kicked-out", "evicted", "cancelled",
-            "invalid-args", "no-consensus", "timeout", "upload-missed"] {
+        for outcome in [
+            "succeeded",
+            "uploaded",
+            "slashed",
+            "missed",
+            "kicked-out",
+            "evicted",
+            "cancelled",
+            "invalid-args",
+            "no-consensus",
+            "timeout",
+            "upload-missed",
+        ] {
             assert!(seen.contains_key(outcome), "no sequence reached {outcome}");
         }
     }
