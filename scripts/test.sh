@@ -111,14 +111,10 @@ end
 begin bundle "cargo contract build --release"
 # From inside contracts-ink/ so its rust-toolchain.toml (1.86) applies to
 # cargo-contract's own cargo invocations too.
-build_marker="$(mktemp)"
 (cd contracts-ink && CARGO_TARGET_DIR="$target_ink" run cargo contract build --release --manifest-path hydrogen/Cargo.toml)
 # cargo-contract writes <cargo's target dir>/ink/<package>/<lib>.contract.
-bundle=""
-for candidate in "$target_ink/ink/hydrogen/hydrogen.contract" "$repo/contracts-ink/target/ink/hydrogen/hydrogen.contract"; do
-  if [[ -f "$candidate" && ! "$candidate" -ot "$build_marker" ]]; then bundle="$candidate"; break; fi
-done
-rm -f "$build_marker"
+bundle="$target_ink/ink/hydrogen/hydrogen.contract"
+[[ -f "$bundle" ]] || bundle=""
 [[ -n "$bundle" ]] || { echo "test.sh: the build wrote no hydrogen.contract under $target_ink/ink/hydrogen/" >&2; exit 1; }
 export HYDROGEN_CONTRACT_BUNDLE="$bundle"
 echo "HYDROGEN_CONTRACT_BUNDLE=$bundle ($(stat -c %s "$bundle") bytes)"
