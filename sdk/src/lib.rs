@@ -7,3 +7,4 @@ pub use hydrogen_types as types;
 
 pub mod phash;
 pub mod chain;
+pub mod task;
