@@ -104,6 +104,16 @@ impl DevNode {
         }
     }
 
+    /// The node process's id, for a watchdog that must outlive this handle.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The node's log file (removed when the handle drops).
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+
     /// `ws://127.0.0.1:<port>`.
     pub fn url(&self) -> &str {
         &self.url
