@@ -198,7 +198,7 @@ impl StableDiffusion {
             .add_scalar(0.5)
             .clamp(0.0, 1.0)
             .into_data()
-            .to_vec::<f32>()
+            .try_to_vec::<f32>()
             .map_err(|e| Error::Device(format!("reading the image back: {e:?}")))?;
         let plane = h * w;
         Ok(RgbImage::from_fn(w as u32, h as u32, |x, y| {

@@ -30,7 +30,7 @@ fn tensor(values: Vec<f64>, device: &Device) -> Tensor<4> {
 }
 
 fn host(t: Tensor<4>) -> Vec<f64> {
-    t.into_data().to_vec::<f32>().expect("f32").into_iter().map(f64::from).collect()
+    t.into_data().try_to_vec::<f32>().expect("f32").into_iter().map(f64::from).collect()
 }
 
 #[test]
