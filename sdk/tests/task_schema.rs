@@ -89,7 +89,10 @@ fn error_of(json: &str) -> TaskArgsError {
 fn reference_sd15_task_parses_with_reference_defaults() {
     let args = TaskArgs::from_json(SD15_TASK).unwrap();
     assert_eq!(args.version, None);
-    assert_eq!(args.base_model, BaseModel::from("runwayml/stable-diffusion-v1-5"));
+    assert_eq!(
+        args.base_model,
+        BaseModel::from("runwayml/stable-diffusion-v1-5")
+    );
     assert_eq!(args.negative_prompt, "blurry, low quality, watermark");
     assert_eq!(
         args.task_config,
@@ -108,10 +111,16 @@ fn reference_sd15_task_parses_with_reference_defaults() {
 fn reference_sdxl_task_parses_with_model_spec_and_scheduler() {
     let args = TaskArgs::from_json(SDXL_TASK).unwrap();
     assert_eq!(args.version, Some(Version::V2_5_0));
-    assert_eq!(args.base_model.name(), "stabilityai/stable-diffusion-xl-base-1.0");
+    assert_eq!(
+        args.base_model.name(),
+        "stabilityai/stable-diffusion-xl-base-1.0"
+    );
     assert_eq!(args.base_model.variant(), Some("fp16"));
     assert_eq!(args.base_model.family(), ModelFamily::Sdxl);
-    assert_eq!(args.scheduler.method, SchedulerMethod::EulerAncestralDiscrete);
+    assert_eq!(
+        args.scheduler.method,
+        SchedulerMethod::EulerAncestralDiscrete
+    );
     assert_eq!(args.vae, "madebyollin/sdxl-vae-fp16-fix");
     assert_eq!(args.task_config.cfg, 7.0);
     assert!(!args.task_config.safety_checker);
@@ -133,7 +142,10 @@ fn reference_lora_task_parses_then_lora_is_refused_by_name() {
 #[test]
 fn every_default_is_the_reference_default() {
     let args = TaskArgs::from_json(&minimal().to_string()).unwrap();
-    assert_eq!(args, TaskArgs::new("runwayml/stable-diffusion-v1-5", "a cat"));
+    assert_eq!(
+        args,
+        TaskArgs::new("runwayml/stable-diffusion-v1-5", "a cat")
+    );
     let c = &args.task_config;
     assert_eq!((c.image_width, c.image_height), (512, 512));
     assert_eq!((c.steps, c.seed, c.num_images), (25, 0, 6));
@@ -149,9 +161,8 @@ fn every_default_is_the_reference_default() {
 
 #[test]
 fn extension_defaults_are_the_reference_defaults() {
-    let task = |field: &str, value: Value| {
-        serde_json::from_str::<TaskArgs>(&with(field, value)).unwrap()
-    };
+    let task =
+        |field: &str, value: Value| serde_json::from_str::<TaskArgs>(&with(field, value)).unwrap();
     let lora = task("/lora", json!({"model": "m"})).lora.unwrap();
     assert_eq!((lora.weight, lora.weight_file_name.as_str()), (100, ""));
     let controlnet = task(
@@ -170,28 +181,103 @@ fn every_bound_violated_names_its_path() {
     let cases = [
         ("/prompt", json!(""), "prompt: must not be empty"),
         ("/base_model", json!(""), "base_model: must not be empty"),
-        ("/base_model", json!({"name": ""}), "base_model.name: must not be empty"),
-        ("/task_config/image_width", json!(0), "task_config.image_width: must be a positive multiple of 8, got 0"),
-        ("/task_config/image_width", json!(500), "task_config.image_width: must be a positive multiple of 8, got 500"),
-        ("/task_config/image_height", json!(1023), "task_config.image_height: must be a positive multiple of 8, got 1023"),
-        ("/task_config/steps", json!(0), "task_config.steps: must be between 1 and 100, got 0"),
-        ("/task_config/steps", json!(101), "task_config.steps: must be between 1 and 100, got 101"),
-        ("/task_config/seed", json!(2147483648u64), "task_config.seed: must be between 0 and 2147483647, got 2147483648"),
-        ("/task_config/num_images", json!(0), "task_config.num_images: must be between 1 and 10, got 0"),
-        ("/task_config/num_images", json!(11), "task_config.num_images: must be between 1 and 10, got 11"),
-        ("/task_config/cfg", json!(0.5), "task_config.cfg: must be between 1 and 20, got 0.5"),
-        ("/task_config/cfg", json!(20.5), "task_config.cfg: must be between 1 and 20, got 20.5"),
-        ("/lora", json!({"model": ""}), "lora.model: must not be empty"),
-        ("/lora", json!({"model": "m", "weight": 0}), "lora.weight: must be between 1 and 100, got 0"),
-        ("/lora", json!({"model": "m", "weight": 101}), "lora.weight: must be between 1 and 100, got 101"),
-        ("/controlnet", json!({"model": "m", "image_dataurl": "http://x/y.png"}), "controlnet.image_dataurl: must be a data URL, data:image/<type>;base64,<data>"),
-        ("/controlnet", json!({"model": "m", "image_dataurl": "data:image/png;base64,AA", "weight": 0}), "controlnet.weight: must be between 1 and 100, got 0"),
-        ("/refiner", json!({"model": "m", "denoising_cutoff": 0}), "refiner.denoising_cutoff: must be between 1 and 100, got 0"),
-        ("/refiner", json!({"model": "m", "steps": 101}), "refiner.steps: must be between 1 and 100, got 101"),
+        (
+            "/base_model",
+            json!({"name": ""}),
+            "base_model.name: must not be empty",
+        ),
+        (
+            "/task_config/image_width",
+            json!(0),
+            "task_config.image_width: must be a positive multiple of 8, got 0",
+        ),
+        (
+            "/task_config/image_width",
+            json!(500),
+            "task_config.image_width: must be a positive multiple of 8, got 500",
+        ),
+        (
+            "/task_config/image_height",
+            json!(1023),
+            "task_config.image_height: must be a positive multiple of 8, got 1023",
+        ),
+        (
+            "/task_config/steps",
+            json!(0),
+            "task_config.steps: must be between 1 and 100, got 0",
+        ),
+        (
+            "/task_config/steps",
+            json!(101),
+            "task_config.steps: must be between 1 and 100, got 101",
+        ),
+        (
+            "/task_config/seed",
+            json!(2147483648u64),
+            "task_config.seed: must be between 0 and 2147483647, got 2147483648",
+        ),
+        (
+            "/task_config/num_images",
+            json!(0),
+            "task_config.num_images: must be between 1 and 10, got 0",
+        ),
+        (
+            "/task_config/num_images",
+            json!(11),
+            "task_config.num_images: must be between 1 and 10, got 11",
+        ),
+        (
+            "/task_config/cfg",
+            json!(0.5),
+            "task_config.cfg: must be between 1 and 20, got 0.5",
+        ),
+        (
+            "/task_config/cfg",
+            json!(20.5),
+            "task_config.cfg: must be between 1 and 20, got 20.5",
+        ),
+        (
+            "/lora",
+            json!({"model": ""}),
+            "lora.model: must not be empty",
+        ),
+        (
+            "/lora",
+            json!({"model": "m", "weight": 0}),
+            "lora.weight: must be between 1 and 100, got 0",
+        ),
+        (
+            "/lora",
+            json!({"model": "m", "weight": 101}),
+            "lora.weight: must be between 1 and 100, got 101",
+        ),
+        (
+            "/controlnet",
+            json!({"model": "m", "image_dataurl": "http://x/y.png"}),
+            "controlnet.image_dataurl: must be a data URL, data:image/<type>;base64,<data>",
+        ),
+        (
+            "/controlnet",
+            json!({"model": "m", "image_dataurl": "data:image/png;base64,AA", "weight": 0}),
+            "controlnet.weight: must be between 1 and 100, got 0",
+        ),
+        (
+            "/refiner",
+            json!({"model": "m", "denoising_cutoff": 0}),
+            "refiner.denoising_cutoff: must be between 1 and 100, got 0",
+        ),
+        (
+            "/refiner",
+            json!({"model": "m", "steps": 101}),
+            "refiner.steps: must be between 1 and 100, got 101",
+        ),
     ];
     for (pointer, value, expected) in cases {
         let err = error_of(&with(pointer, value));
-        assert!(matches!(err, TaskArgsError::Invalid { .. }), "{pointer}: {err:?}");
+        assert!(
+            matches!(err, TaskArgsError::Invalid { .. }),
+            "{pointer}: {err:?}"
+        );
         assert_eq!(err.to_string(), expected, "{pointer}");
     }
 }
@@ -220,16 +306,27 @@ fn values_of_the_wrong_type_name_their_path() {
         ("/task_config/steps", json!(-1), "task_config.steps"),
         ("/task_config/seed", json!(-1), "task_config.seed"),
         ("/task_config/steps", json!(2.5), "task_config.steps"),
-        ("/task_config/safety_checker", json!("yes"), "task_config.safety_checker"),
+        (
+            "/task_config/safety_checker",
+            json!("yes"),
+            "task_config.safety_checker",
+        ),
         ("/prompt", json!(3), "prompt"),
         ("/base_model", json!(["a"]), "base_model"),
         ("/version", json!("9.9.9"), "version"),
-        ("/scheduler", json!({"method": "PNDMScheduler"}), "scheduler.method"),
+        (
+            "/scheduler",
+            json!({"method": "PNDMScheduler"}),
+            "scheduler.method",
+        ),
         ("/dtype", json!("int8"), "dtype"),
     ];
     for (pointer, value, path) in cases {
         let err = error_of(&with(pointer, value));
-        assert!(matches!(err, TaskArgsError::Malformed { .. }), "{pointer}: {err:?}");
+        assert!(
+            matches!(err, TaskArgsError::Malformed { .. }),
+            "{pointer}: {err:?}"
+        );
         assert_eq!(err.path(), path, "{err}");
         assert!(err.to_string().starts_with(&format!("{path}: ")), "{err}");
     }
@@ -241,7 +338,11 @@ fn missing_required_fields_are_named() {
         let mut task = minimal();
         task.as_object_mut().unwrap().remove(field);
         let err = error_of(&task.to_string());
-        assert!(err.to_string().contains(&format!("missing field `{field}`")), "{err}");
+        assert!(
+            err.to_string()
+                .contains(&format!("missing field `{field}`")),
+            "{err}"
+        );
     }
     let err = error_of(&with("/lora", json!({"weight": 50})));
     assert_eq!(err.path(), "lora");
@@ -251,7 +352,11 @@ fn missing_required_fields_are_named() {
 #[test]
 fn unsupported_fields_are_refused_by_name() {
     let cases = [
-        ("/lora", json!({"model": "m"}), "`lora` is not supported yet"),
+        (
+            "/lora",
+            json!({"model": "m"}),
+            "`lora` is not supported yet",
+        ),
         (
             "/controlnet",
             json!({
@@ -267,10 +372,22 @@ fn unsupported_fields_are_refused_by_name() {
             json!({"model": "stabilityai/stable-diffusion-xl-refiner-1.0", "variant": "fp16", "denoising_cutoff": 80, "steps": 20}),
             "`refiner` is not supported yet",
         ),
-        ("/textual_inversion", json!("sd-concepts-library/cat-toy"), "`textual_inversion` is not supported yet"),
-        ("/unet", json!("latent-consistency/lcm-sdxl"), "`unet` is not supported yet"),
+        (
+            "/textual_inversion",
+            json!("sd-concepts-library/cat-toy"),
+            "`textual_inversion` is not supported yet",
+        ),
+        (
+            "/unet",
+            json!("latent-consistency/lcm-sdxl"),
+            "`unet` is not supported yet",
+        ),
         ("/dtype", json!("float16"), "`dtype` is not supported yet"),
-        ("/scheduler", json!({"method": "LCMScheduler"}), "`scheduler.method` LCMScheduler is not supported yet"),
+        (
+            "/scheduler",
+            json!({"method": "LCMScheduler"}),
+            "`scheduler.method` LCMScheduler is not supported yet",
+        ),
         (
             "/scheduler",
             json!({"method": "DPMSolverMultistepScheduler", "args": {"use_karras_sigmas": true}}),
@@ -282,7 +399,10 @@ fn unsupported_fields_are_refused_by_name() {
         serde_json::from_str::<TaskArgs>(&json)
             .unwrap_or_else(|e| panic!("{pointer} should parse: {e}"));
         let err = error_of(&json);
-        assert!(matches!(err, TaskArgsError::Unsupported { .. }), "{pointer}: {err:?}");
+        assert!(
+            matches!(err, TaskArgsError::Unsupported { .. }),
+            "{pointer}: {err:?}"
+        );
         assert_eq!(err.to_string(), expected);
     }
 }
@@ -296,8 +416,14 @@ fn supported_values_of_unsupported_fields_pass() {
         ("/textual_inversion", json!("")),
         ("/unet", json!("")),
         ("/dtype", json!("auto")),
-        ("/scheduler", json!({"method": "DDIMScheduler", "args": null})),
-        ("/scheduler", json!({"method": "EulerDiscreteScheduler", "args": {}})),
+        (
+            "/scheduler",
+            json!({"method": "DDIMScheduler", "args": null}),
+        ),
+        (
+            "/scheduler",
+            json!({"method": "EulerDiscreteScheduler", "args": {}}),
+        ),
         ("/scheduler", json!({})),
         ("/vae", json!("stabilityai/sd-vae-ft-mse")),
         ("/version", json!("1.0.0")),
@@ -321,7 +447,9 @@ fn unknown_fields_are_refused_by_name() {
     for (pointer, path) in cases {
         let json = match (pointer, path) {
             ("/base_model", _) => with(pointer, json!({"name": "m", "revision": "main"})),
-            ("/scheduler", "scheduler") => with(pointer, json!({"method": "DDIMScheduler", "eta": 0})),
+            ("/scheduler", "scheduler") => {
+                with(pointer, json!({"method": "DDIMScheduler", "eta": 0}))
+            }
             ("/scheduler", _) => with(pointer, json!({"args": {"eta": 0}})),
             ("/lora", _) => with(pointer, json!({"model": "m", "scale": 1})),
             _ => with(pointer, json!(1)),
@@ -335,10 +463,15 @@ fn unknown_fields_are_refused_by_name() {
         let err = error_of(&json);
         assert!(matches!(err, TaskArgsError::Malformed { .. }), "{err:?}");
         assert!(
-            err.to_string().contains(&format!("unknown field `{field}`")),
+            err.to_string()
+                .contains(&format!("unknown field `{field}`")),
             "{pointer}: {err}"
         );
-        assert!(err.path().starts_with(path), "{pointer}: path {:?}", err.path());
+        assert!(
+            err.path().starts_with(path),
+            "{pointer}: path {:?}",
+            err.path()
+        );
     }
 }
 
@@ -348,7 +481,10 @@ fn trailing_text_and_non_json_are_refused() {
         error_of(&format!("{} {{}}", minimal())),
         TaskArgsError::Malformed { .. }
     ));
-    assert!(matches!(error_of("not json"), TaskArgsError::Malformed { .. }));
+    assert!(matches!(
+        error_of("not json"),
+        TaskArgsError::Malformed { .. }
+    ));
 }
 
 #[test]
@@ -392,7 +528,10 @@ fn args_hash_is_blake2_256_of_the_canonical_bytes_and_stable() {
         "the args hash of a fixed task changed: a protocol change"
     );
     let args = TaskArgs::from_json(&minimal().to_string()).unwrap();
-    assert_eq!(hex::encode(args.args_hash()), "713c6801f15915bcc53eef17414f6fcfa23306a3d7cf4b837b426bc200ef3228");
+    assert_eq!(
+        hex::encode(args.args_hash()),
+        "713c6801f15915bcc53eef17414f6fcfa23306a3d7cf4b837b426bc200ef3228"
+    );
 }
 
 #[test]
@@ -412,7 +551,11 @@ fn min_vram_follows_the_model_family() {
     for (model, family, gb) in [
         ("runwayml/stable-diffusion-v1-5", ModelFamily::Sd1, 8),
         ("stabilityai/stable-diffusion-2-1", ModelFamily::Sd2, 8),
-        ("stabilityai/stable-diffusion-xl-base-1.0", ModelFamily::Sdxl, 10),
+        (
+            "stabilityai/stable-diffusion-xl-base-1.0",
+            ModelFamily::Sdxl,
+            10,
+        ),
         ("stabilityai/sdxl-turbo", ModelFamily::Sdxl, 10),
     ] {
         let args = TaskArgs::new(model, "a cat");

@@ -36,8 +36,7 @@ pub struct TaskConfig {
     #[serde(default = "default_steps")]
     #[schemars(range(min = 1, max = 100))]
     pub steps: u32,
-    /// Seed of the initial noise, 0 to 2^31 − 1. Image `i` of a task uses
-    /// the same seeded generator advanced through images `0..i`.
+    /// Seed of the initial noise, 0 to 2^31 − 1.
     #[serde(default)]
     #[schemars(range(min = 0, max = 2_147_483_647))]
     pub seed: u64,
@@ -97,7 +96,7 @@ impl TaskConfig {
 }
 
 fn check_side(path: &str, side: u32) -> Result<(), TaskArgsError> {
-    if side == 0 || side % SIDE_MULTIPLE != 0 {
+    if side == 0 || !side.is_multiple_of(SIDE_MULTIPLE) {
         Err(TaskArgsError::invalid(
             path,
             format!("must be a positive multiple of {SIDE_MULTIPLE}, got {side}"),

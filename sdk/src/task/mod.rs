@@ -47,7 +47,11 @@ use error::check_non_empty;
 /// [`TaskArgs::new`]; upload [`TaskArgs::to_canonical_json`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-#[schemars(title = "Hydrogen Stable Diffusion task")]
+#[schemars(
+    title = "Hydrogen Stable Diffusion task",
+    description = "A Stable Diffusion text-to-image task in the reference network's \
+                   format. Fields described as not supported yet parse, then are refused."
+)]
 pub struct TaskArgs {
     /// The format version; absent in the 1.x form.
     #[serde(default, skip_serializing_if = "Option::is_none")]
