@@ -96,26 +96,41 @@ fn total(rows: &[&Row], weight: impl Fn(&Row) -> Weight, base: Weight) -> Weight
     })
 }
 
-fn fits(limit: u64, each: u64) -> String {
-    if each == 0 || limit == u64::MAX {
+/// Limits at or above half of `u64::MAX` are the runtime's way of saying
+/// "no limit" (a standalone dev chain has no proof-of-validity bound).
+fn unbounded(limit: u64) -> bool {
+    limit >= u64::MAX / 2
+}
+
+fn show_limit(limit: u64) -> String {
+    if unbounded(limit) {
         "unbounded".into()
     } else {
-        (limit / each).to_string()
+        limit.to_string()
     }
 }
 
-fn print_capacity(label: &str, per: Weight, limit: Weight) {
+/// How many `each` fit in `limit`; `None` when there is no limit.
+fn fits(limit: u64, each: u64) -> Option<u64> {
+    (!unbounded(limit) && each > 0).then(|| limit / each)
+}
+
+fn print_capacity(label: &str, transactions: usize, per: Weight, limit: Weight) {
     let by_time = fits(limit.ref_time, per.ref_time);
     let by_proof = fits(limit.proof_size, per.proof_size);
-    let binding = match (by_time.parse::<u64>(), by_proof.parse::<u64>()) {
-        (Ok(t), Ok(p)) if p < t => format!("{p} (proof_size)"),
-        (Ok(t), _) => format!("{t} (ref_time)"),
-        (Err(_), Ok(p)) => format!("{p} (proof_size)"),
-        _ => "unbounded".into(),
+    let binding = match (by_time, by_proof) {
+        (Some(t), Some(p)) if p < t => format!("{p} (proof_size)"),
+        (Some(t), _) => format!("{t} (ref_time)"),
+        (None, Some(p)) => format!("{p} (proof_size)"),
+        (None, None) => "unbounded".into(),
     };
+    let show = |n: Option<u64>| n.map_or("unbounded".into(), |n| n.to_string());
     println!(
-        "  {label:<34} {:>15} {:>11}   ref_time {by_time:>6}, proof_size {by_proof:>9}  => {binding}",
-        per.ref_time, per.proof_size
+        "  {label:<24} {transactions:>3} {:>15} {:>11} {:>12} {:>12}   {binding}",
+        per.ref_time,
+        per.proof_size,
+        show(by_time),
+        show(by_proof)
     );
 }
 
@@ -189,11 +204,7 @@ async fn main() {
     }
     let deadline = net.task(id).await.deadline;
     net.pass(deadline).await;
-    let cancelled = net
-        .hydrogen
-        .cancel(&net.creator, id)
-        .await
-        .expect("cancel");
+    let cancelled = net.hydrogen.cancel(&net.creator, id).await.expect("cancel");
     abandoned.push(Row::of("cancel (3 missed)", &cancelled));
 
     let at = net
@@ -211,35 +222,40 @@ async fn main() {
     let max_total = normal.max_total.unwrap_or(limits.max_block);
     let base = normal.base_extrinsic;
 
-    println!("\nHydrogen contract weights on substrate-contracts-node (one dev node, instant seal)");
-    println!("gas = the dry run's gas_required; used = the extrinsic's actual weight (ExtrinsicSuccess);");
+    println!(
+        "\nHydrogen contract weights on substrate-contracts-node (one dev node, instant seal)"
+    );
+    println!(
+        "gas = the dry run's gas_required (contract execution); used = the extrinsic's actual"
+    );
+    println!("weight (ExtrinsicSuccess: execution + Contracts::call overhead);");
     println!("storage deposit in the native token's smallest unit (+ charged, - refunded)");
-    print_rows("Scenario 1: a task from creation to confirmed upload", &lifecycle);
-    print_rows("Scenario 2: nobody answers, cancel after the deadline", &abandoned);
+    print_rows(
+        "Scenario 1: a task from creation to confirmed upload",
+        &lifecycle,
+    );
+    print_rows(
+        "Scenario 2: nobody answers, cancel after the deadline",
+        &abandoned,
+    );
 
     println!("\nBlock limits (System::BlockWeights)");
-    println!(
-        "  max_block          ref_time {:>15}, proof_size {}",
-        limits.max_block.ref_time, limits.max_block.proof_size
-    );
-    println!(
-        "  normal max_total   ref_time {:>15}, proof_size {}{}",
-        max_total.ref_time,
-        max_total.proof_size,
-        if normal.max_total.is_some() {
-            ""
-        } else {
-            " (no normal limit: max_block)"
-        }
-    );
-    println!(
-        "  base_extrinsic     ref_time {:>15}, proof_size {}  (added to every transaction)",
-        base.ref_time, base.proof_size
-    );
-    println!(
-        "  base_block         ref_time {:>15}, proof_size {}",
-        limits.base_block.ref_time, limits.base_block.proof_size
-    );
+    let line = |name: &str, w: Weight, note: &str| {
+        println!(
+            "  {name:<18} ref_time {:>15}, proof_size {}{note}",
+            w.ref_time,
+            show_limit(w.proof_size)
+        )
+    };
+    line("max_block", limits.max_block, "");
+    let note = if normal.max_total.is_some() {
+        ""
+    } else {
+        " (no normal-class limit: max_block)"
+    };
+    line("normal max_total", max_total, note);
+    line("base_extrinsic", base, " (added to every transaction)");
+    line("base_block", limits.base_block, "");
 
     let task: Vec<&Row> = lifecycle
         .iter()
@@ -250,25 +266,39 @@ async fn main() {
         .filter(|r| !r.call.starts_with("deploy"))
         .collect();
     let cancelled: Vec<&Row> = abandoned.iter().collect();
-    println!("\nLifecycles per block (normal class), each transaction counted with base_extrinsic");
     println!(
-        "  {:<34} {:>15} {:>11}",
-        "lifecycle", "ref_time", "proof_size"
+        "\nLifecycles per block (normal class): used weight + base_extrinsic of each transaction"
+    );
+    println!(
+        "  {:<24} {:>3} {:>15} {:>11} {:>12} {:>12}   fit",
+        "lifecycle", "tx", "ref_time", "proof_size", "by ref_time", "by proof"
     );
     for (label, rows) in [
-        ("task, used weight (10 tx)", &task),
-        ("task + 3 joins, used weight", &with_joins),
-        ("abandoned task, used weight (4 tx)", &cancelled),
+        ("task", &task),
+        ("task + 3 joins", &with_joins),
+        ("abandoned task", &cancelled),
     ] {
-        print_capacity(label, total(rows, |r| r.actual, base), max_total);
+        print_capacity(
+            label,
+            rows.len(),
+            total(rows, |r| r.actual, base),
+            max_total,
+        );
     }
-    print_capacity(
-        "task, gas_required (10 tx)",
-        total(&task, |r| r.gas_required, base),
-        max_total,
-    );
+    // For comparison: a parachain's block, 75 % of a 5 MiB proof-of-validity for normal calls.
+    let pov = Weight {
+        ref_time: max_total.ref_time,
+        proof_size: 5 * 1024 * 1024 / 4 * 3,
+    };
     println!(
-        "\n(the SDK submits with gas_limit = gas_required + 50 %; a block admits a transaction only if its\n limit fits in what is left, and unused weight is refunded after it runs)"
+        "  if proof_size were limited like a parachain's (75 % of a 5 MiB PoV = {} bytes):",
+        pov.proof_size
+    );
+    print_capacity("task", task.len(), total(&task, |r| r.actual, base), pov);
+    println!(
+        "\nA block admits a transaction only if its declared weight (the SDK's gas limit is\n\
+         gas_required + 50 %, plus the Contracts::call overhead) fits in what is left;\n\
+         unused weight is refunded once it has run."
     );
     drop(node);
 }

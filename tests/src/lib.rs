@@ -504,12 +504,7 @@ impl Network {
     /// that no other transaction emitted any. Returns the events in order.
     pub async fn check_events(&self) -> Vec<Event> {
         let from = self.deployed.included.block_number;
-        let to = self
-            .expected
-            .iter()
-            .map(|e| e.block)
-            .max()
-            .unwrap_or(from);
+        let to = self.expected.iter().map(|e| e.block).max().unwrap_or(from);
         let mut stream = Box::pin(
             self.hydrogen
                 .event_stream(Some(from))

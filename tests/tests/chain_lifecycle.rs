@@ -43,7 +43,10 @@ async fn honest_nodes_are_paid_by_commit_order() {
         return;
     };
     let id = net.start_task(FEE).await;
-    assert_eq!(net.tokens(net.creator_account()).await, CREATOR_TOKENS - FEE);
+    assert_eq!(
+        net.tokens(net.creator_account()).await,
+        CREATOR_TOKENS - FEE
+    );
 
     // Commit order 0, 1, 2 decides the shares: 10, 9 and 6 units.
     for i in 0..3 {
@@ -124,7 +127,10 @@ async fn honest_nodes_are_paid_by_commit_order() {
         assert_eq!(net.node_status(i).await, (NodeStatus::Available, stake));
     }
     // The whole fee went to the nodes: nothing is refunded.
-    assert_eq!(net.tokens(net.creator_account()).await, CREATOR_TOKENS - FEE);
+    assert_eq!(
+        net.tokens(net.creator_account()).await,
+        CREATOR_TOKENS - FEE
+    );
     assert_eq!(net.tokens(net.contract()).await, 3 * stake);
     assert_eq!(
         net.hydrogen.node_counts().await.unwrap(),
@@ -260,11 +266,7 @@ async fn silent_node_is_missed_and_its_share_refunded() {
     net.pass(deadline).await;
     let err = net.commit(id, 1, phash(0)).await.unwrap_err();
     assert_eq!(err.contract_error(), Some(Error::DeadlinePassed), "{err}");
-    let cancelled = net
-        .hydrogen
-        .cancel(&net.creator, id)
-        .await
-        .expect("cancel");
+    let cancelled = net.hydrogen.cancel(&net.creator, id).await.expect("cancel");
     let events = vec![
         Event::NodeMissed {
             task_id: id,
@@ -346,7 +348,11 @@ async fn unanswered_task_times_out_with_a_full_refund() {
     net.pass(deadline).await;
 
     // A selected node may settle the task too, not only its creator.
-    let cancelled = net.hydrogen.cancel(&net.nodes[2], id).await.expect("cancel");
+    let cancelled = net
+        .hydrogen
+        .cancel(&net.nodes[2], id)
+        .await
+        .expect("cancel");
     let mut events = vec![
         Event::TaskAborted {
             task_id: id,
@@ -376,7 +382,10 @@ async fn unanswered_task_times_out_with_a_full_refund() {
     let stake = net.params.required_stake;
     for i in 0..3 {
         let info = net.hydrogen.node_info(net.node(i)).await.unwrap().unwrap();
-        assert_eq!((info.status, info.stake, info.missed), (NodeStatus::Available, stake, 1));
+        assert_eq!(
+            (info.status, info.stake, info.missed),
+            (NodeStatus::Available, stake, 1)
+        );
         assert_eq!(net.tokens(net.node(i)).await, 0);
     }
     assert_eq!(net.tokens(net.contract()).await, 3 * stake);
@@ -561,7 +570,10 @@ async fn quitting_while_busy_returns_the_stake_when_released() {
             paused: 0
         }
     );
-    assert_eq!(net.tokens(net.contract()).await, 2 * stake + fee_share(FEE, 0));
+    assert_eq!(
+        net.tokens(net.contract()).await,
+        2 * stake + fee_share(FEE, 0)
+    );
 
     let confirmed = net
         .hydrogen
