@@ -244,7 +244,7 @@ async fn cheater_is_slashed_when_two_agree() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_node_is_missed_and_its_share_refunded() {
-    let Some(mut net) = Network::new("silent", hasty(5_000), 3).await else {
+    let Some(mut net) = Network::new("silent", hasty(8_000), 3).await else {
         return;
     };
     let id = net.start_task(FEE).await;
