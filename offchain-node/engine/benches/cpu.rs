@@ -45,8 +45,8 @@ fn main() {
     let req = Request {
         prompt: "a photo of an astronaut".into(),
         negative_prompt: String::new(),
-        width: (8 * LATENT) as u32,
-        height: (8 * LATENT) as u32,
+        width: (sd.vae_scale_factor() * LATENT) as u32,
+        height: (sd.vae_scale_factor() * LATENT) as u32,
         steps: STEPS,
         guidance: 7.5,
         seed: 0,
@@ -63,7 +63,8 @@ fn main() {
             })
             .collect(),
     );
-    println!("config: diffusers unit-test UNet/VAE/CLIP, latent {LATENT}x{LATENT} ({}x{} px), CFG batch 2, DPM++ 2M {STEPS} steps", 8 * LATENT, 8 * LATENT);
+    let px = sd.vae_scale_factor() * LATENT;
+    println!("config: diffusers unit-test UNet/VAE/CLIP, latent {LATENT}x{LATENT} ({px}x{px} px), CFG batch 2, DPM++ 2M {STEPS} steps");
     println!("ours (Burn Flex CPU): {:.1} ms per UNet step, {:.3} s per image", step * 1e3, image);
 
     let Ok(python) = std::env::var("HYDROGEN_BENCH_PYTHON") else {

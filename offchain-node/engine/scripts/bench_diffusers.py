@@ -45,7 +45,7 @@ def main():
             times.append(time.perf_counter() - t0)
         step = sorted(times)[len(times) // 2]
         latents = torch.from_numpy(host_noise(0, 0, 0, 4 * l * l).reshape(1, 4, l, l))
-        kw = dict(height=8 * l, width=8 * l, num_inference_steps=a.steps, guidance_scale=7.5, latents=latents, output_type="np")
+        kw = dict(height=pipe.vae_scale_factor * l, width=pipe.vae_scale_factor * l, num_inference_steps=a.steps, guidance_scale=7.5, latents=latents, output_type="np")
         pipe("a photo of an astronaut", **kw)
         times = []
         for _ in range(max(1, a.repeats // 2)):

@@ -23,7 +23,7 @@ import sys
 
 import numpy as np
 import torch
-from diffusers import AutoencoderKL, DDIMScheduler, DPMSolverMultistepScheduler, StableDiffusionPipeline, UNet2DConditionModel
+from diffusers import AutoencoderKL, DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler, StableDiffusionPipeline, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -149,17 +149,19 @@ CASES = [
     # (scheduler, steps, guidance, seed, images, width, height, prompt, negative)
     ("ddim", 2, 6.0, 0, 1, 64, 64, "a photo of an astronaut", ""),
     ("dpm++2m", 3, 5.0, 7, 2, 48, 64, "the red barn in the rain", "blurry"),
+    ("euler", 3, 7.5, 3, 1, 56, 72, "a cat on the stairs", ""),
 ]
 
 
 def run_case(pipe, case):
     method, steps, guidance, seed, images, width, height, prompt, negative = case
-    sched_cls = {"ddim": DDIMScheduler, "dpm++2m": DPMSolverMultistepScheduler}[method]
+    sched_cls = {"ddim": DDIMScheduler, "dpm++2m": DPMSolverMultistepScheduler, "euler": EulerDiscreteScheduler}[method]
     pipe.scheduler = sched_cls.from_config(pipe.scheduler.config)
     out = []
     for i in range(images):
-        n = 4 * (height // 8) * (width // 8)
-        latents = torch.from_numpy(host_noise(seed, i, 0, n).reshape(1, 4, height // 8, width // 8))
+        f = pipe.vae_scale_factor
+        n = 4 * (height // f) * (width // f)
+        latents = torch.from_numpy(host_noise(seed, i, 0, n).reshape(1, 4, height // f, width // f))
         img = pipe(prompt, negative_prompt=negative, height=height, width=width, num_inference_steps=steps,
                    guidance_scale=guidance, latents=latents, output_type="np").images[0]
         out.append([int(v) for v in (img * 255).round().astype(np.uint8).flatten()])

@@ -117,6 +117,11 @@ impl StableDiffusion {
         })
     }
 
+    /// Pixels per latent along each side: 2^(VAE blocks - 1), 8 for every released SD model.
+    pub fn vae_scale_factor(&self) -> usize {
+        self.vae_decoder.scale_factor()
+    }
+
     pub fn device(&self) -> &Device {
         &self.device
     }
@@ -147,7 +152,8 @@ impl StableDiffusion {
         let (cond, uncond) = self.encode_prompts(&request.prompt, &request.negative_prompt);
         let guided = request.guidance > 1.0;
         let context = if guided { Tensor::cat(vec![uncond, cond], 0) } else { cond };
-        let (lh, lw) = (request.height as usize / 8, request.width as usize / 8);
+        let f = self.vae_scale_factor();
+        let (lh, lw) = (request.height as usize / f, request.width as usize / f);
         let channels = self.unet.config().in_channels;
         let shape = [1, channels, lh, lw];
         let mut images = Vec::new();

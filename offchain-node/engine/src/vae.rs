@@ -135,6 +135,10 @@ impl Decoder {
         })
     }
 
+    pub fn scale_factor(&self) -> usize {
+        1 << self.up.iter().filter(|(_, up)| up.is_some()).count()
+    }
+
     /// Pixels in `[-1, 1]` (unclamped) from diffusion latents (still multiplied by the scaling factor).
     pub fn decode(&self, latents: Tensor<4>) -> Tensor<4> {
         let mut x = latents.div_scalar(self.scaling_factor).add_scalar(self.shift_factor);

@@ -219,7 +219,10 @@ impl UNet {
                 x = layer.forward(Tensor::cat(vec![x, skip], 1), &temb, context);
             }
             if let Some(conv) = &block.upsample {
-                x = conv.forward(upsample_nearest_2x(x));
+                // Latent sides that are not multiples of 8 shrink to odd sizes on the way down
+                // (65 -> 33 -> 17); upsample to the next skip's size, as diffusers' `upsample_size` does.
+                let [_, _, h, w] = skips.last().expect("a skip below every upsampler").dims();
+                x = conv.forward(upsample_nearest(x, [h, w]));
             }
         }
 
@@ -231,5 +234,10 @@ impl UNet {
 /// Nearest-neighbour 2x upsampling, as `F.interpolate(scale_factor=2.0, mode="nearest")`.
 pub fn upsample_nearest_2x(x: Tensor<4>) -> Tensor<4> {
     let [_, _, h, w] = x.dims();
-    interpolate(x, InterpolateOptions::new(InterpolateMode::Nearest).with_output_size([2 * h, 2 * w]))
+    upsample_nearest(x, [2 * h, 2 * w])
+}
+
+/// `F.interpolate(size=..., mode="nearest")`: source index `floor(i * in / out)`.
+pub fn upsample_nearest(x: Tensor<4>, size: [usize; 2]) -> Tensor<4> {
+    interpolate(x, InterpolateOptions::new(InterpolateMode::Nearest).with_output_size(size))
 }
