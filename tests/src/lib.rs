@@ -14,7 +14,7 @@ use hydrogen_sdk::chain::{
 };
 use hydrogen_sdk::types::{
     blake2_256, commitment, ticket, AccountId, Balance, Event, Hash, NodeStatus, Outcome, Params,
-    TaskId, TaskInfo, TaskType, UNIT,
+    TaskId, TaskInfo, TaskStatus, TaskType, UNIT,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -438,11 +438,7 @@ impl Network {
     /// is announced with the task's deadline.
     pub async fn started_events(&self, task_id: TaskId) -> Vec<Event> {
         let task = self.task(task_id).await;
-        assert_eq!(
-            task.status,
-            hydrogen_sdk::types::TaskStatus::Running,
-            "task {task_id} started"
-        );
+        assert_eq!(task.status, TaskStatus::Running, "task {task_id} started");
         task.nodes
             .iter()
             .flat_map(|node| {
