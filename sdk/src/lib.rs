@@ -5,6 +5,6 @@
 
 pub use hydrogen_types as types;
 
-pub mod phash;
 pub mod chain;
+pub mod phash;
 pub mod task;
