@@ -3,8 +3,8 @@
 #
 #   1. install    scripts/install.sh (packages, toolchains, node, cargo-contract)
 #   2. lint       cargo fmt --check and cargo clippy -D warnings, in
-#                 contracts-ink/ and in the root workspace; only with
-#                 HYDROGEN_LINT=1 (off by default until the code is clean)
+#                 contracts-ink/ and in the root workspace (skip with
+#                 HYDROGEN_LINT=0)
 #   3. contract   cargo test in contracts-ink/ (Rust 1.86, off-chain ink! tests)
 #   4. bundle     cargo contract build --release of contracts-ink/hydrogen;
 #                 exports HYDROGEN_CONTRACT_BUNDLE
@@ -17,7 +17,7 @@
 # contracts (HYDROGEN_CACHE_DIR defaults to ~/.cache/hydrogen); a
 # CARGO_TARGET_DIR set by the caller is used for both.
 #
-# Env: HYDROGEN_LINT=1 runs phase 2; HYDROGEN_PREBUILT_DIR and
+# Env: HYDROGEN_LINT=0 skips phase 2; HYDROGEN_PREBUILT_DIR and
 # HYDROGEN_BIN_DIR are passed to install.sh.
 set -euo pipefail
 
@@ -93,8 +93,8 @@ end
 export HYDROGEN_NODE_BIN="${HYDROGEN_NODE_BIN:-$(command -v substrate-contracts-node)}"
 export HYDROGEN_CHAIN_SPEC="${HYDROGEN_CHAIN_SPEC:-$repo/chain-spec/dev-raw.json}"
 
-if [[ "${HYDROGEN_LINT:-0}" != 1 ]]; then
-  skip lint "set HYDROGEN_LINT=1 to run it"
+if [[ "${HYDROGEN_LINT:-1}" != 1 ]]; then
+  skip lint "HYDROGEN_LINT=0"
 else
   begin lint "rustfmt and clippy (-D warnings)"
   (cd contracts-ink && run cargo fmt --all --check)
