@@ -35,15 +35,17 @@ impl ClipTextModel {
             return Err(Error::Request(format!("text encoder activation {} is not supported", c.hidden_act)));
         }
         let h = c.hidden_size;
-        let p = "text_model";
-        let token_embedding = w.get(&format!("{p}.embeddings.token_embedding.weight"), [c.vocab_size, h])?;
+        // transformers 4 saves `text_model.`-prefixed keys (every released SD checkpoint);
+        // transformers 5 drops the prefix.
+        let p = if w.contains("text_model.embeddings.token_embedding.weight") { "text_model." } else { "" };
+        let token_embedding = w.get(&format!("{p}embeddings.token_embedding.weight"), [c.vocab_size, h])?;
         let position_embedding =
-            w.get(&format!("{p}.embeddings.position_embedding.weight"), [c.max_position_embeddings, h])?;
+            w.get(&format!("{p}embeddings.position_embedding.weight"), [c.max_position_embeddings, h])?;
         // A buffer older transformers versions saved next to the weights: arange(77).
-        w.skip(&format!("{p}.embeddings.position_ids"));
+        w.skip(&format!("{p}embeddings.position_ids"));
         let mut layers = Vec::new();
         for i in 0..c.num_hidden_layers {
-            let l = format!("{p}.encoder.layers.{i}");
+            let l = format!("{p}encoder.layers.{i}");
             layers.push(EncoderLayer {
                 q: Linear::load(w, &format!("{l}.self_attn.q_proj"), h, h, true)?,
                 k: Linear::load(w, &format!("{l}.self_attn.k_proj"), h, h, true)?,
@@ -55,7 +57,7 @@ impl ClipTextModel {
                 fc2: Linear::load(w, &format!("{l}.mlp.fc2"), c.intermediate_size, h, true)?,
             });
         }
-        let final_ln = LayerNorm::load(w, &format!("{p}.final_layer_norm"), h, c.layer_norm_eps)?;
+        let final_ln = LayerNorm::load(w, &format!("{p}final_layer_norm"), h, c.layer_norm_eps)?;
         Ok(Self { config: config.clone(), token_embedding, position_embedding, layers, final_ln })
     }
 

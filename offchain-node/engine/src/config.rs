@@ -189,6 +189,27 @@ pub struct SchedulerConfig {
     pub trained_betas: Option<serde_json::Value>,
 }
 
+impl SchedulerConfig {
+    /// Reads `scheduler_config.json` as `from_config` does: keys that diffusers
+    /// recorded under `_use_default_values` were defaults of the class that saved
+    /// them, so the chosen sampler's own defaults apply instead (a DDIM config's
+    /// `"leading"` spacing does not carry over to DPM-Solver, whose default is `"linspace"`).
+    pub fn read(path: &Path) -> Result<Self> {
+        let mut value: serde_json::Value = read_json(path)?;
+        if let Some(obj) = value.as_object_mut() {
+            let defaults: Vec<String> = obj
+                .get("_use_default_values")
+                .and_then(|v| v.as_array())
+                .map(|a| a.iter().filter_map(|k| k.as_str().map(str::to_owned)).collect())
+                .unwrap_or_default();
+            for key in defaults {
+                obj.remove(&key);
+            }
+        }
+        serde_json::from_value(value).map_err(|e| Error::Config { path: path.to_owned(), message: e.to_string() })
+    }
+}
+
 impl Default for SchedulerConfig {
     fn default() -> Self {
         serde_json::from_str("{}").expect("every field has a default")

@@ -92,7 +92,7 @@ impl StableDiffusion {
         unet_cfg.check_supported(&unet_cfg_path)?;
         let vae_cfg: VaeConfig = read_json(&root.join("vae/config.json"))?;
         let clip_cfg: ClipConfig = read_json(&root.join("text_encoder/config.json"))?;
-        let scheduler_config: SchedulerConfig = read_json(&root.join("scheduler/scheduler_config.json"))?;
+        let scheduler_config = SchedulerConfig::read(&root.join("scheduler/scheduler_config.json"))?;
         let tokenizer = ClipTokenizer::from_dir(&root.join("tokenizer"))?;
 
         let text_encoder = load_component(&root, "text_encoder", "model", device, precision, |w| {

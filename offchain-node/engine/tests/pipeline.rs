@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{reference, write_tiny_model, Variant};
+use common::{reference, write_tiny_model, write_tiny_model_with, Variant};
 use hydrogen_engine::{Backend, Error, Method, Precision, Request, StableDiffusion};
 use hydrogen_sdk::phash::{hamming, phash};
 use image::RgbImage;
@@ -49,7 +49,8 @@ fn tiny_pipeline_matches_diffusers() {
             let want: Vec<u8> = want.as_array().expect("pixels").iter().map(|v| v.as_u64().expect("u8") as u8).collect();
             let (max, mean) = diff(img, &want);
             println!("{:?} image {i}: max |ours - diffusers| = {max} levels, mean {mean:.3}", req.scheduler);
-            assert!(max <= 2 && mean < 0.1, "image {i} of {case}: max {max}, mean {mean}");
+            // Two f32 implementations summing in different orders: a pixel may round the other way.
+            assert!(max <= 2 && mean < 0.05, "{:?} image {i}: max {max}, mean {mean}", req.scheduler);
         }
     }
 }
@@ -82,7 +83,7 @@ fn same_seed_is_byte_identical_and_other_seeds_differ() {
 }
 
 #[test]
-fn fp16_variant_files_and_old_vae_attention_names_load() {
+fn fp16_variant_files_and_older_key_names_load() {
     let rename = |t: &mut Vec<(String, Vec<usize>)>| {
         for (name, _) in t.iter_mut() {
             for (new, old) in [(".to_q.", ".query."), (".to_k.", ".key."), (".to_v.", ".value."), (".to_out.0.", ".proj_attn.")] {
@@ -90,7 +91,9 @@ fn fp16_variant_files_and_old_vae_attention_names_load() {
             }
         }
     };
-    let model = write_tiny_model("fp16-old-vae", Variant::Fp16, &rename);
+    // Released checkpoints (saved by transformers 4) prefix the text encoder's keys with `text_model.`.
+    let prefix = |t: &mut Vec<(String, Vec<usize>)>| t.iter_mut().for_each(|(n, _)| *n = format!("text_model.{n}"));
+    let model = write_tiny_model_with("fp16-old-names", Variant::Fp16, &rename, &prefix);
     let sd = load(&model.dir);
     let case = &reference()["cases"][0];
     let images = sd.generate(&request(case), |_| {}).expect("generate");

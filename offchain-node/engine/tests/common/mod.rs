@@ -78,7 +78,7 @@ pub fn write_weights(
         .iter()
         .map(|(name, shape)| {
             // Values follow the diffusers name even when the stored name is an older alias.
-            let source = name.replace(".query.", ".to_q.").replace(".key.", ".to_k.").replace(".value.", ".to_v.").replace(".proj_attn.", ".to_out.0.");
+            let source = name.trim_start_matches("text_model.").replace(".query.", ".to_q.").replace(".key.", ".to_k.").replace(".value.", ".to_v.").replace(".proj_attn.", ".to_out.0.");
             let values = formula(&source, shape);
             let bytes = match variant {
                 Variant::F32 => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
@@ -109,6 +109,16 @@ pub fn manifest(reference: &Value, component: &str) -> Vec<(String, Vec<usize>)>
 
 /// The whole pipeline folder. `vae_edit` lets a test rename or corrupt VAE tensors.
 pub fn write_tiny_model(name: &str, variant: Variant, vae_edit: &dyn Fn(&mut Vec<(String, Vec<usize>)>)) -> TinyModel {
+    write_tiny_model_with(name, variant, vae_edit, &|_| {})
+}
+
+/// As [`write_tiny_model`], with an edit of the text encoder's tensor names too.
+pub fn write_tiny_model_with(
+    name: &str,
+    variant: Variant,
+    vae_edit: &dyn Fn(&mut Vec<(String, Vec<usize>)>),
+    text_edit: &dyn Fn(&mut Vec<(String, Vec<usize>)>),
+) -> TinyModel {
     let r = reference();
     let dir = std::env::temp_dir().join(format!("hydrogen-engine-test-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -118,7 +128,11 @@ pub fn write_tiny_model(name: &str, variant: Variant, vae_edit: &dyn Fn(&mut Vec
         std::fs::create_dir_all(&d).expect("mkdir");
         std::fs::write(d.join("config.json"), r["components"][component]["config"].to_string()).expect("config");
         let none = |_: &mut Vec<(String, Vec<usize>)>| {};
-        let edit: &dyn Fn(&mut Vec<(String, Vec<usize>)>) = if component == "vae" { vae_edit } else { &none };
+        let edit: &dyn Fn(&mut Vec<(String, Vec<usize>)>) = match component {
+            "vae" => vae_edit,
+            "text_encoder" => text_edit,
+            _ => &none,
+        };
         write_weights(&d.join(format!("{stem}{suffix}.safetensors")), &manifest(&r, component), variant, edit);
     }
     std::fs::create_dir_all(dir.join("scheduler")).expect("mkdir");
