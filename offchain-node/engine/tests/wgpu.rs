@@ -16,10 +16,10 @@ fn lavapipe_and_cpu_agree_within_the_consensus_threshold() {
         negative_prompt: "blurry".into(),
         width: 64,
         height: 64,
-        steps: 6,
+        steps: 4,
         guidance: 7.5,
         seed: 42,
-        num_images: 3,
+        num_images: 2,
         scheduler: Method::DpmSolverMultistep,
     };
     let cpu = StableDiffusion::load(&model.dir, &Backend::Cpu.device(), Precision::F32).expect("load on CPU");
