@@ -27,7 +27,12 @@ fn main() {
     let device = Backend::Cpu.device();
     let sd = StableDiffusion::load(&model.dir, &device, Precision::F32).expect("load");
 
-    let values = hydrogen_engine::noise::normal(0, 0, hydrogen_engine::noise::Stream::InitialLatents, 2 * 4 * LATENT * LATENT);
+    let values = hydrogen_engine::noise::normal(
+        0,
+        0,
+        hydrogen_engine::noise::Stream::InitialLatents,
+        2 * 4 * LATENT * LATENT,
+    );
     let x = Tensor::<4>::from_data(TensorData::new(values, [2, 4, LATENT, LATENT]), &device);
     let ctx = Tensor::<3>::zeros([2, 77, 32], &device);
     let sync = |t: Tensor<4>| t.into_data();
@@ -65,7 +70,11 @@ fn main() {
     );
     let px = sd.vae_scale_factor() * LATENT;
     println!("config: diffusers unit-test UNet/VAE/CLIP, latent {LATENT}x{LATENT} ({px}x{px} px), CFG batch 2, DPM++ 2M {STEPS} steps");
-    println!("ours (Burn Flex CPU): {:.1} ms per UNet step, {:.3} s per image", step * 1e3, image);
+    println!(
+        "ours (Burn Flex CPU): {:.1} ms per UNet step, {:.3} s per image",
+        step * 1e3,
+        image
+    );
 
     let Ok(python) = std::env::var("HYDROGEN_BENCH_PYTHON") else {
         println!("diffusers: skipped (set HYDROGEN_BENCH_PYTHON, see scripts/bench_cpu.sh)");
@@ -73,14 +82,39 @@ fn main() {
     };
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/bench_diffusers.py");
     let out = std::process::Command::new(python)
-        .args([script, "--threads", &threads, "--latent", &LATENT.to_string(), "--steps", &STEPS.to_string()])
+        .args([
+            script,
+            "--threads",
+            &threads,
+            "--latent",
+            &LATENT.to_string(),
+            "--steps",
+            &STEPS.to_string(),
+        ])
         .args(["--repeats", &REPEATS.to_string()])
         .output()
         .expect("run diffusers benchmark");
-    assert!(out.status.success(), "diffusers benchmark failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "diffusers benchmark failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let line = String::from_utf8_lossy(&out.stdout);
-    let theirs: serde_json::Value = serde_json::from_str(line.lines().last().unwrap_or("")).expect("diffusers JSON");
-    let (t_step, t_image) = (theirs["unet_step_s"].as_f64().expect("step"), theirs["image_s"].as_f64().expect("image"));
-    println!("diffusers (torch {}, {threads} threads): {:.1} ms per UNet step, {:.3} s per image", theirs["torch"], t_step * 1e3, t_image);
-    println!("ratio ours/diffusers: UNet step {:.2}, image {:.2}", step / t_step, image / t_image);
+    let theirs: serde_json::Value =
+        serde_json::from_str(line.lines().last().unwrap_or("")).expect("diffusers JSON");
+    let (t_step, t_image) = (
+        theirs["unet_step_s"].as_f64().expect("step"),
+        theirs["image_s"].as_f64().expect("image"),
+    );
+    println!(
+        "diffusers (torch {}, {threads} threads): {:.1} ms per UNet step, {:.3} s per image",
+        theirs["torch"],
+        t_step * 1e3,
+        t_image
+    );
+    println!(
+        "ratio ours/diffusers: UNet step {:.2}, image {:.2}",
+        step / t_step,
+        image / t_image
+    );
 }

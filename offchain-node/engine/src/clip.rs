@@ -32,15 +32,27 @@ impl ClipTextModel {
     pub fn load(config: &ClipConfig, w: &mut Weights) -> Result<Self> {
         let c = config;
         if !matches!(c.hidden_act.as_str(), "quick_gelu" | "gelu") {
-            return Err(Error::Request(format!("text encoder activation {} is not supported", c.hidden_act)));
+            return Err(Error::Request(format!(
+                "text encoder activation {} is not supported",
+                c.hidden_act
+            )));
         }
         let h = c.hidden_size;
         // transformers 4 saves `text_model.`-prefixed keys (every released SD checkpoint);
         // transformers 5 drops the prefix.
-        let p = if w.contains("text_model.embeddings.token_embedding.weight") { "text_model." } else { "" };
-        let token_embedding = w.get(&format!("{p}embeddings.token_embedding.weight"), [c.vocab_size, h])?;
-        let position_embedding =
-            w.get(&format!("{p}embeddings.position_embedding.weight"), [c.max_position_embeddings, h])?;
+        let p = if w.contains("text_model.embeddings.token_embedding.weight") {
+            "text_model."
+        } else {
+            ""
+        };
+        let token_embedding = w.get(
+            &format!("{p}embeddings.token_embedding.weight"),
+            [c.vocab_size, h],
+        )?;
+        let position_embedding = w.get(
+            &format!("{p}embeddings.position_embedding.weight"),
+            [c.max_position_embeddings, h],
+        )?;
         // A buffer older transformers versions saved next to the weights: arange(77).
         w.skip(&format!("{p}embeddings.position_ids"));
         let mut layers = Vec::new();
@@ -58,7 +70,13 @@ impl ClipTextModel {
             });
         }
         let final_ln = LayerNorm::load(w, &format!("{p}final_layer_norm"), h, c.layer_norm_eps)?;
-        Ok(Self { config: config.clone(), token_embedding, position_embedding, layers, final_ln })
+        Ok(Self {
+            config: config.clone(),
+            token_embedding,
+            position_embedding,
+            layers,
+            final_ln,
+        })
     }
 
     pub fn max_positions(&self) -> usize {
@@ -75,26 +93,56 @@ impl ClipTextModel {
         let b = ids.len();
         let s = ids[0].len();
         let device = self.token_embedding.device();
-        let flat: Vec<i64> = ids.iter().flat_map(|r| r.iter().map(|&t| t as i64)).collect();
+        let flat: Vec<i64> = ids
+            .iter()
+            .flat_map(|r| r.iter().map(|&t| t as i64))
+            .collect();
         let idx = Tensor::<1, Int>::from_data(TensorData::new(flat, [b * s]), &device);
         let h = self.config.hidden_size;
-        let tokens = self.token_embedding.clone().select(0, idx).reshape([b, s, h]);
-        let positions = self.position_embedding.clone().slice([0..s]).reshape([1, s, h]);
+        let tokens = self
+            .token_embedding
+            .clone()
+            .select(0, idx)
+            .reshape([b, s, h]);
+        let positions = self
+            .position_embedding
+            .clone()
+            .slice([0..s])
+            .reshape([1, s, h]);
         let mut x = tokens + positions;
 
         // Causal mask: position i attends to positions <= i.
-        let mask: Vec<f32> = (0..s * s).map(|k| if k % s > k / s { f32::NEG_INFINITY } else { 0.0 }).collect();
-        let mask = Tensor::<4>::from_data(TensorData::new(mask, [1, 1, s, s]), (&device, DType::F32));
+        let mask: Vec<f32> = (0..s * s)
+            .map(|k| {
+                if k % s > k / s {
+                    f32::NEG_INFINITY
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let mask =
+            Tensor::<4>::from_data(TensorData::new(mask, [1, 1, s, s]), (&device, DType::F32));
         let heads = self.config.num_attention_heads;
         let quick = self.config.hidden_act == "quick_gelu";
         for l in &self.layers {
             let r = x.clone();
             let y = l.ln1.forward(x);
-            let a = attention(l.q.forward(y.clone()), l.k.forward(y.clone()), l.v.forward(y), heads, Some(mask.clone()));
+            let a = attention(
+                l.q.forward(y.clone()),
+                l.k.forward(y.clone()),
+                l.v.forward(y),
+                heads,
+                Some(mask.clone()),
+            );
             x = r + l.out.forward(a);
             let r = x.clone();
             let y = l.fc1.forward(l.ln2.forward(x));
-            let y = if quick { y.clone() * sigmoid(y.mul_scalar(1.702)) } else { gelu(y) };
+            let y = if quick {
+                y.clone() * sigmoid(y.mul_scalar(1.702))
+            } else {
+                gelu(y)
+            };
             x = r + l.fc2.forward(y);
         }
         self.final_ln.forward(x)

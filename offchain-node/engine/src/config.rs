@@ -8,7 +8,10 @@ use std::path::Path;
 /// Reads and parses one JSON config file, naming it on failure.
 pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    serde_json::from_str(&text).map_err(|e| Error::Config { path: path.to_owned(), message: e.to_string() })
+    serde_json::from_str(&text).map_err(|e| Error::Config {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })
 }
 
 /// An integer that diffusers lets be one value or one per block.
@@ -83,7 +86,12 @@ impl UNetConfig {
     /// Refuses the `UNet2DConditionModel` options this engine does not implement,
     /// so an SDXL or inpainting UNet fails at load time rather than computing nonsense.
     pub fn check_supported(&self, path: &Path) -> Result<()> {
-        let bad = |what: &str| Err(Error::Config { path: path.to_owned(), message: format!("unsupported: {what}") });
+        let bad = |what: &str| {
+            Err(Error::Config {
+                path: path.to_owned(),
+                message: format!("unsupported: {what}"),
+            })
+        };
         if self.class_embed_type.is_some() || self.addition_embed_type.is_some() {
             return bad("class or addition embeddings (SDXL-style conditioning)");
         }
@@ -92,8 +100,13 @@ impl UNetConfig {
         {
             return bad("only_cross_attention");
         }
-        if self.act_fn != "silu" || self.resnet_time_scale_shift != "default" || self.center_input_sample {
-            return bad("act_fn other than silu, scale-shift time embedding or center_input_sample");
+        if self.act_fn != "silu"
+            || self.resnet_time_scale_shift != "default"
+            || self.center_input_sample
+        {
+            return bad(
+                "act_fn other than silu, scale-shift time embedding or center_input_sample",
+            );
         }
         if self.mid_block_type.as_deref() != Some("UNetMidBlock2DCrossAttn") {
             return bad("mid block other than UNetMidBlock2DCrossAttn");
@@ -103,7 +116,10 @@ impl UNetConfig {
             return bad("block type lists of a different length than block_out_channels");
         }
         for t in self.down_block_types.iter().chain(&self.up_block_types) {
-            if !matches!(t.as_str(), "DownBlock2D" | "CrossAttnDownBlock2D" | "UpBlock2D" | "CrossAttnUpBlock2D") {
+            if !matches!(
+                t.as_str(),
+                "DownBlock2D" | "CrossAttnDownBlock2D" | "UpBlock2D" | "CrossAttnUpBlock2D"
+            ) {
                 return bad(&format!("block type {t}"));
             }
         }
@@ -112,7 +128,10 @@ impl UNetConfig {
 
     pub fn heads(&self) -> Vec<usize> {
         let n = self.block_out_channels.len();
-        self.num_attention_heads.as_ref().unwrap_or(&self.attention_head_dim).expand(n)
+        self.num_attention_heads
+            .as_ref()
+            .unwrap_or(&self.attention_head_dim)
+            .expand(n)
     }
 }
 
@@ -200,13 +219,20 @@ impl SchedulerConfig {
             let defaults: Vec<String> = obj
                 .get("_use_default_values")
                 .and_then(|v| v.as_array())
-                .map(|a| a.iter().filter_map(|k| k.as_str().map(str::to_owned)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|k| k.as_str().map(str::to_owned))
+                        .collect()
+                })
                 .unwrap_or_default();
             for key in defaults {
                 obj.remove(&key);
             }
         }
-        serde_json::from_value(value).map_err(|e| Error::Config { path: path.to_owned(), message: e.to_string() })
+        serde_json::from_value(value).map_err(|e| Error::Config {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })
     }
 }
 

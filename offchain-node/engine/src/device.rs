@@ -22,7 +22,9 @@ impl FromStr for Backend {
             "wgpu" | "gpu" => Ok(Backend::Wgpu),
             "wgpu-cpu" | "lavapipe" => Ok(Backend::WgpuSoftware),
             "cpu" | "flex" => Ok(Backend::Cpu),
-            other => Err(Error::Device(format!("unknown backend {other} (wgpu, wgpu-cpu, cpu)"))),
+            other => Err(Error::Device(format!(
+                "unknown backend {other} (wgpu, wgpu-cpu, cpu)"
+            ))),
         }
     }
 }
@@ -45,8 +47,14 @@ impl Backend {
 /// A one-line description of the adapter: its name and, where the backend reports it, memory in use.
 pub fn describe(backend: Backend, device: &Device) -> String {
     let name = match backend {
-        Backend::Cpu => format!("CPU (Burn Flex, {} threads)", std::thread::available_parallelism().map_or(1, |n| n.get())),
-        _ => device.identity().map(|i| i.name).unwrap_or_else(|| "unnamed wgpu adapter".into()),
+        Backend::Cpu => format!(
+            "CPU (Burn Flex, {} threads)",
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        ),
+        _ => device
+            .identity()
+            .map(|i| i.name)
+            .unwrap_or_else(|| "unnamed wgpu adapter".into()),
     };
     match device.memory_pool_usage() {
         Some(usage) => format!("{name}; memory pools: {usage:?}"),

@@ -43,9 +43,21 @@ pub struct Linear {
 }
 
 impl Linear {
-    pub fn load(w: &mut Weights, prefix: &str, d_in: usize, d_out: usize, bias: bool) -> Result<Self> {
-        let weight = w.get(&format!("{prefix}.weight"), [d_out, d_in])?.transpose();
-        let bias = if bias { Some(w.get(&format!("{prefix}.bias"), [d_out])?) } else { None };
+    pub fn load(
+        w: &mut Weights,
+        prefix: &str,
+        d_in: usize,
+        d_out: usize,
+        bias: bool,
+    ) -> Result<Self> {
+        let weight = w
+            .get(&format!("{prefix}.weight"), [d_out, d_in])?
+            .transpose();
+        let bias = if bias {
+            Some(w.get(&format!("{prefix}.bias"), [d_out])?)
+        } else {
+            None
+        };
         Ok(Self { weight, bias })
     }
 
@@ -62,9 +74,24 @@ pub struct Conv2d {
 }
 
 impl Conv2d {
-    pub fn load(w: &mut Weights, prefix: &str, c_in: usize, c_out: usize, kernel: usize, stride: usize) -> Result<Self> {
+    pub fn load(
+        w: &mut Weights,
+        prefix: &str,
+        c_in: usize,
+        c_out: usize,
+        kernel: usize,
+        stride: usize,
+    ) -> Result<Self> {
         let pad = kernel / 2;
-        Self::load_padded(w, prefix, c_in, c_out, kernel, stride, [(pad, pad), (pad, pad)])
+        Self::load_padded(
+            w,
+            prefix,
+            c_in,
+            c_out,
+            kernel,
+            stride,
+            [(pad, pad), (pad, pad)],
+        )
     }
 
     pub fn load_padded(
@@ -88,7 +115,12 @@ impl Conv2d {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        conv2d(x, self.weight.clone(), Some(self.bias.clone()), self.options.clone())
+        conv2d(
+            x,
+            self.weight.clone(),
+            Some(self.bias.clone()),
+            self.options.clone(),
+        )
     }
 }
 
@@ -101,10 +133,25 @@ pub struct GroupNorm {
 }
 
 impl GroupNorm {
-    pub fn load(w: &mut Weights, prefix: &str, groups: usize, channels: usize, eps: f64) -> Result<Self> {
-        let gamma = w.get_f32(&format!("{prefix}.weight"), [channels])?.reshape([1, channels, 1, 1]);
-        let beta = w.get_f32(&format!("{prefix}.bias"), [channels])?.reshape([1, channels, 1, 1]);
-        Ok(Self { groups, eps, gamma, beta })
+    pub fn load(
+        w: &mut Weights,
+        prefix: &str,
+        groups: usize,
+        channels: usize,
+        eps: f64,
+    ) -> Result<Self> {
+        let gamma = w
+            .get_f32(&format!("{prefix}.weight"), [channels])?
+            .reshape([1, channels, 1, 1]);
+        let beta = w
+            .get_f32(&format!("{prefix}.bias"), [channels])?
+            .reshape([1, channels, 1, 1]);
+        Ok(Self {
+            groups,
+            eps,
+            gamma,
+            beta,
+        })
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
@@ -136,19 +183,30 @@ impl LayerNorm {
 
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
         let (x, dtype) = to_f32(x);
-        back(layer_norm(x, self.gamma.clone(), Some(self.beta.clone()), self.eps), dtype)
+        back(
+            layer_norm(x, self.gamma.clone(), Some(self.beta.clone()), self.eps),
+            dtype,
+        )
     }
 }
 
 /// Multi-head scaled dot-product attention on `[b, s, heads*d]` inputs.
 /// `bias`, if given, is added to the f32 scores (the causal mask of CLIP).
-pub fn attention(q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, heads: usize, bias: Option<Tensor<4>>) -> Tensor<3> {
+pub fn attention(
+    q: Tensor<3>,
+    k: Tensor<3>,
+    v: Tensor<3>,
+    heads: usize,
+    bias: Option<Tensor<4>>,
+) -> Tensor<3> {
     let [b, s, inner] = q.dims();
     let t = k.dims()[1];
     let d = inner / heads;
     let split = |x: Tensor<3>, n: usize| x.reshape([b, n, heads, d]).swap_dims(1, 2);
     let (q, k, v) = (split(q, s), split(k, t), split(v, t));
-    let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(1.0 / (d as f64).sqrt());
+    let scores = q
+        .matmul(k.swap_dims(2, 3))
+        .mul_scalar(1.0 / (d as f64).sqrt());
     let (mut scores, dtype) = to_f32(scores);
     if let Some(bias) = bias {
         scores = scores + bias;

@@ -34,7 +34,10 @@ pub struct Request {
 impl Request {
     fn validate(&self) -> Result<()> {
         if self.width == 0 || self.height == 0 || self.width % 8 != 0 || self.height % 8 != 0 {
-            return Err(Error::Request(format!("{}x{} is not a positive multiple of 8", self.width, self.height)));
+            return Err(Error::Request(format!(
+                "{}x{} is not a positive multiple of 8",
+                self.width, self.height
+            )));
         }
         if self.steps == 0 {
             return Err(Error::Request("steps must be at least 1".into()));
@@ -92,19 +95,30 @@ impl StableDiffusion {
         unet_cfg.check_supported(&unet_cfg_path)?;
         let vae_cfg: VaeConfig = read_json(&root.join("vae/config.json"))?;
         let clip_cfg: ClipConfig = read_json(&root.join("text_encoder/config.json"))?;
-        let scheduler_config = SchedulerConfig::read(&root.join("scheduler/scheduler_config.json"))?;
+        let scheduler_config =
+            SchedulerConfig::read(&root.join("scheduler/scheduler_config.json"))?;
         let tokenizer = ClipTokenizer::from_dir(&root.join("tokenizer"))?;
 
-        let text_encoder = load_component(&root, "text_encoder", "model", device, precision, |w| {
-            ClipTextModel::load(&clip_cfg, w)
-        })?;
-        let unet = load_component(&root, "unet", "diffusion_pytorch_model", device, precision, |w| {
-            UNet::load(&unet_cfg, w)
-        })?;
-        let (vae_decoder, vae_encoder) =
-            load_component(&root, "vae", "diffusion_pytorch_model", device, precision, |w| {
-                Ok((Decoder::load(&vae_cfg, w)?, Encoder::load(&vae_cfg, w)?))
+        let text_encoder =
+            load_component(&root, "text_encoder", "model", device, precision, |w| {
+                ClipTextModel::load(&clip_cfg, w)
             })?;
+        let unet = load_component(
+            &root,
+            "unet",
+            "diffusion_pytorch_model",
+            device,
+            precision,
+            |w| UNet::load(&unet_cfg, w),
+        )?;
+        let (vae_decoder, vae_encoder) = load_component(
+            &root,
+            "vae",
+            "diffusion_pytorch_model",
+            device,
+            precision,
+            |w| Ok((Decoder::load(&vae_cfg, w)?, Encoder::load(&vae_cfg, w)?)),
+        )?;
         Ok(Self {
             tokenizer,
             text_encoder,
@@ -136,7 +150,11 @@ impl StableDiffusion {
     /// Text embeddings `[1, chunks*77, d]` for the prompt and the negative prompt, padded to the same chunk count.
     pub fn encode_prompts(&self, prompt: &str, negative: &str) -> (Tensor<3>, Tensor<3>) {
         let window = self.text_encoder.max_positions() - 2;
-        let n = self.tokenizer.chunks(prompt, window, 1).len().max(self.tokenizer.chunks(negative, window, 1).len());
+        let n = self
+            .tokenizer
+            .chunks(prompt, window, 1)
+            .len()
+            .max(self.tokenizer.chunks(negative, window, 1).len());
         let embed = |text: &str| {
             let chunks = self.tokenizer.chunks(text, window, n);
             let e = self.text_encoder.forward(&chunks);
@@ -147,25 +165,39 @@ impl StableDiffusion {
     }
 
     /// Runs `request`, calling `progress` after every step; returns `num_images` RGB images.
-    pub fn generate(&self, request: &Request, mut progress: impl FnMut(Progress)) -> Result<Vec<RgbImage>> {
+    pub fn generate(
+        &self,
+        request: &Request,
+        mut progress: impl FnMut(Progress),
+    ) -> Result<Vec<RgbImage>> {
         request.validate()?;
         let (cond, uncond) = self.encode_prompts(&request.prompt, &request.negative_prompt);
         let guided = request.guidance > 1.0;
-        let context = if guided { Tensor::cat(vec![uncond, cond], 0) } else { cond };
+        let context = if guided {
+            Tensor::cat(vec![uncond, cond], 0)
+        } else {
+            cond
+        };
         let f = self.vae_scale_factor();
         let (lh, lw) = (request.height as usize / f, request.width as usize / f);
         let channels = self.unet.config().in_channels;
         let shape = [1, channels, lh, lw];
         let mut images = Vec::new();
         for image in 0..request.num_images {
-            let mut scheduler = Scheduler::new(&self.scheduler_config, request.scheduler, request.steps)?;
+            let mut scheduler =
+                Scheduler::new(&self.scheduler_config, request.scheduler, request.steps)?;
             let steps = scheduler.timesteps().len();
-            let mut x = self.host_noise(request.seed, image, Stream::InitialLatents, shape)
+            let mut x = self
+                .host_noise(request.seed, image, Stream::InitialLatents, shape)
                 .mul_scalar(scheduler.init_noise_sigma());
             for i in 0..steps {
                 let t = scheduler.timesteps()[i];
                 let input = x.clone().mul_scalar(scheduler.input_scale(i));
-                let input = if guided { Tensor::cat(vec![input.clone(), input], 0) } else { input };
+                let input = if guided {
+                    Tensor::cat(vec![input.clone(), input], 0)
+                } else {
+                    input
+                };
                 let out = self.unet.forward(input, t, &context);
                 let out = if guided {
                     let u = out.clone().slice([0..1, 0..channels, 0..lh, 0..lw]);
@@ -174,11 +206,15 @@ impl StableDiffusion {
                 } else {
                     out
                 };
-                let noise = scheduler
-                    .needs_noise()
-                    .then(|| self.host_noise(request.seed, image, Stream::Ancestral { step: i }, shape));
+                let noise = scheduler.needs_noise().then(|| {
+                    self.host_noise(request.seed, image, Stream::Ancestral { step: i }, shape)
+                });
                 x = scheduler.step(i, x, out, noise);
-                progress(Progress { image, step: i + 1, steps });
+                progress(Progress {
+                    image,
+                    step: i + 1,
+                    steps,
+                });
             }
             images.push(self.to_image(self.vae_decoder.decode(x))?);
         }
@@ -198,7 +234,11 @@ impl StableDiffusion {
     /// `[1, 3, h, w]` in `[-1, 1]` to 8-bit RGB, rounding as diffusers' `numpy_to_pil` does.
     fn to_image(&self, pixels: Tensor<4>) -> Result<RgbImage> {
         let [_, _, h, w] = pixels.dims();
-        let pixels = if pixels.dtype() == DType::F32 { pixels } else { pixels.cast(FloatDType::F32) };
+        let pixels = if pixels.dtype() == DType::F32 {
+            pixels
+        } else {
+            pixels.cast(FloatDType::F32)
+        };
         let data = pixels
             .div_scalar(2.0)
             .add_scalar(0.5)

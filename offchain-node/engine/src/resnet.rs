@@ -30,13 +30,26 @@ impl ResnetBlock {
             norm1: GroupNorm::load(w, &format!("{prefix}.norm1"), groups, c_in, eps)?,
             conv1: Conv2d::load(w, &format!("{prefix}.conv1"), c_in, c_out, 3, 1)?,
             time_emb_proj: match temb {
-                Some(t) => Some(Linear::load(w, &format!("{prefix}.time_emb_proj"), t, c_out, true)?),
+                Some(t) => Some(Linear::load(
+                    w,
+                    &format!("{prefix}.time_emb_proj"),
+                    t,
+                    c_out,
+                    true,
+                )?),
                 None => None,
             },
             norm2: GroupNorm::load(w, &format!("{prefix}.norm2"), groups, c_out, eps)?,
             conv2: Conv2d::load(w, &format!("{prefix}.conv2"), c_out, c_out, 3, 1)?,
             conv_shortcut: if c_in != c_out {
-                Some(Conv2d::load(w, &format!("{prefix}.conv_shortcut"), c_in, c_out, 1, 1)?)
+                Some(Conv2d::load(
+                    w,
+                    &format!("{prefix}.conv_shortcut"),
+                    c_in,
+                    c_out,
+                    1,
+                    1,
+                )?)
             } else {
                 None
             },

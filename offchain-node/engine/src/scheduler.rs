@@ -24,7 +24,9 @@ impl FromStr for Method {
         Ok(match s {
             "ddim" | "DDIMScheduler" => Method::Ddim,
             "euler" | "EulerDiscreteScheduler" => Method::Euler,
-            "euler_a" | "euler-ancestral" | "EulerAncestralDiscreteScheduler" => Method::EulerAncestral,
+            "euler_a" | "euler-ancestral" | "EulerAncestralDiscreteScheduler" => {
+                Method::EulerAncestral
+            }
             "dpm++2m" | "dpmpp_2m" | "DPMSolverMultistepScheduler" => Method::DpmSolverMultistep,
             other => return Err(Error::Request(format!("unknown scheduler {other}"))),
         })
@@ -42,13 +44,28 @@ enum Prediction {
 pub fn alphas_cumprod(cfg: &SchedulerConfig) -> Result<Vec<f64>> {
     let n = cfg.num_train_timesteps;
     let linspace = |a: f64, b: f64| -> Vec<f64> {
-        (0..n).map(|i| if n == 1 { a } else { a + (b - a) * i as f64 / (n - 1) as f64 }).collect()
+        (0..n)
+            .map(|i| {
+                if n == 1 {
+                    a
+                } else {
+                    a + (b - a) * i as f64 / (n - 1) as f64
+                }
+            })
+            .collect()
     };
     let betas: Vec<f64> = match cfg.beta_schedule.as_str() {
         "linear" => linspace(cfg.beta_start, cfg.beta_end),
-        "scaled_linear" => linspace(cfg.beta_start.sqrt(), cfg.beta_end.sqrt()).into_iter().map(|b| b * b).collect(),
+        "scaled_linear" => linspace(cfg.beta_start.sqrt(), cfg.beta_end.sqrt())
+            .into_iter()
+            .map(|b| b * b)
+            .collect(),
         "squaredcos_cap_v2" => {
-            let alpha_bar = |t: f64| ((t + 0.008) / 1.008 * std::f64::consts::FRAC_PI_2).cos().powi(2);
+            let alpha_bar = |t: f64| {
+                ((t + 0.008) / 1.008 * std::f64::consts::FRAC_PI_2)
+                    .cos()
+                    .powi(2)
+            };
             (0..n)
                 .map(|i| {
                     let (t1, t2) = (i as f64 / n as f64, (i + 1) as f64 / n as f64);
@@ -56,10 +73,16 @@ pub fn alphas_cumprod(cfg: &SchedulerConfig) -> Result<Vec<f64>> {
                 })
                 .collect()
         }
-        other => return Err(Error::Request(format!("beta_schedule {other} is not supported"))),
+        other => {
+            return Err(Error::Request(format!(
+                "beta_schedule {other} is not supported"
+            )))
+        }
     };
     if cfg.trained_betas.as_ref().is_some_and(|v| !v.is_null()) || cfg.rescale_betas_zero_snr {
-        return Err(Error::Request("trained_betas and rescale_betas_zero_snr are not supported".into()));
+        return Err(Error::Request(
+            "trained_betas and rescale_betas_zero_snr are not supported".into(),
+        ));
     }
     let mut prod = 1.0;
     Ok(betas
@@ -80,7 +103,9 @@ pub fn timesteps(cfg: &SchedulerConfig, method: Method, steps: usize) -> Result<
     };
     let spacing = cfg.timestep_spacing.as_deref().unwrap_or(default_spacing);
     if steps == 0 || steps > t {
-        return Err(Error::Request(format!("steps must be in 1..={t}, got {steps}")));
+        return Err(Error::Request(format!(
+            "steps must be in 1..={t}, got {steps}"
+        )));
     }
     let offset = cfg.steps_offset as f64;
     // DPM-Solver spaces steps+1 points and drops the last (it ends at sigma 0).
@@ -88,9 +113,23 @@ pub fn timesteps(cfg: &SchedulerConfig, method: Method, steps: usize) -> Result<
     let ts: Vec<f64> = match spacing {
         "linspace" => {
             let points = if dpm { steps + 1 } else { steps };
-            let lin = |i: usize| if points == 1 { 0.0 } else { (t - 1) as f64 * i as f64 / (points - 1) as f64 };
+            let lin = |i: usize| {
+                if points == 1 {
+                    0.0
+                } else {
+                    (t - 1) as f64 * i as f64 / (points - 1) as f64
+                }
+            };
             let round = method != Method::Euler && method != Method::EulerAncestral;
-            let mut v: Vec<f64> = (0..points).map(|i| if round { round_half_even(lin(i)) } else { lin(i) }).collect();
+            let mut v: Vec<f64> = (0..points)
+                .map(|i| {
+                    if round {
+                        round_half_even(lin(i))
+                    } else {
+                        lin(i)
+                    }
+                })
+                .collect();
             v.reverse();
             if dpm {
                 v.pop();
@@ -109,9 +148,15 @@ pub fn timesteps(cfg: &SchedulerConfig, method: Method, steps: usize) -> Result<
         }
         "trailing" => {
             let ratio = t as f64 / steps as f64;
-            (0..steps).map(|i| round_half_even(t as f64 - i as f64 * ratio) - 1.0).collect()
+            (0..steps)
+                .map(|i| round_half_even(t as f64 - i as f64 * ratio) - 1.0)
+                .collect()
         }
-        other => return Err(Error::Request(format!("timestep_spacing {other} is not supported"))),
+        other => {
+            return Err(Error::Request(format!(
+                "timestep_spacing {other} is not supported"
+            )))
+        }
     };
     Ok(ts)
 }
@@ -128,7 +173,10 @@ fn round_half_even(x: f64) -> f64 {
 
 /// Karras-style sigmas `sqrt((1 - a) / a)` at (possibly fractional) timesteps, by linear interpolation.
 fn sigmas_at(alphas_cumprod: &[f64], ts: &[f64]) -> Vec<f64> {
-    let s: Vec<f64> = alphas_cumprod.iter().map(|a| ((1.0 - a) / a).sqrt()).collect();
+    let s: Vec<f64> = alphas_cumprod
+        .iter()
+        .map(|a| ((1.0 - a) / a).sqrt())
+        .collect();
     ts.iter()
         .map(|&t| {
             let t = t.clamp(0.0, (s.len() - 1) as f64);
@@ -165,16 +213,29 @@ impl Scheduler {
             "epsilon" => Prediction::Epsilon,
             "v_prediction" => Prediction::V,
             "sample" => Prediction::Sample,
-            other => return Err(Error::Request(format!("prediction_type {other} is not supported"))),
+            other => {
+                return Err(Error::Request(format!(
+                    "prediction_type {other} is not supported"
+                )))
+            }
         };
         let ac = alphas_cumprod(cfg)?;
         let ts = timesteps(cfg, method, steps)?;
         let mut sigmas = sigmas_at(&ac, &ts);
         sigmas.push(0.0);
         let max_sigma = sigmas.iter().copied().fold(0.0, f64::max);
-        let spacing = cfg.timestep_spacing.as_deref().unwrap_or(if method == Method::Ddim { "leading" } else { "linspace" });
+        let spacing = cfg
+            .timestep_spacing
+            .as_deref()
+            .unwrap_or(if method == Method::Ddim {
+                "leading"
+            } else {
+                "linspace"
+            });
         let init_noise_sigma = match method {
-            Method::Euler | Method::EulerAncestral if spacing == "leading" => (max_sigma * max_sigma + 1.0).sqrt(),
+            Method::Euler | Method::EulerAncestral if spacing == "leading" => {
+                (max_sigma * max_sigma + 1.0).sqrt()
+            }
             Method::Euler | Method::EulerAncestral => max_sigma,
             _ => 1.0,
         };
@@ -221,7 +282,13 @@ impl Scheduler {
 
     /// Advances `sample` from step `i` to `i + 1` given the model output there.
     /// `noise` (unit normal, the sample's shape) is required when [`Self::needs_noise`].
-    pub fn step(&mut self, i: usize, sample: Tensor<4>, output: Tensor<4>, noise: Option<Tensor<4>>) -> Tensor<4> {
+    pub fn step(
+        &mut self,
+        i: usize,
+        sample: Tensor<4>,
+        output: Tensor<4>,
+        noise: Option<Tensor<4>>,
+    ) -> Tensor<4> {
         match self.method {
             Method::Ddim => self.ddim(i, sample, output),
             Method::Euler | Method::EulerAncestral => self.euler(i, sample, output, noise),
@@ -233,7 +300,11 @@ impl Scheduler {
         let t = self.timesteps[i] as usize;
         let a = self.alphas_cumprod[t];
         let prev = t as i64 - self.ddim_stride as i64;
-        let a_prev = if prev >= 0 { self.alphas_cumprod[prev as usize] } else { self.final_alpha_cumprod };
+        let a_prev = if prev >= 0 {
+            self.alphas_cumprod[prev as usize]
+        } else {
+            self.final_alpha_cumprod
+        };
         let (sa, sb) = (a.sqrt(), (1.0 - a).sqrt());
         let (x0, eps) = match self.prediction {
             Prediction::Epsilon => ((x.clone() - out.clone().mul_scalar(sb)).div_scalar(sa), out),
@@ -243,7 +314,11 @@ impl Scheduler {
             ),
             Prediction::Sample => (out.clone(), (x - out.mul_scalar(sa)).div_scalar(sb)),
         };
-        let x0 = if self.clip_sample { x0.clamp(-1.0, 1.0) } else { x0 };
+        let x0 = if self.clip_sample {
+            x0.clamp(-1.0, 1.0)
+        } else {
+            x0
+        };
         x0.mul_scalar(a_prev.sqrt()) + eps.mul_scalar((1.0 - a_prev).sqrt())
     }
 
@@ -291,7 +366,9 @@ impl Scheduler {
                 let (_, _, lambda_prev) = vp(self.sigmas[i - 1]);
                 let r0 = (lambda_s - lambda_prev) / h;
                 let d1 = (x0.clone() - prev.clone()).div_scalar(r0);
-                x.mul_scalar(sigma_t / sigma_s) - x0.clone().mul_scalar(alpha_t * phi) - d1.mul_scalar(0.5 * alpha_t * phi)
+                x.mul_scalar(sigma_t / sigma_s)
+                    - x0.clone().mul_scalar(alpha_t * phi)
+                    - d1.mul_scalar(0.5 * alpha_t * phi)
             }
             // First order: the first step (no history) and the last (it lands on sigma 0).
             _ => x.mul_scalar(sigma_t / sigma_s) - x0.clone().mul_scalar(alpha_t * phi),

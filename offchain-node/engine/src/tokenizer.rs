@@ -47,29 +47,40 @@ impl ClipTokenizer {
         let (encoder, merges) = if vocab_path.is_file() {
             let encoder: HashMap<String, u32> = crate::config::read_json(&vocab_path)?;
             let merges_path = dir.join("merges.txt");
-            let merges = std::fs::read_to_string(&merges_path).map_err(|e| Error::io(&merges_path, e))?;
+            let merges =
+                std::fs::read_to_string(&merges_path).map_err(|e| Error::io(&merges_path, e))?;
             (encoder, merges)
         } else {
             let path = dir.join("tokenizer.json");
             let v: serde_json::Value = crate::config::read_json(&path)?;
-            let bad = |m: &str| Error::Config { path: path.clone(), message: m.to_owned() };
-            let encoder: HashMap<String, u32> =
-                serde_json::from_value(v["model"]["vocab"].clone()).map_err(|e| bad(&format!("model.vocab: {e}")))?;
-            let merges = v["model"]["merges"].as_array().ok_or_else(|| bad("model.merges is not a list"))?;
+            let bad = |m: &str| Error::Config {
+                path: path.clone(),
+                message: m.to_owned(),
+            };
+            let encoder: HashMap<String, u32> = serde_json::from_value(v["model"]["vocab"].clone())
+                .map_err(|e| bad(&format!("model.vocab: {e}")))?;
+            let merges = v["model"]["merges"]
+                .as_array()
+                .ok_or_else(|| bad("model.merges is not a list"))?;
             let lines: Vec<String> = merges
                 .iter()
                 .map(|m| match m {
                     serde_json::Value::String(s) => Ok(s.clone()),
-                    serde_json::Value::Array(p) if p.len() == 2 => {
-                        Ok(format!("{} {}", p[0].as_str().unwrap_or(""), p[1].as_str().unwrap_or("")))
-                    }
+                    serde_json::Value::Array(p) if p.len() == 2 => Ok(format!(
+                        "{} {}",
+                        p[0].as_str().unwrap_or(""),
+                        p[1].as_str().unwrap_or("")
+                    )),
                     _ => Err(bad("a merge is neither \"a b\" nor [a, b]")),
                 })
                 .collect::<Result<_>>()?;
             (encoder, lines.join("\n"))
         };
         let mut pad_token = "<|endoftext|>".to_owned();
-        let special = ["special_tokens_map.json", "tokenizer_config.json"].map(|f| dir.join(f)).into_iter().find(|p| p.is_file());
+        let special = ["special_tokens_map.json", "tokenizer_config.json"]
+            .map(|f| dir.join(f))
+            .into_iter()
+            .find(|p| p.is_file());
         if let Some(special) = special {
             let v: serde_json::Value = crate::config::read_json(&special)?;
             let pad = &v["pad_token"];
@@ -77,7 +88,10 @@ impl ClipTokenizer {
                 pad_token = s.to_owned();
             }
         }
-        Self::new(encoder, &merges, &pad_token).map_err(|message| Error::Config { path: dir.to_owned(), message })
+        Self::new(encoder, &merges, &pad_token).map_err(|message| Error::Config {
+            path: dir.to_owned(),
+            message,
+        })
     }
 
     /// From OpenAI's original `bpe_simple_vocab_16e6.txt` (the CLIP vocabulary
@@ -88,21 +102,35 @@ impl ClipTokenizer {
         // Byte symbols in the order of `bytes_to_unicode().values()`: printable bytes first.
         let chars = bytes_to_unicode();
         let printable = |b: usize| chars[b] as u32 == b as u32;
-        let order: Vec<char> =
-            (0..256).filter(|&b| printable(b)).chain((0..256).filter(|&b| !printable(b))).map(|b| chars[b]).collect();
+        let order: Vec<char> = (0..256)
+            .filter(|&b| printable(b))
+            .chain((0..256).filter(|&b| !printable(b)))
+            .map(|b| chars[b])
+            .collect();
         let mut tokens: Vec<String> = order.iter().map(|c| c.to_string()).collect();
         tokens.extend(order.iter().map(|c| format!("{c}</w>")));
         tokens.extend(merges.iter().map(|m| m.replace(' ', "")));
         tokens.push("<|startoftext|>".into());
         tokens.push("<|endoftext|>".into());
-        let encoder = tokens.into_iter().enumerate().map(|(i, t)| (t, i as u32)).collect();
+        let encoder = tokens
+            .into_iter()
+            .enumerate()
+            .map(|(i, t)| (t, i as u32))
+            .collect();
         Self::new(encoder, &merges.join("\n"), pad_token)
     }
 
     /// From a vocabulary and the text of a merges file (first line a `#version` header, if any).
-    pub fn new(encoder: HashMap<String, u32>, merges: &str, pad_token: &str) -> std::result::Result<Self, String> {
+    pub fn new(
+        encoder: HashMap<String, u32>,
+        merges: &str,
+        pad_token: &str,
+    ) -> std::result::Result<Self, String> {
         let mut ranks = HashMap::new();
-        for line in merges.lines().filter(|l| !l.starts_with("#version") && !l.trim().is_empty()) {
+        for line in merges
+            .lines()
+            .filter(|l| !l.starts_with("#version") && !l.trim().is_empty())
+        {
             let mut parts = line.split(' ');
             match (parts.next(), parts.next()) {
                 (Some(a), Some(b)) => {
@@ -112,7 +140,12 @@ impl ClipTokenizer {
                 _ => return Err(format!("malformed merge line `{line}`")),
             }
         }
-        let id = |t: &str| encoder.get(t).copied().ok_or_else(|| format!("token {t} is not in the vocabulary"));
+        let id = |t: &str| {
+            encoder
+                .get(t)
+                .copied()
+                .ok_or_else(|| format!("token {t} is not in the vocabulary"))
+        };
         let (bos, eos, pad) = (id("<|startoftext|>")?, id("<|endoftext|>")?, id(pad_token)?);
         let pattern = Regex::new(
             r"(?i)<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+",
@@ -143,10 +176,18 @@ impl ClipTokenizer {
     /// Token ids of `text` without BOS/EOS. Text is whitespace-collapsed and
     /// lower-cased, as CLIP's tokenizer does (without ftfy's mojibake repair).
     pub fn encode(&self, text: &str) -> Vec<u32> {
-        let cleaned = text.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
+        let cleaned = text
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_lowercase();
         let mut ids = Vec::new();
         for m in self.pattern.find_iter(&cleaned) {
-            let word: String = m.as_str().bytes().map(|b| self.byte_chars[b as usize]).collect();
+            let word: String = m
+                .as_str()
+                .bytes()
+                .map(|b| self.byte_chars[b as usize])
+                .collect();
             ids.extend(self.bpe(&word));
         }
         ids
@@ -164,7 +205,11 @@ impl ClipTokenizer {
             let best = parts
                 .windows(2)
                 .enumerate()
-                .filter_map(|(i, w)| self.ranks.get(&(w[0].clone(), w[1].clone())).map(|&r| (r, i)))
+                .filter_map(|(i, w)| {
+                    self.ranks
+                        .get(&(w[0].clone(), w[1].clone()))
+                        .map(|&r| (r, i))
+                })
                 .min();
             let Some((_, at)) = best else { break };
             let pair = (parts[at].clone(), parts[at + 1].clone());
@@ -182,8 +227,14 @@ impl ClipTokenizer {
             parts = merged;
         }
         // Byte-level symbols always exist in CLIP's vocabulary; an unknown one maps to EOS rather than panicking.
-        let ids: Vec<u32> = parts.iter().map(|p| self.encoder.get(p).copied().unwrap_or(self.eos)).collect();
-        self.cache.lock().expect("tokenizer cache").insert(word.to_owned(), ids.clone());
+        let ids: Vec<u32> = parts
+            .iter()
+            .map(|p| self.encoder.get(p).copied().unwrap_or(self.eos))
+            .collect();
+        self.cache
+            .lock()
+            .expect("tokenizer cache")
+            .insert(word.to_owned(), ids.clone());
         ids
     }
 
@@ -195,7 +246,9 @@ impl ClipTokenizer {
         let n = ids.len().div_ceil(window).max(min_chunks).max(1);
         (0..n)
             .map(|c| {
-                let body = ids.get(c * window..((c + 1) * window).min(ids.len())).unwrap_or(&[]);
+                let body = ids
+                    .get(c * window..((c + 1) * window).min(ids.len()))
+                    .unwrap_or(&[]);
                 let mut row = Vec::with_capacity(window + 2);
                 row.push(self.bos);
                 row.extend_from_slice(body);

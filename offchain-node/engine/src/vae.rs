@@ -47,8 +47,18 @@ impl VaeAttention {
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let [b, c, h, wd] = x.dims();
-        let seq = self.norm.forward(x.clone()).reshape([b, c, h * wd]).swap_dims(1, 2);
-        let a = attention(self.q.forward(seq.clone()), self.k.forward(seq.clone()), self.v.forward(seq), 1, None);
+        let seq = self
+            .norm
+            .forward(x.clone())
+            .reshape([b, c, h * wd])
+            .swap_dims(1, 2);
+        let a = attention(
+            self.q.forward(seq.clone()),
+            self.k.forward(seq.clone()),
+            self.v.forward(seq),
+            1,
+            None,
+        );
         let y = self.out.forward(a).swap_dims(1, 2).reshape([b, c, h, wd]);
         x + y
     }
@@ -66,7 +76,12 @@ impl Mid {
         Ok(Self {
             resnet_0: ResnetBlock::load(w, &format!("{prefix}.resnets.0"), c, c, None, g, EPS)?,
             attention: if cfg.mid_block_add_attention {
-                Some(VaeAttention::load(w, &format!("{prefix}.attentions.0"), c, g)?)
+                Some(VaeAttention::load(
+                    w,
+                    &format!("{prefix}.attentions.0"),
+                    c,
+                    g,
+                )?)
             } else {
                 None
             },
@@ -101,8 +116,11 @@ impl Decoder {
         let n = ch.len();
         let g = cfg.norm_num_groups;
         let l = cfg.latent_channels;
-        let post_quant_conv =
-            if cfg.use_post_quant_conv { Some(Conv2d::load(w, "post_quant_conv", l, l, 1, 1)?) } else { None };
+        let post_quant_conv = if cfg.use_post_quant_conv {
+            Some(Conv2d::load(w, "post_quant_conv", l, l, 1, 1)?)
+        } else {
+            None
+        };
         let conv_in = Conv2d::load(w, "decoder.conv_in", l, ch[n - 1], 3, 1)?;
         let mid = Mid::load(w, "decoder.mid_block", ch[n - 1], cfg)?;
         let mut up = Vec::new();
@@ -112,11 +130,26 @@ impl Decoder {
             let resnets = (0..=cfg.layers_per_block)
                 .map(|j| {
                     let c_in = if j == 0 { c_prev } else { c_out };
-                    ResnetBlock::load(w, &format!("decoder.up_blocks.{i}.resnets.{j}"), c_in, c_out, None, g, EPS)
+                    ResnetBlock::load(
+                        w,
+                        &format!("decoder.up_blocks.{i}.resnets.{j}"),
+                        c_in,
+                        c_out,
+                        None,
+                        g,
+                        EPS,
+                    )
                 })
                 .collect::<Result<Vec<_>>>()?;
             let upsample = if i + 1 < n {
-                Some(Conv2d::load(w, &format!("decoder.up_blocks.{i}.upsamplers.0.conv"), c_out, c_out, 3, 1)?)
+                Some(Conv2d::load(
+                    w,
+                    &format!("decoder.up_blocks.{i}.upsamplers.0.conv"),
+                    c_out,
+                    c_out,
+                    3,
+                    1,
+                )?)
             } else {
                 None
             };
@@ -141,7 +174,9 @@ impl Decoder {
 
     /// Pixels in `[-1, 1]` (unclamped) from diffusion latents (still multiplied by the scaling factor).
     pub fn decode(&self, latents: Tensor<4>) -> Tensor<4> {
-        let mut x = latents.div_scalar(self.scaling_factor).add_scalar(self.shift_factor);
+        let mut x = latents
+            .div_scalar(self.scaling_factor)
+            .add_scalar(self.shift_factor);
         if let Some(conv) = &self.post_quant_conv {
             x = conv.forward(x);
         }
@@ -183,13 +218,29 @@ impl Encoder {
             let resnets = (0..cfg.layers_per_block)
                 .map(|j| {
                     let c_in = if j == 0 { c_prev } else { c_out };
-                    ResnetBlock::load(w, &format!("encoder.down_blocks.{i}.resnets.{j}"), c_in, c_out, None, g, EPS)
+                    ResnetBlock::load(
+                        w,
+                        &format!("encoder.down_blocks.{i}.resnets.{j}"),
+                        c_in,
+                        c_out,
+                        None,
+                        g,
+                        EPS,
+                    )
                 })
                 .collect::<Result<Vec<_>>>()?;
             // diffusers pads the stride-2 conv on the right and bottom only.
             let downsample = if i + 1 < n {
                 let p = format!("encoder.down_blocks.{i}.downsamplers.0.conv");
-                Some(Conv2d::load_padded(w, &p, c_out, c_out, 3, 2, [(0, 1), (0, 1)])?)
+                Some(Conv2d::load_padded(
+                    w,
+                    &p,
+                    c_out,
+                    c_out,
+                    3,
+                    2,
+                    [(0, 1), (0, 1)],
+                )?)
             } else {
                 None
             };
@@ -202,7 +253,11 @@ impl Encoder {
             mid: Mid::load(w, "encoder.mid_block", ch[n - 1], cfg)?,
             norm_out: GroupNorm::load(w, "encoder.conv_norm_out", g, ch[n - 1], EPS)?,
             conv_out: Conv2d::load(w, "encoder.conv_out", ch[n - 1], 2 * l, 3, 1)?,
-            quant_conv: if cfg.use_quant_conv { Some(Conv2d::load(w, "quant_conv", 2 * l, 2 * l, 1, 1)?) } else { None },
+            quant_conv: if cfg.use_quant_conv {
+                Some(Conv2d::load(w, "quant_conv", 2 * l, 2 * l, 1, 1)?)
+            } else {
+                None
+            },
             latent_channels: l,
             scaling_factor: cfg.scaling_factor,
             shift_factor: cfg.shift_factor.unwrap_or(0.0),
@@ -220,7 +275,9 @@ impl Encoder {
                 x = conv.forward(x);
             }
         }
-        let mut x = self.conv_out.forward(silu(self.norm_out.forward(self.mid.forward(x))));
+        let mut x = self
+            .conv_out
+            .forward(silu(self.norm_out.forward(self.mid.forward(x))));
         if let Some(conv) = &self.quant_conv {
             x = conv.forward(x);
         }
@@ -233,6 +290,7 @@ impl Encoder {
 
     /// Diffusion latents from the distribution's mean (deterministic, for img2img).
     pub fn latents_from_mean(&self, mean: Tensor<4>) -> Tensor<4> {
-        mean.sub_scalar(self.shift_factor).mul_scalar(self.scaling_factor)
+        mean.sub_scalar(self.shift_factor)
+            .mul_scalar(self.scaling_factor)
     }
 }

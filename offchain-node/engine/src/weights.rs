@@ -49,15 +49,22 @@ pub struct Weights {
 
 impl Weights {
     /// Opens `files` (one checkpoint, possibly sharded) for `component`.
-    pub fn open(component: &str, files: &[PathBuf], device: &Device, precision: Precision) -> Result<Self> {
+    pub fn open(
+        component: &str,
+        files: &[PathBuf],
+        device: &Device,
+        precision: Precision,
+    ) -> Result<Self> {
         let mut maps = Vec::new();
         let mut entries: HashMap<String, Entry> = HashMap::new();
         for (index, path) in files.iter().enumerate() {
             let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
             // SAFETY: the file is opened read-only and model files are not rewritten while loading.
             let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
-            let parsed = SafeTensors::deserialize(&map)
-                .map_err(|e| Error::Safetensors { path: path.clone(), message: e.to_string() })?;
+            let parsed = SafeTensors::deserialize(&map).map_err(|e| Error::Safetensors {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
             let base = map.as_ptr() as usize;
             for (name, view) in parsed.tensors() {
                 let start = view.data().as_ptr() as usize - base;
@@ -116,7 +123,10 @@ impl Weights {
     /// A tensor kept in f32 whatever the model's precision (normalisation parameters).
     pub fn get_f32<const D: usize>(&mut self, name: &str, shape: [usize; D]) -> Result<Tensor<D>> {
         let values = self.read(name, &shape)?;
-        Ok(Tensor::from_data(TensorData::new(values, shape), (&self.device, DType::F32)))
+        Ok(Tensor::from_data(
+            TensorData::new(values, shape),
+            (&self.device, DType::F32),
+        ))
     }
 
     /// Reads `name` as f32 values after checking its shape; a stored shape that
@@ -144,13 +154,18 @@ impl Weights {
         }
         let bytes = &self.files[entry.file].1[entry.start..entry.end];
         let values = match entry.dtype {
-            Dtype::F32 => bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
-            Dtype::F16 => {
-                bytes.chunks_exact(2).map(|b| half::f16::from_bits(u16::from_le_bytes([b[0], b[1]])).to_f32()).collect()
-            }
-            Dtype::BF16 => {
-                bytes.chunks_exact(2).map(|b| half::bf16::from_bits(u16::from_le_bytes([b[0], b[1]])).to_f32()).collect()
-            }
+            Dtype::F32 => bytes
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
+            Dtype::F16 => bytes
+                .chunks_exact(2)
+                .map(|b| half::f16::from_bits(u16::from_le_bytes([b[0], b[1]])).to_f32())
+                .collect(),
+            Dtype::BF16 => bytes
+                .chunks_exact(2)
+                .map(|b| half::bf16::from_bits(u16::from_le_bytes([b[0], b[1]])).to_f32())
+                .collect(),
             Dtype::F64 => bytes
                 .chunks_exact(8)
                 .map(|b| f64::from_le_bytes(b.try_into().expect("8-byte chunk")) as f32)
@@ -176,7 +191,11 @@ impl Weights {
 
     /// Fails if any tensor in the files was never asked for.
     pub fn finish(self) -> Result<()> {
-        let mut unused: Vec<&String> = self.entries.keys().filter(|k| !self.used.contains(*k)).collect();
+        let mut unused: Vec<&String> = self
+            .entries
+            .keys()
+            .filter(|k| !self.used.contains(*k))
+            .collect();
         unused.sort();
         match unused.first() {
             None => Ok(()),
@@ -198,7 +217,11 @@ impl Weights {
 pub fn component_files(dir: &Path, stem: &str, prefer_fp16: bool) -> Result<Vec<PathBuf>> {
     let plain = format!("{stem}.safetensors");
     let half = format!("{stem}.fp16.safetensors");
-    let order = if prefer_fp16 { [&half, &plain] } else { [&plain, &half] };
+    let order = if prefer_fp16 {
+        [&half, &plain]
+    } else {
+        [&plain, &half]
+    };
     for name in order {
         let path = dir.join(name);
         if path.is_file() {
@@ -217,11 +240,22 @@ pub fn component_files(dir: &Path, stem: &str, prefer_fp16: bool) -> Result<Vec<
     if !shards.is_empty() {
         shards.sort();
         let wants_half = |p: &PathBuf| p.to_string_lossy().contains(".fp16");
-        let preferred: Vec<PathBuf> = shards.iter().filter(|p| wants_half(p) == prefer_fp16).cloned().collect();
-        return Ok(if preferred.is_empty() { shards } else { preferred });
+        let preferred: Vec<PathBuf> = shards
+            .iter()
+            .filter(|p| wants_half(p) == prefer_fp16)
+            .cloned()
+            .collect();
+        return Ok(if preferred.is_empty() {
+            shards
+        } else {
+            preferred
+        });
     }
     Err(Error::NoWeights {
-        component: dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        component: dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
         dir: dir.to_owned(),
         looked_for: format!("{plain} or {half}"),
     })

@@ -19,7 +19,11 @@ fn request(case: &serde_json::Value) -> Request {
         guidance: case["guidance"].as_f64().expect("guidance"),
         seed: case["seed"].as_u64().expect("seed"),
         num_images: case["num_images"].as_u64().expect("n") as u32,
-        scheduler: case["scheduler"].as_str().expect("scheduler").parse().expect("method"),
+        scheduler: case["scheduler"]
+            .as_str()
+            .expect("scheduler")
+            .parse()
+            .expect("method"),
     }
 }
 
@@ -30,8 +34,16 @@ fn load(dir: &std::path::Path) -> StableDiffusion {
 /// Largest and mean absolute difference in 8-bit levels.
 fn diff(ours: &RgbImage, theirs: &[u8]) -> (u8, f64) {
     assert_eq!(ours.as_raw().len(), theirs.len());
-    let d: Vec<u8> = ours.as_raw().iter().zip(theirs).map(|(a, b)| a.abs_diff(*b)).collect();
-    (*d.iter().max().expect("pixels"), d.iter().map(|&x| f64::from(x)).sum::<f64>() / d.len() as f64)
+    let d: Vec<u8> = ours
+        .as_raw()
+        .iter()
+        .zip(theirs)
+        .map(|(a, b)| a.abs_diff(*b))
+        .collect();
+    (
+        *d.iter().max().expect("pixels"),
+        d.iter().map(|&x| f64::from(x)).sum::<f64>() / d.len() as f64,
+    )
 }
 
 #[test]
@@ -44,13 +56,29 @@ fn tiny_pipeline_matches_diffusers() {
         let images = sd.generate(&req, |_| steps_seen += 1).expect("generate");
         assert_eq!(images.len(), req.num_images as usize);
         assert_eq!(steps_seen, req.steps * req.num_images as usize);
-        for (i, (img, want)) in images.iter().zip(case["images_hwc_u8"].as_array().expect("images")).enumerate() {
+        for (i, (img, want)) in images
+            .iter()
+            .zip(case["images_hwc_u8"].as_array().expect("images"))
+            .enumerate()
+        {
             assert_eq!((img.width(), img.height()), (req.width, req.height));
-            let want: Vec<u8> = want.as_array().expect("pixels").iter().map(|v| v.as_u64().expect("u8") as u8).collect();
+            let want: Vec<u8> = want
+                .as_array()
+                .expect("pixels")
+                .iter()
+                .map(|v| v.as_u64().expect("u8") as u8)
+                .collect();
             let (max, mean) = diff(img, &want);
-            println!("{:?} image {i}: max |ours - diffusers| = {max} levels, mean {mean:.3}", req.scheduler);
+            println!(
+                "{:?} image {i}: max |ours - diffusers| = {max} levels, mean {mean:.3}",
+                req.scheduler
+            );
             // Two f32 implementations summing in different orders: a pixel may round the other way.
-            assert!(max <= 2 && mean < 0.05, "{:?} image {i}: max {max}, mean {mean}", req.scheduler);
+            assert!(
+                max <= 2 && mean < 0.05,
+                "{:?} image {i}: max {max}, mean {mean}",
+                req.scheduler
+            );
         }
     }
 }
@@ -76,7 +104,15 @@ fn same_seed_is_byte_identical_and_other_seeds_differ() {
     assert_eq!(a[1].as_raw(), b[1].as_raw());
     // Image index is part of the noise key, so the two images of a task differ too.
     assert_ne!(a[0].as_raw(), a[1].as_raw());
-    let other = sd.generate(&Request { seed: 99, ..req.clone() }, |_| {}).expect("generate");
+    let other = sd
+        .generate(
+            &Request {
+                seed: 99,
+                ..req.clone()
+            },
+            |_| {},
+        )
+        .expect("generate");
     let d = hamming(phash(&a[0]), phash(&other[0]));
     println!("pHash distance between seeds 1234 and 99: {d} bits");
     assert!(d > 0);
@@ -86,18 +122,31 @@ fn same_seed_is_byte_identical_and_other_seeds_differ() {
 fn fp16_variant_files_and_older_key_names_load() {
     let rename = |t: &mut Vec<(String, Vec<usize>)>| {
         for (name, _) in t.iter_mut() {
-            for (new, old) in [(".to_q.", ".query."), (".to_k.", ".key."), (".to_v.", ".value."), (".to_out.0.", ".proj_attn.")] {
+            for (new, old) in [
+                (".to_q.", ".query."),
+                (".to_k.", ".key."),
+                (".to_v.", ".value."),
+                (".to_out.0.", ".proj_attn."),
+            ] {
                 *name = name.replace(new, old);
             }
         }
     };
     // Released checkpoints (saved by transformers 4) prefix the text encoder's keys with `text_model.`.
-    let prefix = |t: &mut Vec<(String, Vec<usize>)>| t.iter_mut().for_each(|(n, _)| *n = format!("text_model.{n}"));
+    let prefix = |t: &mut Vec<(String, Vec<usize>)>| {
+        t.iter_mut()
+            .for_each(|(n, _)| *n = format!("text_model.{n}"))
+    };
     let model = write_tiny_model_with("fp16-old-names", Variant::Fp16, &rename, &prefix);
     let sd = load(&model.dir);
     let case = &reference()["cases"][0];
     let images = sd.generate(&request(case), |_| {}).expect("generate");
-    let want: Vec<u8> = case["images_hwc_u8"][0].as_array().expect("px").iter().map(|v| v.as_u64().expect("u8") as u8).collect();
+    let want: Vec<u8> = case["images_hwc_u8"][0]
+        .as_array()
+        .expect("px")
+        .iter()
+        .map(|v| v.as_u64().expect("u8") as u8)
+        .collect();
     // f16-rounded weights computed in f32: close to, not equal to, the f32 reference.
     let (max, mean) = diff(&images[0], &want);
     println!("fp16 weight files: max {max} levels, mean {mean:.3}");
@@ -106,12 +155,23 @@ fn fp16_variant_files_and_older_key_names_load() {
 
 #[test]
 fn loading_names_the_missing_extra_or_misshaped_tensor() {
-    let missing = write_tiny_model("missing", Variant::F32, &|t| t.retain(|(n, _)| n != "decoder.conv_in.bias"));
-    let err = StableDiffusion::load(&missing.dir, &Backend::Cpu.device(), Precision::F32).err().expect("must fail");
-    assert!(matches!(&err, Error::MissingTensor { name, .. } if name == "decoder.conv_in.bias"), "{err}");
+    let missing = write_tiny_model("missing", Variant::F32, &|t| {
+        t.retain(|(n, _)| n != "decoder.conv_in.bias")
+    });
+    let err = StableDiffusion::load(&missing.dir, &Backend::Cpu.device(), Precision::F32)
+        .err()
+        .expect("must fail");
+    assert!(
+        matches!(&err, Error::MissingTensor { name, .. } if name == "decoder.conv_in.bias"),
+        "{err}"
+    );
 
-    let extra = write_tiny_model("extra", Variant::F32, &|t| t.push(("decoder.stray.weight".into(), vec![3])));
-    let err = StableDiffusion::load(&extra.dir, &Backend::Cpu.device(), Precision::F32).err().expect("must fail");
+    let extra = write_tiny_model("extra", Variant::F32, &|t| {
+        t.push(("decoder.stray.weight".into(), vec![3]))
+    });
+    let err = StableDiffusion::load(&extra.dir, &Backend::Cpu.device(), Precision::F32)
+        .err()
+        .expect("must fail");
     assert!(err.to_string().contains("decoder.stray.weight"), "{err}");
 
     let shape = write_tiny_model("shape", Variant::F32, &|t| {
@@ -121,8 +181,13 @@ fn loading_names_the_missing_extra_or_misshaped_tensor() {
             }
         }
     });
-    let err = StableDiffusion::load(&shape.dir, &Backend::Cpu.device(), Precision::F32).err().expect("must fail");
-    assert!(matches!(&err, Error::Shape { name, found, .. } if name == "decoder.conv_out.weight" && found[0] == 4), "{err}");
+    let err = StableDiffusion::load(&shape.dir, &Backend::Cpu.device(), Precision::F32)
+        .err()
+        .expect("must fail");
+    assert!(
+        matches!(&err, Error::Shape { name, found, .. } if name == "decoder.conv_out.weight" && found[0] == 4),
+        "{err}"
+    );
 }
 
 #[test]
@@ -130,6 +195,9 @@ fn sizes_must_be_multiples_of_eight() {
     let model = write_tiny_model("sizes", Variant::F32, &|_| {});
     let sd = load(&model.dir);
     let req = request(&reference()["cases"][0]);
-    let err = sd.generate(&Request { width: 60, ..req }, |_| {}).err().expect("must fail");
+    let err = sd
+        .generate(&Request { width: 60, ..req }, |_| {})
+        .err()
+        .expect("must fail");
     assert!(matches!(err, Error::Request(_)), "{err}");
 }

@@ -12,12 +12,18 @@ fn openai_vocab() -> String {
         .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").expect("HOME")).join(".cargo"));
     let src = home.join("registry/src");
     for index in std::fs::read_dir(&src).expect("cargo registry sources") {
-        let path = index.expect("entry").path().join("instant-clip-tokenizer-0.1.0/bpe_simple_vocab_16e6.txt");
+        let path = index
+            .expect("entry")
+            .path()
+            .join("instant-clip-tokenizer-0.1.0/bpe_simple_vocab_16e6.txt");
         if path.is_file() {
             return std::fs::read_to_string(path).expect("vocab file");
         }
     }
-    panic!("bpe_simple_vocab_16e6.txt not found under {}", src.display());
+    panic!(
+        "bpe_simple_vocab_16e6.txt not found under {}",
+        src.display()
+    );
 }
 
 fn ours() -> ClipTokenizer {
@@ -56,9 +62,16 @@ fn agrees_with_instant_clip_tokenizer() {
 #[test]
 fn long_prompts_are_chunked_not_cut() {
     let t = ours();
-    let prompt = (0..40).map(|i| format!("word{i}")).collect::<Vec<_>>().join(" ");
+    let prompt = (0..40)
+        .map(|i| format!("word{i}"))
+        .collect::<Vec<_>>()
+        .join(" ");
     let ids = t.encode(&prompt);
-    assert!(ids.len() > 75, "the prompt must need two chunks ({} tokens)", ids.len());
+    assert!(
+        ids.len() > 75,
+        "the prompt must need two chunks ({} tokens)",
+        ids.len()
+    );
     let chunks = t.chunks(&prompt, 75, 1);
     assert_eq!(chunks.len(), ids.len().div_ceil(75));
     for c in &chunks {
@@ -69,7 +82,10 @@ fn long_prompts_are_chunked_not_cut() {
     let body: Vec<u32> = chunks
         .iter()
         .flat_map(|c| {
-            let end = c[1..].iter().position(|&x| x == t.eos()).map_or(76, |p| p + 1);
+            let end = c[1..]
+                .iter()
+                .position(|&x| x == t.eos())
+                .map_or(76, |p| p + 1);
             c[1..end].to_vec()
         })
         .collect();

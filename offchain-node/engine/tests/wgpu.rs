@@ -22,20 +22,34 @@ fn lavapipe_and_cpu_agree_within_the_consensus_threshold() {
         num_images: 2,
         scheduler: Method::DpmSolverMultistep,
     };
-    let cpu = StableDiffusion::load(&model.dir, &Backend::Cpu.device(), Precision::F32).expect("load on CPU");
+    let cpu = StableDiffusion::load(&model.dir, &Backend::Cpu.device(), Precision::F32)
+        .expect("load on CPU");
     let on_cpu = cpu.generate(&req, |_| {}).expect("generate on CPU");
 
     let device = Backend::WgpuSoftware.device();
-    let gpu = StableDiffusion::load(&model.dir, &device, Precision::F32).expect("load on wgpu (lavapipe)");
-    println!("wgpu adapter: {}", hydrogen_engine::device::describe(Backend::WgpuSoftware, &device));
+    let gpu = StableDiffusion::load(&model.dir, &device, Precision::F32)
+        .expect("load on wgpu (lavapipe)");
+    println!(
+        "wgpu adapter: {}",
+        hydrogen_engine::device::describe(Backend::WgpuSoftware, &device)
+    );
     let on_wgpu = gpu.generate(&req, |_| {}).expect("generate on wgpu");
 
     let mut worst = 0;
     for (i, (a, b)) in on_cpu.iter().zip(&on_wgpu).enumerate() {
         let d = hamming(phash(a), phash(b));
-        let max_level = a.as_raw().iter().zip(b.as_raw()).map(|(x, y)| x.abs_diff(*y)).max().unwrap_or(0);
+        let max_level = a
+            .as_raw()
+            .iter()
+            .zip(b.as_raw())
+            .map(|(x, y)| x.abs_diff(*y))
+            .max()
+            .unwrap_or(0);
         println!("image {i}: pHash distance CPU vs lavapipe = {d} bits; max pixel difference {max_level} levels");
         worst = worst.max(d);
     }
-    assert!(worst <= u32::from(DEFAULT_DISTANCE_THRESHOLD), "CPU and lavapipe differ by {worst} bits");
+    assert!(
+        worst <= u32::from(DEFAULT_DISTANCE_THRESHOLD),
+        "CPU and lavapipe differ by {worst} bits"
+    );
 }

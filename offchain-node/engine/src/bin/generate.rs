@@ -32,7 +32,10 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let mut backend = Backend::Wgpu;
     let mut precision = Precision::F32;
     while let Some(flag) = args.next() {
-        let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value\n{USAGE}"));
+        let mut value = || {
+            args.next()
+                .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))
+        };
         match flag.as_str() {
             "--model" => model = Some(PathBuf::from(value()?)),
             "--out" => out = Some(PathBuf::from(value()?)),
@@ -64,11 +67,24 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     }
     let started = Instant::now();
     let sd = StableDiffusion::load(&model, &device, precision)?;
-    eprintln!("device: {}", hydrogen_engine::device::describe(backend, &device));
-    eprintln!("loaded {} in {:.1}s", model.display(), started.elapsed().as_secs_f64());
+    eprintln!(
+        "device: {}",
+        hydrogen_engine::device::describe(backend, &device)
+    );
+    eprintln!(
+        "loaded {} in {:.1}s",
+        model.display(),
+        started.elapsed().as_secs_f64()
+    );
     let started = Instant::now();
-    let images = sd.generate(&req, |p| eprintln!("image {} step {}/{}", p.image, p.step, p.steps))?;
-    eprintln!("generated {} image(s) in {:.1}s", images.len(), started.elapsed().as_secs_f64());
+    let images = sd.generate(&req, |p| {
+        eprintln!("image {} step {}/{}", p.image, p.step, p.steps)
+    })?;
+    eprintln!(
+        "generated {} image(s) in {:.1}s",
+        images.len(),
+        started.elapsed().as_secs_f64()
+    );
     std::fs::create_dir_all(&out)?;
     for (i, img) in images.iter().enumerate() {
         let path = out.join(format!("{i}.png"));

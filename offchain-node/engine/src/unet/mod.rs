@@ -84,28 +84,65 @@ impl UNet {
             let mut block_layers = Vec::new();
             for j in 0..c.layers_per_block {
                 let c_in = if j == 0 { c_prev } else { ch[i] };
-                let resnet =
-                    ResnetBlock::load(w, &format!("{p}.resnets.{j}"), c_in, ch[i], Some(temb), groups, eps)?;
+                let resnet = ResnetBlock::load(
+                    w,
+                    &format!("{p}.resnets.{j}"),
+                    c_in,
+                    ch[i],
+                    Some(temb),
+                    groups,
+                    eps,
+                )?;
                 let attention = if cross {
-                    Some(Transformer2D::load(w, &format!("{p}.attentions.{j}"), &shape(ch[i], i))?)
+                    Some(Transformer2D::load(
+                        w,
+                        &format!("{p}.attentions.{j}"),
+                        &shape(ch[i], i),
+                    )?)
                 } else {
                     None
                 };
                 block_layers.push(Layer { resnet, attention });
             }
             let downsample = if i + 1 < n {
-                Some(Conv2d::load(w, &format!("{p}.downsamplers.0.conv"), ch[i], ch[i], 3, 2)?)
+                Some(Conv2d::load(
+                    w,
+                    &format!("{p}.downsamplers.0.conv"),
+                    ch[i],
+                    ch[i],
+                    3,
+                    2,
+                )?)
             } else {
                 None
             };
-            down.push(DownBlock { layers: block_layers, downsample });
+            down.push(DownBlock {
+                layers: block_layers,
+                downsample,
+            });
             c_prev = ch[i];
         }
 
         let last = ch[n - 1];
-        let mid_resnet_0 = ResnetBlock::load(w, "mid_block.resnets.0", last, last, Some(temb), groups, eps)?;
+        let mid_resnet_0 = ResnetBlock::load(
+            w,
+            "mid_block.resnets.0",
+            last,
+            last,
+            Some(temb),
+            groups,
+            eps,
+        )?;
         let mid_attention = Transformer2D::load(w, "mid_block.attentions.0", &shape(last, n - 1))?;
-        let mid_resnet_1 = ResnetBlock::load(w, "mid_block.resnets.1", last, last, Some(temb), groups, eps)?;
+        let mid_resnet_1 = ResnetBlock::load(
+            w,
+            "mid_block.resnets.1",
+            last,
+            last,
+            Some(temb),
+            groups,
+            eps,
+        )?;
 
         // Up block i runs at the channels of down block n-1-i and consumes its skips.
         let rev: Vec<usize> = ch.iter().rev().copied().collect();
@@ -120,12 +157,27 @@ impl UNet {
             let c_skip_last = rev[(i + 1).min(n - 1)];
             let mut block_layers = Vec::new();
             for j in 0..=c.layers_per_block {
-                let skip = if j == c.layers_per_block { c_skip_last } else { c_out };
+                let skip = if j == c.layers_per_block {
+                    c_skip_last
+                } else {
+                    c_out
+                };
                 let c_in = if j == 0 { c_prev } else { c_out };
-                let resnet =
-                    ResnetBlock::load(w, &format!("{p}.resnets.{j}"), c_in + skip, c_out, Some(temb), groups, eps)?;
+                let resnet = ResnetBlock::load(
+                    w,
+                    &format!("{p}.resnets.{j}"),
+                    c_in + skip,
+                    c_out,
+                    Some(temb),
+                    groups,
+                    eps,
+                )?;
                 let attention = if cross {
-                    let s = TransformerShape { heads: rev_heads[i], layers: rev_layers[i], ..shape(c_out, i) };
+                    let s = TransformerShape {
+                        heads: rev_heads[i],
+                        layers: rev_layers[i],
+                        ..shape(c_out, i)
+                    };
                     Some(Transformer2D::load(w, &format!("{p}.attentions.{j}"), &s)?)
                 } else {
                     None
@@ -133,11 +185,21 @@ impl UNet {
                 block_layers.push(Layer { resnet, attention });
             }
             let upsample = if i + 1 < n {
-                Some(Conv2d::load(w, &format!("{p}.upsamplers.0.conv"), c_out, c_out, 3, 1)?)
+                Some(Conv2d::load(
+                    w,
+                    &format!("{p}.upsamplers.0.conv"),
+                    c_out,
+                    c_out,
+                    3,
+                    1,
+                )?)
             } else {
                 None
             };
-            up.push(UpBlock { layers: block_layers, upsample });
+            up.push(UpBlock {
+                layers: block_layers,
+                upsample,
+            });
             c_prev = c_out;
         }
 
@@ -176,8 +238,11 @@ impl UNet {
             sin.push(arg.sin() as f32);
             cos.push(arg.cos() as f32);
         }
-        let row: Vec<f32> =
-            if self.config.flip_sin_to_cos { cos.into_iter().chain(sin).collect() } else { sin.into_iter().chain(cos).collect() };
+        let row: Vec<f32> = if self.config.flip_sin_to_cos {
+            cos.into_iter().chain(sin).collect()
+        } else {
+            sin.into_iter().chain(cos).collect()
+        };
         let data: Vec<f32> = (0..batch).flat_map(|_| row.iter().copied()).collect();
         let device = self.conv_in.device();
         let t = Tensor::<2>::from_data(TensorData::new(data, [batch, dim]), (&device, DType::F32));
@@ -192,7 +257,9 @@ impl UNet {
     pub fn forward(&self, x: Tensor<4>, t: f64, context: &Tensor<3>) -> Tensor<4> {
         let b = x.dims()[0];
         let emb = self.time_features(t, b, x.dtype());
-        let emb = self.time_linear_2.forward(silu(self.time_linear_1.forward(emb)));
+        let emb = self
+            .time_linear_2
+            .forward(silu(self.time_linear_1.forward(emb)));
         // Every resnet takes silu(emb); apply it once here.
         let temb = silu(emb);
 
@@ -239,5 +306,8 @@ pub fn upsample_nearest_2x(x: Tensor<4>) -> Tensor<4> {
 
 /// `F.interpolate(size=..., mode="nearest")`: source index `floor(i * in / out)`.
 pub fn upsample_nearest(x: Tensor<4>, size: [usize; 2]) -> Tensor<4> {
-    interpolate(x, InterpolateOptions::new(InterpolateMode::Nearest).with_output_size(size))
+    interpolate(
+        x,
+        InterpolateOptions::new(InterpolateMode::Nearest).with_output_size(size),
+    )
 }

@@ -16,7 +16,13 @@ struct Attention {
 }
 
 impl Attention {
-    fn load(w: &mut Weights, prefix: &str, dim: usize, context_dim: usize, heads: usize) -> Result<Self> {
+    fn load(
+        w: &mut Weights,
+        prefix: &str,
+        dim: usize,
+        context_dim: usize,
+        heads: usize,
+    ) -> Result<Self> {
         Ok(Self {
             to_q: Linear::load(w, &format!("{prefix}.to_q"), dim, dim, false)?,
             to_k: Linear::load(w, &format!("{prefix}.to_k"), context_dim, dim, false)?,
@@ -46,7 +52,13 @@ struct Block {
 }
 
 impl Block {
-    fn load(w: &mut Weights, prefix: &str, dim: usize, context_dim: usize, heads: usize) -> Result<Self> {
+    fn load(
+        w: &mut Weights,
+        prefix: &str,
+        dim: usize,
+        context_dim: usize,
+        heads: usize,
+    ) -> Result<Self> {
         let inner = 4 * dim;
         Ok(Self {
             norm1: LayerNorm::load(w, &format!("{prefix}.norm1"), dim, 1e-5)?,
@@ -107,10 +119,23 @@ impl Transformer2D {
         let norm = GroupNorm::load(w, &format!("{prefix}.norm"), s.groups, c, 1e-6)?;
         let proj_in = proj(w, "proj_in")?;
         let blocks = (0..s.layers)
-            .map(|i| Block::load(w, &format!("{prefix}.transformer_blocks.{i}"), c, s.context_dim, s.heads))
+            .map(|i| {
+                Block::load(
+                    w,
+                    &format!("{prefix}.transformer_blocks.{i}"),
+                    c,
+                    s.context_dim,
+                    s.heads,
+                )
+            })
             .collect::<Result<Vec<_>>>()?;
         let proj_out = proj(w, "proj_out")?;
-        Ok(Self { norm, proj_in, blocks, proj_out })
+        Ok(Self {
+            norm,
+            proj_in,
+            blocks,
+            proj_out,
+        })
     }
 
     pub fn forward(&self, x: Tensor<4>, context: &Tensor<3>) -> Tensor<4> {

@@ -52,7 +52,10 @@ impl Drop for TinyModel {
 }
 
 fn bytes_to_unicode() -> Vec<char> {
-    let mut bs: Vec<u32> = (b'!' as u32..=b'~' as u32).chain(0xA1..=0xAC).chain(0xAE..=0xFF).collect();
+    let mut bs: Vec<u32> = (b'!' as u32..=b'~' as u32)
+        .chain(0xA1..=0xAC)
+        .chain(0xAE..=0xFF)
+        .collect();
     let mut cs = bs.clone();
     let mut n = 0;
     for b in 0..256 {
@@ -62,7 +65,9 @@ fn bytes_to_unicode() -> Vec<char> {
             n += 1;
         }
     }
-    cs.into_iter().map(|c| char::from_u32(c).expect("char")).collect()
+    cs.into_iter()
+        .map(|c| char::from_u32(c).expect("char"))
+        .collect()
 }
 
 /// Writes one component's safetensors file; `edit` may rename, drop or add tensors.
@@ -78,19 +83,36 @@ pub fn write_weights(
         .iter()
         .map(|(name, shape)| {
             // Values follow the diffusers name even when the stored name is an older alias.
-            let source = name.trim_start_matches("text_model.").replace(".query.", ".to_q.").replace(".key.", ".to_k.").replace(".value.", ".to_v.").replace(".proj_attn.", ".to_out.0.");
+            let source = name
+                .trim_start_matches("text_model.")
+                .replace(".query.", ".to_q.")
+                .replace(".key.", ".to_k.")
+                .replace(".value.", ".to_v.")
+                .replace(".proj_attn.", ".to_out.0.");
             let values = formula(&source, shape);
             let bytes = match variant {
                 Variant::F32 => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
-                Variant::Fp16 => values.iter().flat_map(|v| half::f16::from_f32(*v).to_le_bytes()).collect(),
+                Variant::Fp16 => values
+                    .iter()
+                    .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
+                    .collect(),
             };
             (name.clone(), shape.clone(), bytes)
         })
         .collect();
-    let dtype = if variant == Variant::F32 { Dtype::F32 } else { Dtype::F16 };
+    let dtype = if variant == Variant::F32 {
+        Dtype::F32
+    } else {
+        Dtype::F16
+    };
     let views: Vec<(String, TensorView)> = buffers
         .iter()
-        .map(|(n, s, b)| (n.clone(), TensorView::new(dtype, s.clone(), b).expect("view")))
+        .map(|(n, s, b)| {
+            (
+                n.clone(),
+                TensorView::new(dtype, s.clone(), b).expect("view"),
+            )
+        })
         .collect();
     safetensors::serialize_to_file(views, None, path).expect("write safetensors");
 }
@@ -101,14 +123,23 @@ pub fn manifest(reference: &Value, component: &str) -> Vec<(String, Vec<usize>)>
         .expect("tensors")
         .iter()
         .map(|t| {
-            let shape = t[1].as_array().expect("shape").iter().map(|d| d.as_u64().expect("dim") as usize).collect();
+            let shape = t[1]
+                .as_array()
+                .expect("shape")
+                .iter()
+                .map(|d| d.as_u64().expect("dim") as usize)
+                .collect();
             (t[0].as_str().expect("name").to_owned(), shape)
         })
         .collect()
 }
 
 /// The whole pipeline folder. `vae_edit` lets a test rename or corrupt VAE tensors.
-pub fn write_tiny_model(name: &str, variant: Variant, vae_edit: &dyn Fn(&mut Vec<(String, Vec<usize>)>)) -> TinyModel {
+pub fn write_tiny_model(
+    name: &str,
+    variant: Variant,
+    vae_edit: &dyn Fn(&mut Vec<(String, Vec<usize>)>),
+) -> TinyModel {
     write_tiny_model_with(name, variant, vae_edit, &|_| {})
 }
 
@@ -120,36 +151,76 @@ pub fn write_tiny_model_with(
     text_edit: &dyn Fn(&mut Vec<(String, Vec<usize>)>),
 ) -> TinyModel {
     let r = reference();
-    let dir = std::env::temp_dir().join(format!("hydrogen-engine-test-{name}-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!(
+        "hydrogen-engine-test-{name}-{}",
+        std::process::id()
+    ));
     let _ = std::fs::remove_dir_all(&dir);
-    let suffix = if variant == Variant::Fp16 { ".fp16" } else { "" };
-    for (component, stem) in [("unet", "diffusion_pytorch_model"), ("vae", "diffusion_pytorch_model"), ("text_encoder", "model")] {
+    let suffix = if variant == Variant::Fp16 {
+        ".fp16"
+    } else {
+        ""
+    };
+    for (component, stem) in [
+        ("unet", "diffusion_pytorch_model"),
+        ("vae", "diffusion_pytorch_model"),
+        ("text_encoder", "model"),
+    ] {
         let d = dir.join(component);
         std::fs::create_dir_all(&d).expect("mkdir");
-        std::fs::write(d.join("config.json"), r["components"][component]["config"].to_string()).expect("config");
+        std::fs::write(
+            d.join("config.json"),
+            r["components"][component]["config"].to_string(),
+        )
+        .expect("config");
         let none = |_: &mut Vec<(String, Vec<usize>)>| {};
         let edit: &dyn Fn(&mut Vec<(String, Vec<usize>)>) = match component {
             "vae" => vae_edit,
             "text_encoder" => text_edit,
             _ => &none,
         };
-        write_weights(&d.join(format!("{stem}{suffix}.safetensors")), &manifest(&r, component), variant, edit);
+        write_weights(
+            &d.join(format!("{stem}{suffix}.safetensors")),
+            &manifest(&r, component),
+            variant,
+            edit,
+        );
     }
     std::fs::create_dir_all(dir.join("scheduler")).expect("mkdir");
-    std::fs::write(dir.join("scheduler/scheduler_config.json"), r["components"]["scheduler"]["config"].to_string())
-        .expect("scheduler config");
+    std::fs::write(
+        dir.join("scheduler/scheduler_config.json"),
+        r["components"]["scheduler"]["config"].to_string(),
+    )
+    .expect("scheduler config");
     let tok = dir.join("tokenizer");
     std::fs::create_dir_all(&tok).expect("mkdir");
     let base = bytes_to_unicode();
-    let merges: Vec<String> = r["merges"].as_array().expect("merges").iter().map(|m| m.as_str().expect("m").to_owned()).collect();
+    let merges: Vec<String> = r["merges"]
+        .as_array()
+        .expect("merges")
+        .iter()
+        .map(|m| m.as_str().expect("m").to_owned())
+        .collect();
     let mut tokens: Vec<String> = base.iter().map(|c| c.to_string()).collect();
     tokens.extend(base.iter().map(|c| format!("{c}</w>")));
     tokens.extend(merges.iter().map(|m| m.replace(' ', "")));
     tokens.push("<|startoftext|>".into());
     tokens.push("<|endoftext|>".into());
-    let vocab: serde_json::Map<String, Value> = tokens.into_iter().enumerate().map(|(i, t)| (t, json!(i))).collect();
+    let vocab: serde_json::Map<String, Value> = tokens
+        .into_iter()
+        .enumerate()
+        .map(|(i, t)| (t, json!(i)))
+        .collect();
     std::fs::write(tok.join("vocab.json"), Value::Object(vocab).to_string()).expect("vocab");
-    std::fs::write(tok.join("merges.txt"), format!("#version: 0.2\n{}\n", merges.join("\n"))).expect("merges");
-    std::fs::write(dir.join("model_index.json"), r#"{"_class_name": "StableDiffusionPipeline"}"#).expect("index");
+    std::fs::write(
+        tok.join("merges.txt"),
+        format!("#version: 0.2\n{}\n", merges.join("\n")),
+    )
+    .expect("merges");
+    std::fs::write(
+        dir.join("model_index.json"),
+        r#"{"_class_name": "StableDiffusionPipeline"}"#,
+    )
+    .expect("index");
     TinyModel { dir }
 }
