@@ -8,6 +8,10 @@ use std::path::Path;
 /// Reads and parses one JSON config file, naming it on failure.
 pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    // Python's json module writes `-Infinity` and `NaN` (diffusers' DPM-Solver config
+    // has `"lambda_min_clipped": -Infinity`); read them as null, i.e. "not set".
+    let non_finite = regex::Regex::new(r"([:\[,]\s*)-?(Infinity|NaN)\b").expect("valid regex");
+    let text = non_finite.replace_all(&text, "${1}null");
     serde_json::from_str(&text).map_err(|e| Error::Config {
         path: path.to_owned(),
         message: e.to_string(),
@@ -301,4 +305,21 @@ fn quick_gelu() -> String {
 }
 fn mid_block() -> Option<String> {
     Some("UNetMidBlock2DCrossAttn".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn python_non_finite_numbers_and_use_default_values_are_understood() {
+        let path = std::env::temp_dir().join(format!("hydrogen-sched-{}.json", std::process::id()));
+        let text = r#"{"_class_name": "DDIMScheduler", "lambda_min_clipped": -Infinity, "x": [NaN, 1],
+            "timestep_spacing": "leading", "steps_offset": 1, "_use_default_values": ["timestep_spacing"]}"#;
+        std::fs::write(&path, text).expect("write");
+        let cfg = SchedulerConfig::read(&path).expect("parse");
+        std::fs::remove_file(&path).ok();
+        assert_eq!(cfg.timestep_spacing, None);
+        assert_eq!(cfg.steps_offset, 1);
+    }
 }
