@@ -2,7 +2,7 @@
 # shellcheck disable=SC2317  # the step functions are called indirectly, through run_step
 # Installs what Hydrogen needs to build and test, skipping whatever is there:
 #
-#   1. Debian packages: xz-utils curl ca-certificates pkg-config libssl-dev;
+#   1. Debian packages: xz-utils curl ca-certificates pkg-config libssl-dev, mesa-vulkan-drivers libvulkan1;
 #      protobuf-compiler clang libclang-dev too, but only when a chain tool has
 #      to be built from source (step 3).
 #   2. Rust toolchains (rustup must exist): 1.95.0 with clippy and rustfmt for
@@ -28,7 +28,8 @@ NODE_VERSION=0.42.0
 CONTRACT_VERSION=5.0.3
 WORKSPACE_TOOLCHAIN=1.95.0
 INK_TOOLCHAIN=1.86.0
-BASE_PACKAGES=(xz-utils curl ca-certificates pkg-config libssl-dev)
+# mesa-vulkan-drivers (lavapipe) and libvulkan1: the engine's wgpu path runs on the CPU in tests.
+BASE_PACKAGES=(xz-utils curl ca-certificates pkg-config libssl-dev mesa-vulkan-drivers libvulkan1)
 BUILD_PACKAGES=(protobuf-compiler clang libclang-dev)
 
 dry_run=0
