@@ -53,3 +53,50 @@ fn lavapipe_and_cpu_agree_within_the_consensus_threshold() {
         "CPU and lavapipe differ by {worst} bits"
     );
 }
+
+/// Ignored: measured 10 and 16 bits (max 135/171 pixel levels) on the random-weight tiny
+/// model, above the 10-bit threshold, and ~2 minutes on lavapipe. Whether that is f16
+/// rounding amplified by random weights or an f16-path defect is not yet known.
+#[test]
+#[ignore = "f16 vs f32 divergence under investigation; run with --ignored"]
+fn lavapipe_f16_stays_within_the_threshold_of_cpu_f32() {
+    let model = write_tiny_model("wgpu-f16", Variant::F32, &|_| {});
+    let req = Request {
+        prompt: "a bowl of fruit on a wooden table".into(),
+        negative_prompt: String::new(),
+        width: 64,
+        height: 64,
+        steps: 4,
+        guidance: 7.5,
+        seed: 7,
+        num_images: 2,
+        scheduler: Method::EulerAncestral,
+    };
+    let cpu = StableDiffusion::load(&model.dir, &Backend::Cpu.device(), Precision::F32)
+        .expect("load on CPU");
+    let on_cpu = cpu.generate(&req, |_| {}).expect("generate on CPU");
+    let device = Backend::WgpuSoftware.device();
+    assert!(
+        Backend::WgpuSoftware.supports_f16(&device),
+        "this wgpu adapter has no f16"
+    );
+    let half = StableDiffusion::load(&model.dir, &device, Precision::F16).expect("load in f16");
+    let on_half = half.generate(&req, |_| {}).expect("generate in f16");
+    let mut worst = 0;
+    for (i, (a, b)) in on_cpu.iter().zip(&on_half).enumerate() {
+        let d = hamming(phash(a), phash(b));
+        let max_level = a
+            .as_raw()
+            .iter()
+            .zip(b.as_raw())
+            .map(|(x, y)| x.abs_diff(*y))
+            .max()
+            .unwrap_or(0);
+        println!("image {i}: pHash distance CPU f32 vs lavapipe f16 = {d} bits; max pixel difference {max_level} levels");
+        worst = worst.max(d);
+    }
+    assert!(
+        worst <= u32::from(DEFAULT_DISTANCE_THRESHOLD),
+        "f16 and f32 differ by {worst} bits"
+    );
+}
