@@ -107,7 +107,7 @@ impl ClipTextModel {
         let positions = self
             .position_embedding
             .clone()
-            .slice([0..s])
+            .narrow(0, 0, s)
             .reshape([1, s, h]);
         let mut x = tokens + positions;
 

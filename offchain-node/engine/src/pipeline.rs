@@ -33,7 +33,11 @@ pub struct Request {
 
 impl Request {
     fn validate(&self) -> Result<()> {
-        if self.width == 0 || self.height == 0 || self.width % 8 != 0 || self.height % 8 != 0 {
+        if self.width == 0
+            || self.height == 0
+            || !self.width.is_multiple_of(8)
+            || !self.height.is_multiple_of(8)
+        {
             return Err(Error::Request(format!(
                 "{}x{} is not a positive multiple of 8",
                 self.width, self.height

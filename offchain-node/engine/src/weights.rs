@@ -234,7 +234,7 @@ pub fn component_files(dir: &Path, stem: &str, prefer_fp16: bool) -> Result<Vec<
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
             let n = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            n.starts_with(&format!("{stem}")) && n.contains("-of-") && n.ends_with(".safetensors")
+            n.starts_with(stem) && n.contains("-of-") && n.ends_with(".safetensors")
         })
         .collect();
     if !shards.is_empty() {

@@ -197,7 +197,6 @@ fn sizes_must_be_multiples_of_eight() {
     let req = request(&reference()["cases"][0]);
     let err = sd
         .generate(&Request { width: 60, ..req }, |_| {})
-        .err()
-        .expect("must fail");
+        .expect_err("must fail");
     assert!(matches!(err, Error::Request(_)), "{err}");
 }

@@ -10,6 +10,11 @@ use safetensors::Dtype;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
+/// `(name, shape)` of every tensor of a component.
+pub type Tensors = Vec<(String, Vec<usize>)>;
+/// A change to a component's tensor list before it is written (rename, drop, add).
+pub type Edit<'a> = &'a dyn Fn(&mut Tensors);
+
 pub fn reference() -> Value {
     serde_json::from_str(include_str!("../data/tiny_reference.json")).expect("reference JSON")
 }
@@ -75,7 +80,7 @@ pub fn write_weights(
     path: &Path,
     tensors: &[(String, Vec<usize>)],
     variant: Variant,
-    edit: &dyn Fn(&mut Vec<(String, Vec<usize>)>),
+    edit: Edit<'_>,
 ) {
     let mut tensors = tensors.to_vec();
     edit(&mut tensors);
@@ -135,11 +140,7 @@ pub fn manifest(reference: &Value, component: &str) -> Vec<(String, Vec<usize>)>
 }
 
 /// The whole pipeline folder. `vae_edit` lets a test rename or corrupt VAE tensors.
-pub fn write_tiny_model(
-    name: &str,
-    variant: Variant,
-    vae_edit: &dyn Fn(&mut Vec<(String, Vec<usize>)>),
-) -> TinyModel {
+pub fn write_tiny_model(name: &str, variant: Variant, vae_edit: Edit<'_>) -> TinyModel {
     write_tiny_model_with(name, variant, vae_edit, &|_| {})
 }
 
@@ -147,8 +148,8 @@ pub fn write_tiny_model(
 pub fn write_tiny_model_with(
     name: &str,
     variant: Variant,
-    vae_edit: &dyn Fn(&mut Vec<(String, Vec<usize>)>),
-    text_edit: &dyn Fn(&mut Vec<(String, Vec<usize>)>),
+    vae_edit: Edit<'_>,
+    text_edit: Edit<'_>,
 ) -> TinyModel {
     let r = reference();
     let dir = std::env::temp_dir().join(format!(
@@ -174,7 +175,7 @@ pub fn write_tiny_model_with(
         )
         .expect("config");
         let none = |_: &mut Vec<(String, Vec<usize>)>| {};
-        let edit: &dyn Fn(&mut Vec<(String, Vec<usize>)>) = match component {
+        let edit: Edit<'_> = match component {
             "vae" => vae_edit,
             "text_encoder" => text_edit,
             _ => &none,
