@@ -35,19 +35,7 @@ fn lavapipe_and_cpu_agree_within_the_consensus_threshold() {
     );
     let on_wgpu = gpu.generate(&req, |_| {}).expect("generate on wgpu");
 
-    let mut worst = 0;
-    for (i, (a, b)) in on_cpu.iter().zip(&on_wgpu).enumerate() {
-        let d = hamming(phash(a), phash(b));
-        let max_level = a
-            .as_raw()
-            .iter()
-            .zip(b.as_raw())
-            .map(|(x, y)| x.abs_diff(*y))
-            .max()
-            .unwrap_or(0);
-        println!("image {i}: pHash distance CPU vs lavapipe = {d} bits; max pixel difference {max_level} levels");
-        worst = worst.max(d);
-    }
+    let worst = worst_distance("CPU vs lavapipe", &on_cpu, &on_wgpu);
     assert!(
         worst <= u32::from(DEFAULT_DISTANCE_THRESHOLD),
         "CPU and lavapipe differ by {worst} bits"
@@ -82,8 +70,18 @@ fn lavapipe_f16_stays_within_the_threshold_of_cpu_f32() {
     );
     let half = StableDiffusion::load(&model.dir, &device, Precision::F16).expect("load in f16");
     let on_half = half.generate(&req, |_| {}).expect("generate in f16");
+    let worst = worst_distance("CPU f32 vs lavapipe f16", &on_cpu, &on_half);
+    assert!(
+        worst <= u32::from(DEFAULT_DISTANCE_THRESHOLD),
+        "f16 and f32 differ by {worst} bits"
+    );
+}
+
+/// Prints each image pair's pHash distance and largest pixel difference;
+/// returns the largest distance.
+fn worst_distance(label: &str, a: &[image::RgbImage], b: &[image::RgbImage]) -> u32 {
     let mut worst = 0;
-    for (i, (a, b)) in on_cpu.iter().zip(&on_half).enumerate() {
+    for (i, (a, b)) in a.iter().zip(b).enumerate() {
         let d = hamming(phash(a), phash(b));
         let max_level = a
             .as_raw()
@@ -92,11 +90,10 @@ fn lavapipe_f16_stays_within_the_threshold_of_cpu_f32() {
             .map(|(x, y)| x.abs_diff(*y))
             .max()
             .unwrap_or(0);
-        println!("image {i}: pHash distance CPU f32 vs lavapipe f16 = {d} bits; max pixel difference {max_level} levels");
+        println!(
+            "image {i}: pHash distance {label} = {d} bits; max pixel difference {max_level} levels"
+        );
         worst = worst.max(d);
     }
-    assert!(
-        worst <= u32::from(DEFAULT_DISTANCE_THRESHOLD),
-        "f16 and f32 differ by {worst} bits"
-    );
+    worst
 }
