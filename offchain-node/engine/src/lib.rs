@@ -15,6 +15,7 @@ pub mod noise;
 pub mod pipeline;
 pub mod resnet;
 pub mod scheduler;
+pub mod tiny;
 pub mod tokenizer;
 pub mod unet;
 pub mod vae;
