@@ -7,4 +7,5 @@ pub use hydrogen_types as types;
 
 pub mod chain;
 pub mod phash;
+pub mod relay;
 pub mod task;

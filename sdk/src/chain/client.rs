@@ -249,11 +249,32 @@ impl ChainClient {
         contract: &AccountId,
         message: &Message<T>,
     ) -> Result<DryRun<T>, ChainError> {
+        self.dry_run_at(origin, contract, message, None).await
+    }
+
+    /// The hash of the latest finalized block.
+    pub async fn finalized_head(&self) -> Result<[u8; 32], ChainError> {
+        self.rpc
+            .chain_get_finalized_head()
+            .await
+            .map(|hash| hash.0)
+            .map_err(|e| ChainError::rpc("cannot read the finalized head", e))
+    }
+
+    /// [`dry_run`](Self::dry_run) against the state of block `at` (the best
+    /// block when `None`), e.g. the [`finalized_head`](Self::finalized_head).
+    pub async fn dry_run_at<T: Decode>(
+        &self,
+        origin: &AccountId,
+        contract: &AccountId,
+        message: &Message<T>,
+        at: Option<[u8; 32]>,
+    ) -> Result<DryRun<T>, ChainError> {
         let what = || format!("dry run of {}", message.name());
         let request = call_request(origin, contract, 0, None, None, message.input());
         let bytes = self
             .rpc
-            .state_call("ContractsApi_call", Some(&request), None)
+            .state_call("ContractsApi_call", Some(&request), at.map(Into::into))
             .await
             .map_err(|e| ChainError::rpc(what(), e))?;
         let result = ContractResult::<ExecReturnValue>::decode(&bytes)?;

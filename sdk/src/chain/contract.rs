@@ -556,6 +556,19 @@ impl Hydrogen {
     pub async fn task(&self, task_id: TaskId) -> Result<Option<TaskInfo>, ChainError> {
         self.view(msg::task(task_id)).await
     }
+    /// [`msg::task`] in the state of block `at` (the best block when `None`).
+    pub async fn task_at(
+        &self,
+        task_id: TaskId,
+        at: Option<[u8; 32]>,
+    ) -> Result<Option<TaskInfo>, ChainError> {
+        let message = msg::task(task_id);
+        Ok(self
+            .client
+            .dry_run_at(&self.view_origin, &self.address, &message, at)
+            .await?
+            .value)
+    }
     /// [`msg::queue`], read with a dry run.
     pub async fn queue(&self) -> Result<Vec<TaskId>, ChainError> {
         self.view(msg::queue()).await
