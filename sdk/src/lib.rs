@@ -5,6 +5,7 @@
 
 pub use hydrogen_types as types;
 
+pub mod app;
 pub mod chain;
 pub mod phash;
 pub mod relay;

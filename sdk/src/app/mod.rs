@@ -1,0 +1,451 @@
+//! The app-facing API: pay for a Stable Diffusion task and get its images.
+//!
+//! [`Client::generate`] does the whole round trip: it escrows the fee with
+//! `create_task`, uploads the arguments to the relay, follows the task on
+//! chain until it settles, downloads the images and checks each one's pHash
+//! against the result the nodes agreed on. When the network does not deliver
+//! (the nodes miss their deadlines, the upload never happens, the task sits
+//! in the queue for too long) it cancels the task so the escrow comes back,
+//! and says why in the error.
+//!
+//! The steps are public too ([`Client::submit`], [`Client::wait`],
+//! [`Client::download`], [`Client::cancel`]), and [`Client::updates`] streams
+//! a task's events for a progress display.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), hydrogen_sdk::app::AppError> {
+//! use hydrogen_sdk::app::{Client, GenerateOptions};
+//! use hydrogen_sdk::chain::{keypair_from_suri, parse_account};
+//! use hydrogen_sdk::task::TaskArgs;
+//!
+//! let signer = keypair_from_suri("//HydrogenApp").expect("a valid key URI");
+//! let client = Client::connect(
+//!     "ws://127.0.0.1:9944",
+//!     "http://127.0.0.1:8080",
+//!     parse_account("5C...").expect("the contract's address"),
+//!     signer,
+//! ).await?;
+//! let mut args = TaskArgs::new("runwayml/stable-diffusion-v1-5", "a red fox in snow");
+//! args.task_config.num_images = 1;
+//! let done = client.generate(&args, GenerateOptions::default()).await?;
+//! for (i, png) in done.images.iter().enumerate() {
+//!     std::fs::write(format!("fox-{i}.png"), png).expect("writable directory");
+//! }
+//! # Ok(()) }
+//! ```
+
+mod error;
+mod updates;
+
+pub use error::AppError;
+pub use updates::{task_id_of, TaskUpdate};
+
+use crate::chain::{account_of, ChainClient, ChainError, Hydrogen, Keypair};
+use crate::phash::phash_dynamic;
+use crate::relay::{RelayClient, RelayError};
+use crate::task::TaskArgs;
+use crate::types::{
+    AbortReason, AccountId, Balance, Error as ContractError, Event, TaskId, TaskInfo, TaskStatus,
+    TaskType, PHASH_BYTES,
+};
+use futures::{Stream, StreamExt};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// How [`Client::generate`] pays and how long it waits.
+#[derive(Debug, Clone)]
+pub struct GenerateOptions {
+    /// The fee to escrow; `None` pays the contract's minimum fee per image.
+    pub fee: Option<Balance>,
+    /// Cancel (full refund) when no nodes picked the task up within this long.
+    pub queue_timeout: Duration,
+    /// Keep retrying the argument upload while the relay is unreachable or
+    /// behind the chain for this long, then cancel.
+    pub upload_timeout: Duration,
+}
+
+impl Default for GenerateOptions {
+    fn default() -> Self {
+        GenerateOptions {
+            fee: None,
+            queue_timeout: Duration::from_secs(10 * 60),
+            upload_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A task's verified images.
+#[derive(Debug, Clone)]
+pub struct Generated {
+    pub task_id: TaskId,
+    /// PNG bytes, in image order, as the relay served them.
+    pub images: Vec<Vec<u8>>,
+    /// The accepted result: 8 pHash bytes per image; each image hashes to its share.
+    pub result: Vec<u8>,
+    /// The three nodes that ran the task.
+    pub nodes: Vec<AccountId>,
+    /// The node that uploaded the images.
+    pub uploader: AccountId,
+    /// What was escrowed.
+    pub fee: Balance,
+}
+
+/// A created task and the block that created it, where following its
+/// events starts. Store both to resume waiting after a restart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PendingTask {
+    pub task_id: TaskId,
+    pub created_in: u64,
+}
+
+/// How a task ended, as [`Client::wait`] saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settled {
+    /// The images are on the relay.
+    Completed(TaskInfo),
+    /// The task ended without images; `refunded` came back to the creator.
+    Aborted {
+        task: TaskInfo,
+        reason: AbortReason,
+        refunded: Balance,
+    },
+}
+
+/// A connection to the network as one app account.
+#[derive(Clone)]
+pub struct Client {
+    hydrogen: Hydrogen,
+    relay: RelayClient,
+    signer: Keypair,
+    /// How often [`Client::wait`] re-reads the task besides following events.
+    poll: Duration,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("chain", &self.hydrogen.client().url())
+            .field("contract", &crate::chain::ss58(&self.hydrogen.address()))
+            .field("account", &crate::chain::ss58(&self.account()))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// Connects to a chain node and a relay for the contract at `contract`.
+    pub async fn connect(
+        rpc_url: &str,
+        relay_url: &str,
+        contract: AccountId,
+        signer: Keypair,
+    ) -> Result<Self, AppError> {
+        let chain = ChainClient::connect(rpc_url).await?;
+        Ok(Client {
+            hydrogen: Hydrogen::at(chain, contract),
+            relay: RelayClient::new(relay_url, signer.clone())?,
+            signer,
+            poll: Duration::from_secs(2),
+        })
+    }
+
+    /// How often [`Client::wait`] re-reads the task besides following events.
+    pub fn with_poll_interval(mut self, poll: Duration) -> Self {
+        self.poll = poll;
+        self
+    }
+
+    pub fn account(&self) -> AccountId {
+        account_of(&self.signer)
+    }
+
+    /// The contract handle, for anything the app API does not cover.
+    pub fn hydrogen(&self) -> &Hydrogen {
+        &self.hydrogen
+    }
+
+    pub fn relay(&self) -> &RelayClient {
+        &self.relay
+    }
+
+    /// The app's token balance.
+    pub async fn balance(&self) -> Result<Balance, AppError> {
+        Ok(self.hydrogen.balance_of(self.account()).await?)
+    }
+
+    /// The fee [`GenerateOptions::fee`] `None` pays for `args`: the
+    /// contract's minimum fee for each image.
+    pub async fn default_fee(&self, args: &TaskArgs) -> Result<Balance, AppError> {
+        let params = self.hydrogen.params().await?;
+        Ok(params.min_fee.saturating_mul(u128::from(args.num_images())))
+    }
+
+    /// Creates the task, uploads its arguments and waits for the verified
+    /// images. Cancels the task for a refund when it cannot finish: see
+    /// [`GenerateOptions`] and the module docs.
+    pub async fn generate(
+        &self,
+        args: &TaskArgs,
+        options: GenerateOptions,
+    ) -> Result<Generated, AppError> {
+        let fee = match options.fee {
+            Some(fee) => fee,
+            None => self.default_fee(args).await?,
+        };
+        let pending = self.submit(args, fee, options.upload_timeout).await?;
+        let task_id = pending.task_id;
+        match self.wait(&pending, options.queue_timeout).await? {
+            Settled::Completed(task) => self.download(&task).await,
+            Settled::Aborted {
+                reason, refunded, ..
+            } => Err(AppError::Aborted {
+                task_id,
+                reason,
+                refunded,
+            }),
+        }
+    }
+
+    /// Escrows `fee` for `args` and uploads the arguments. If the upload cannot be done (the relay refuses it, or stays
+    /// unreachable for `upload_timeout`), the task is cancelled while still
+    /// queued, so the fee comes back, and the upload's error is returned.
+    pub async fn submit(
+        &self,
+        args: &TaskArgs,
+        fee: Balance,
+        upload_timeout: Duration,
+    ) -> Result<PendingTask, AppError> {
+        args.validate()?;
+        let num_images = u8::try_from(args.num_images()).map_err(|_| {
+            AppError::Task(crate::task::TaskArgsError::Invalid {
+                path: "task_config.num_images".into(),
+                message: "too many images".into(),
+            })
+        })?;
+        let bytes = args.to_canonical_json();
+        let created = self
+            .hydrogen
+            .create_task(
+                &self.signer,
+                TaskType::StableDiffusion,
+                args.args_hash(),
+                args.min_vram_gb(),
+                num_images,
+                fee,
+            )
+            .await?;
+        let pending = PendingTask {
+            task_id: created.value,
+            created_in: created.included.block_number,
+        };
+        let task_id = pending.task_id;
+        if let Err(upload) = self.upload_args(task_id, &bytes, upload_timeout).await {
+            // Best effort: the task may have started in the meantime, and
+            // then the nodes' deadline refunds it instead.
+            if let Err(cancel) = self.hydrogen.cancel(&self.signer, task_id).await {
+                tracing::warn!(task_id, %cancel, "could not cancel the task after a failed upload");
+            }
+            return Err(upload);
+        }
+        Ok(pending)
+    }
+
+    /// Uploads task arguments, retrying while the relay is unreachable or has
+    /// not seen the task yet.
+    async fn upload_args(
+        &self,
+        task_id: TaskId,
+        bytes: &[u8],
+        timeout: Duration,
+    ) -> Result<(), AppError> {
+        let until = Instant::now() + timeout;
+        let mut pause = Duration::from_millis(200);
+        loop {
+            match self.relay.upload_args(task_id, bytes).await {
+                Ok(()) => return Ok(()),
+                Err(e) if e.is_retryable() && Instant::now() + pause < until => {
+                    tracing::debug!(task_id, error = %e, "argument upload will be retried");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(5));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Follows the task until it completes or aborts. Cancels it when it
+    /// stays queued for `queue_timeout`, and pokes the contract with
+    /// `cancel` once a deadline has passed so a silent network cannot hold
+    /// the escrow (the contract refuses until the deadline really passed).
+    pub async fn wait(
+        &self,
+        pending: &PendingTask,
+        queue_timeout: Duration,
+    ) -> Result<Settled, AppError> {
+        let task_id = pending.task_id;
+        let started = Instant::now();
+        let mut updates = Box::pin(self.updates(pending, None).await?);
+        // Where to resume after the event stream breaks: every event of a
+        // block arrives together, so the block after the last update.
+        let mut resume_from = pending.created_in;
+        let mut refunded = 0;
+        loop {
+            let task = self.task(task_id).await?;
+            match task.status {
+                TaskStatus::Completed => return Ok(Settled::Completed(task)),
+                TaskStatus::Aborted(reason) => {
+                    // The Refunded event may sit in a block the stream has
+                    // not reached yet, so read on briefly. Nodes still owed a
+                    // verdict keep part of the escrow until their deadline;
+                    // that part is refunded later and not counted here.
+                    if refunded == 0 {
+                        refunded = self.refund_of(&mut updates).await;
+                    }
+                    return Ok(Settled::Aborted {
+                        task,
+                        reason,
+                        refunded,
+                    });
+                }
+                TaskStatus::Queued if started.elapsed() > queue_timeout => {
+                    self.cancel(task_id).await?;
+                }
+                TaskStatus::Running | TaskStatus::Succeeded if task.deadline < now_ms() => {
+                    match self.hydrogen.cancel(&self.signer, task_id).await {
+                        Ok(_) => {}
+                        Err(ChainError::Contract {
+                            error: ContractError::DeadlineNotReached,
+                            ..
+                        }) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                _ => {}
+            }
+            match tokio::time::timeout(self.poll, updates.next()).await {
+                Ok(Some(Ok(update))) => {
+                    resume_from = update.block_number + 1;
+                    if let Event::Refunded { amount, .. } = update.event {
+                        refunded += amount;
+                    }
+                }
+                Err(_) => {}
+                // The event stream broke (a node restart): follow anew from
+                // where the task is now; the status read above covers the gap.
+                Ok(Some(Err(e))) => {
+                    tracing::warn!(task_id, error = %e, "event stream failed; resubscribing");
+                    tokio::time::sleep(self.poll).await;
+                    updates = Box::pin(self.updates(pending, Some(resume_from)).await?);
+                }
+                Ok(None) => {
+                    tokio::time::sleep(self.poll).await;
+                    updates = Box::pin(self.updates(pending, Some(resume_from)).await?);
+                }
+            }
+        }
+    }
+
+    /// Waits a little for the `Refunded` event of an aborted task.
+    async fn refund_of(
+        &self,
+        updates: &mut (impl Stream<Item = Result<TaskUpdate, ChainError>> + Unpin),
+    ) -> Balance {
+        let drain = async {
+            while let Some(Ok(update)) = updates.next().await {
+                if let Event::Refunded { amount, .. } = update.event {
+                    return amount;
+                }
+            }
+            0
+        };
+        tokio::time::timeout(self.poll * 3, drain).await.unwrap_or(0)
+    }
+
+    /// Cancels a task: a queued one at once, a started one only past its
+    /// deadline (the contract then judges the silent nodes and refunds).
+    pub async fn cancel(&self, task_id: TaskId) -> Result<(), AppError> {
+        self.hydrogen.cancel(&self.signer, task_id).await?;
+        Ok(())
+    }
+
+    /// The task as the contract reports it now.
+    pub async fn task(&self, task_id: TaskId) -> Result<TaskInfo, AppError> {
+        self.hydrogen
+            .task(task_id)
+            .await?
+            .ok_or(AppError::NoSuchTask(task_id))
+    }
+
+    /// Downloads a completed task's images and checks that each one's pHash
+    /// equals its share of the accepted result.
+    pub async fn download(&self, task: &TaskInfo) -> Result<Generated, AppError> {
+        let (Some(result), Some(uploader)) = (task.result.clone(), task.uploader) else {
+            return Err(AppError::NotCompleted {
+                task_id: task.id,
+                status: task.status,
+            });
+        };
+        let images = self.relay.download_images(task.id).await?;
+        verify_images(task.id, &images, &result)?;
+        Ok(Generated {
+            task_id: task.id,
+            images,
+            result,
+            nodes: task.nodes.clone(),
+            uploader,
+            fee: task.fee,
+        })
+    }
+
+    /// The task's events in finalized blocks, from the block it was created
+    /// in (or from block `from`); the stream does not end by itself.
+    pub async fn updates(
+        &self,
+        pending: &PendingTask,
+        from: Option<u64>,
+    ) -> Result<impl Stream<Item = Result<TaskUpdate, ChainError>> + Send + 'static, AppError>
+    {
+        let from = from.unwrap_or(pending.created_in);
+        let blocks = self.hydrogen.event_stream(Some(from)).await?;
+        Ok(updates::of_task(pending.task_id, blocks))
+    }
+}
+
+/// Checks that `images` decode and hash to `result`, image by image.
+pub fn verify_images(task_id: TaskId, images: &[Vec<u8>], result: &[u8]) -> Result<(), AppError> {
+    let expected = result.len() / PHASH_BYTES;
+    if images.len() != expected {
+        return Err(AppError::WrongImages {
+            task_id,
+            detail: format!("the relay served {} images, the result has {expected}", images.len()),
+        });
+    }
+    for (i, (png, want)) in images.iter().zip(result.chunks_exact(PHASH_BYTES)).enumerate() {
+        let decoded = image::load_from_memory(png).map_err(|e| AppError::WrongImages {
+            task_id,
+            detail: format!("image {i} does not decode: {e}"),
+        })?;
+        let got = phash_dynamic(&decoded);
+        if got.as_slice() != want {
+            return Err(AppError::WrongImages {
+                task_id,
+                detail: format!(
+                    "image {i} hashes to {}, the accepted result says {}",
+                    hex::encode(got),
+                    hex::encode(want)
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl From<RelayError> for AppError {
+    fn from(e: RelayError) -> Self {
+        AppError::Relay(e)
+    }
+}
