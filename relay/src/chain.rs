@@ -1,0 +1,167 @@
+//! Permissions from chain state.
+//!
+//! Every signed request names a task; the relay reads that task with the
+//! contract's `task(id)` view at the **finalized** block (tasks are never
+//! removed, and their creator, arguments hash, selected nodes, result and
+//! uploader never change once set), keeps it for `task_cache_ms`, and
+//! applies the endpoint's rule to it. Per-request queries, rather than an
+//! index of events, keep the relay stateless towards the chain: nothing to
+//! rebuild after a restart or a chain reset, and a read costs about a
+//! millisecond on a local node.
+//!
+//! A refusal is never based on the cache: the task is read again at the
+//! finalized block, and if that still refuses, at the best block. When the
+//! best block would allow the request, the answer is `503 behind` (retry):
+//! the caller has seen a block that is not final yet, or the relay's node
+//! lags. Only a task absent from the best block too is `404 task_not_found`.
+
+use crate::api::ApiError;
+use hydrogen_sdk::chain::{parse_account, ChainClient, ChainError, Hydrogen};
+use hydrogen_sdk::types::{TaskId, TaskInfo};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use tokio::sync::RwLock;
+
+/// The relay's view of the contract.
+pub struct ChainView {
+    rpc_url: String,
+    contract: hydrogen_sdk::types::AccountId,
+    hydrogen: RwLock<Hydrogen>,
+    cache: Mutex<HashMap<TaskId, (Instant, TaskInfo)>>,
+    cache_for: Duration,
+    last_reconnect: Mutex<Option<Instant>>,
+}
+
+/// Reconnection attempts are at least this far apart, so that a node that
+/// is down does not stall every request on a connect.
+const RECONNECT_EVERY: Duration = Duration::from_secs(5);
+
+/// Entries kept before the cache is pruned of expired ones.
+const CACHE_PRUNE_AT: usize = 4096;
+
+impl ChainView {
+    pub async fn connect(
+        rpc_url: &str,
+        contract: &str,
+        cache_for: Duration,
+    ) -> anyhow::Result<ChainView> {
+        let contract = parse_account(contract)?;
+        let client = ChainClient::connect(rpc_url).await?;
+        Ok(ChainView {
+            rpc_url: rpc_url.into(),
+            contract,
+            hydrogen: RwLock::new(Hydrogen::at(client, contract)),
+            cache: Mutex::default(),
+            cache_for,
+            last_reconnect: Mutex::default(),
+        })
+    }
+
+    /// Task `id` if `rule` allows the request on it; see the module docs.
+    pub async fn authorize(
+        &self,
+        id: TaskId,
+        rule: impl Fn(&TaskInfo) -> Result<(), ApiError>,
+    ) -> Result<TaskInfo, ApiError> {
+        if let Some(task) = self.cached(id) {
+            if rule(&task).is_ok() {
+                return Ok(task);
+            }
+        }
+        let hydrogen = self.hydrogen.read().await.clone();
+        let finalized = self.read(&hydrogen, id, true).await?;
+        let refusal = match &finalized {
+            Some(task) => match rule(task) {
+                Ok(()) => {
+                    self.remember(task.clone());
+                    return Ok(task.clone());
+                }
+                Err(refusal) => refusal,
+            },
+            None => ApiError::task_not_found(id),
+        };
+        match self.read(&hydrogen, id, false).await? {
+            Some(best) if rule(&best).is_ok() => Err(ApiError::behind(id)),
+            _ => Err(refusal),
+        }
+    }
+
+    /// Task `id` at the finalized block, uncached (for the retention sweep).
+    pub async fn finalized_task(&self, id: TaskId) -> Result<Option<TaskInfo>, ApiError> {
+        let hydrogen = self.hydrogen.read().await.clone();
+        self.read(&hydrogen, id, true).await
+    }
+
+    /// Whether the chain node answers.
+    pub async fn check(&self) -> Result<(), ApiError> {
+        let hydrogen = self.hydrogen.read().await.clone();
+        match hydrogen.client().finalized_head().await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(self.unavailable(e).await),
+        }
+    }
+
+    async fn read(
+        &self,
+        hydrogen: &Hydrogen,
+        id: TaskId,
+        finalized: bool,
+    ) -> Result<Option<TaskInfo>, ApiError> {
+        let at = if finalized {
+            match hydrogen.client().finalized_head().await {
+                Ok(head) => Some(head),
+                Err(e) => return Err(self.unavailable(e).await),
+            }
+        } else {
+            None
+        };
+        match hydrogen.task_at(id, at).await {
+            Ok(task) => Ok(task),
+            Err(e) => Err(self.unavailable(e).await),
+        }
+    }
+
+    /// The answer to a failed chain read. A connection error reconnects,
+    /// so that the next request finds a working client.
+    async fn unavailable(&self, error: ChainError) -> ApiError {
+        tracing::warn!(%error, "chain read failed");
+        if matches!(error, ChainError::Rpc { .. } | ChainError::Connect { .. })
+            && self.may_reconnect()
+        {
+            let mut hydrogen = self.hydrogen.write().await;
+            match ChainClient::connect(&self.rpc_url).await {
+                Ok(client) => *hydrogen = Hydrogen::at(client, self.contract),
+                Err(e) => tracing::warn!(error = %e, "cannot reconnect to the chain"),
+            }
+        }
+        ApiError::chain_unavailable(&error)
+    }
+
+    fn may_reconnect(&self) -> bool {
+        let mut last = self.last_reconnect.lock().unwrap();
+        if last.is_some_and(|at| at.elapsed() < RECONNECT_EVERY) {
+            return false;
+        }
+        *last = Some(Instant::now());
+        true
+    }
+
+    fn cached(&self, id: TaskId) -> Option<TaskInfo> {
+        let cache = self.cache.lock().unwrap();
+        let (at, task) = cache.get(&id)?;
+        (at.elapsed() < self.cache_for).then(|| task.clone())
+    }
+
+    fn remember(&self, task: TaskInfo) {
+        if self.cache_for.is_zero() {
+            return;
+        }
+        let mut cache = self.cache.lock().unwrap();
+        if cache.len() >= CACHE_PRUNE_AT {
+            let keep = self.cache_for;
+            cache.retain(|_, (at, _)| at.elapsed() < keep);
+        }
+        cache.insert(task.id, (Instant::now(), task));
+    }
+}

@@ -1,0 +1,221 @@
+//! The relay's configuration: a TOML file, every field with a default but
+//! the contract's address. See `relay/README.md` for an annotated example.
+
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Everything the relay needs to run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on; port 0 picks a free one.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// The chain node's WebSocket RPC.
+    #[serde(default = "default_rpc_url")]
+    pub rpc_url: String,
+    /// The `hydrogen` contract: SS58 address or `0x` + 64 hex digits.
+    pub contract: String,
+    #[serde(default)]
+    pub storage: StorageConfig,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub retention: Retention,
+    #[serde(default)]
+    pub auth: AuthConfig,
+    /// How long a task read from the chain is reused before it is read
+    /// again, in ms. A refusal always reads again first, so this only
+    /// delays nothing but a status change from allowed to not allowed.
+    #[serde(default = "default_task_cache_ms")]
+    pub task_cache_ms: u64,
+}
+
+impl Config {
+    /// A configuration with every default, for `contract` on `rpc_url`.
+    pub fn new(rpc_url: impl Into<String>, contract: impl Into<String>) -> Config {
+        Config {
+            listen: default_listen(),
+            rpc_url: rpc_url.into(),
+            contract: contract.into(),
+            storage: StorageConfig::default(),
+            limits: Limits::default(),
+            retention: Retention::default(),
+            auth: AuthConfig::default(),
+            task_cache_ms: default_task_cache_ms(),
+        }
+    }
+
+    /// Parses a TOML configuration.
+    pub fn from_toml(text: &str) -> Result<Config, toml::de::Error> {
+        toml::from_str(text)
+    }
+}
+
+/// Where blobs live.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum StorageConfig {
+    /// A directory on local disk, created if missing.
+    Local { path: PathBuf },
+    /// An S3 bucket or any S3-compatible store (MinIO, R2, Ceph...).
+    /// Unset fields come from the standard `AWS_*` environment variables.
+    S3 {
+        /// `s3://bucket` (a path after the bucket is not supported: use a
+        /// bucket of its own).
+        url: String,
+        #[serde(default)]
+        region: Option<String>,
+        /// For S3-compatible stores: `http://127.0.0.1:9000`.
+        #[serde(default)]
+        endpoint: Option<String>,
+        #[serde(default)]
+        access_key_id: Option<String>,
+        #[serde(default)]
+        secret_access_key: Option<String>,
+        /// Allow a plain-HTTP endpoint.
+        #[serde(default)]
+        allow_http: bool,
+    },
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig::Local {
+            path: PathBuf::from("relay-data"),
+        }
+    }
+}
+
+/// Size limits, enforced while a body streams in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest task arguments body (1 MiB).
+    pub max_args_bytes: u64,
+    /// Largest single image (16 MiB).
+    pub max_image_bytes: u64,
+    /// Most images per task (10).
+    pub max_images: u8,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_args_bytes: 1 << 20,
+            max_image_bytes: 16 << 20,
+            max_images: 10,
+        }
+    }
+}
+
+/// When stored blobs are deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Retention {
+    /// Seconds a finished (completed or aborted) task's blobs are kept
+    /// after the relay first sees it finished (one day).
+    pub ttl_secs: u64,
+    /// Seconds past its deadline after which an unfinished task's blobs are
+    /// deleted anyway (one day: far beyond the reveal and upload windows).
+    pub grace_secs: u64,
+    /// Seconds between sweeps (five minutes); 0 turns the periodic sweep
+    /// off (`RunningRelay::sweep_now` still works).
+    pub sweep_interval_secs: u64,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            ttl_secs: 24 * 3600,
+            grace_secs: 24 * 3600,
+            sweep_interval_secs: 300,
+        }
+    }
+}
+
+/// Request authentication.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// How far a request's timestamp may be from the relay's clock, in ms;
+    /// accepted signatures are remembered this long to refuse replays.
+    pub max_skew_ms: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            max_skew_ms: hydrogen_sdk::relay::auth::DEFAULT_MAX_SKEW_MS,
+        }
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+fn default_rpc_url() -> String {
+    "ws://127.0.0.1:9944".into()
+}
+
+fn default_task_cache_ms() -> u64 {
+    1000
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_minimal_file_gets_every_default() {
+        let config = Config::from_toml(r#"contract = "0x01""#).unwrap();
+        assert_eq!(config, Config::new("ws://127.0.0.1:9944", "0x01"));
+        assert_eq!(config.limits.max_image_bytes, 16 << 20);
+        assert_eq!(config.auth.max_skew_ms, 60_000);
+    }
+
+    #[test]
+    fn a_full_file_parses() {
+        let config = Config::from_toml(
+            r#"
+            listen = "0.0.0.0:9000"
+            rpc_url = "ws://chain:9944"
+            contract = "0x01"
+            task_cache_ms = 250
+            [storage]
+            kind = "s3"
+            url = "s3://hydrogen-relay"
+            endpoint = "http://127.0.0.1:9000"
+            allow_http = true
+            [limits]
+            max_images = 4
+            [retention]
+            ttl_secs = 60
+            "#,
+        )
+        .unwrap();
+        assert_eq!(config.listen.port(), 9000);
+        assert_eq!(config.limits.max_images, 4);
+        assert_eq!(config.limits.max_args_bytes, 1 << 20);
+        assert_eq!(config.retention.ttl_secs, 60);
+        assert_eq!(config.retention.grace_secs, 24 * 3600);
+        assert!(matches!(
+            config.storage,
+            StorageConfig::S3 {
+                allow_http: true,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn unknown_fields_are_refused_by_name() {
+        let err = Config::from_toml("contract = \"0x01\"\n[limits]\nmax_image = 3\n").unwrap_err();
+        assert!(
+            err.to_string().contains("unknown field `max_image`"),
+            "{err}"
+        );
+    }
+}

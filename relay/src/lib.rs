@@ -1,0 +1,162 @@
+//! The Hydrogen relay: a warp server that carries task arguments from apps
+//! to nodes and result images from the designated node back to the app.
+//! Requests are signed with chain keys ([`hydrogen_sdk::relay::auth`]);
+//! who may do what comes from the contract's state; blobs live in an
+//! object store and are deleted after their task is over.
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! let config = hydrogen_relay::Config::new("ws://127.0.0.1:9944", "5F...contract");
+//! let relay = hydrogen_relay::start(config).await?;
+//! println!("listening on {}", relay.addr);
+//! relay.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! `relay/README.md` documents the endpoints, configuration, storage
+//! layout, retention and metrics.
+
+mod api;
+mod chain;
+pub mod config;
+mod metrics;
+mod replay;
+mod retention;
+mod store;
+
+pub use config::{AuthConfig, Config, Limits, Retention, StorageConfig};
+pub use retention::{SweepReason, SweepReport};
+
+use anyhow::Context;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{oneshot, Mutex};
+use tokio::task::JoinHandle;
+
+/// What every request handler shares.
+struct State {
+    config: Config,
+    store: store::Store,
+    chain: chain::ChainView,
+    replay: replay::ReplayGuard,
+    metrics: metrics::Metrics,
+    /// One sweep at a time, periodic or on demand.
+    sweeping: Mutex<()>,
+}
+
+/// A relay serving in the background.
+pub struct RunningRelay {
+    /// The address it listens on (the real port when the config said 0).
+    pub addr: SocketAddr,
+    state: Arc<State>,
+    stop: oneshot::Sender<()>,
+    server: JoinHandle<()>,
+    sweeper: Option<JoinHandle<()>>,
+}
+
+/// Connects to the chain, opens and indexes the store, binds the listener
+/// and serves until [`RunningRelay::shutdown`].
+pub async fn start(config: Config) -> anyhow::Result<RunningRelay> {
+    let chain = chain::ChainView::connect(
+        &config.rpc_url,
+        &config.contract,
+        Duration::from_millis(config.task_cache_ms),
+    )
+    .await
+    .with_context(|| format!("cannot reach the chain at {}", config.rpc_url))?;
+    let store = store::Store::open(&config.storage).await?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let state = Arc::new(State {
+        replay: replay::ReplayGuard::new(config.auth.max_skew_ms),
+        metrics: metrics::Metrics::new(),
+        sweeping: Mutex::new(()),
+        config,
+        store,
+        chain,
+    });
+    state
+        .metrics
+        .stored_tasks
+        .set(state.store.tasks().len() as i64);
+
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = warp::serve(api::routes(state.clone()))
+        .incoming(listener)
+        .graceful(async {
+            let _ = stopped.await;
+        })
+        .run();
+    let server = tokio::spawn(server);
+    let sweeper = match state.config.retention.sweep_interval_secs {
+        0 => None,
+        secs => Some(tokio::spawn(sweep_every(
+            state.clone(),
+            Duration::from_secs(secs),
+        ))),
+    };
+    tracing::info!(%addr, "relay listening");
+    Ok(RunningRelay {
+        addr,
+        state,
+        stop,
+        server,
+        sweeper,
+    })
+}
+
+async fn sweep_every(state: Arc<State>, every: Duration) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let _one = state.sweeping.lock().await;
+        if let Err(e) = retention::sweep(&state, now_ms()).await {
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "retention sweep failed; next one later"
+            );
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
+}
+
+impl RunningRelay {
+    /// The relay's base URL: `http://<addr>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Runs a retention sweep now (waits for a periodic one in progress).
+    pub async fn sweep_now(&self) -> anyhow::Result<SweepReport> {
+        let _one = self.state.sweeping.lock().await;
+        retention::sweep(&self.state, now_ms()).await
+    }
+
+    /// The Prometheus text of the relay's metrics.
+    pub fn metrics(&self) -> String {
+        self.state.metrics.render()
+    }
+
+    /// Stops accepting connections, lets requests in flight finish, then
+    /// returns.
+    pub async fn shutdown(self) {
+        if let Some(sweeper) = &self.sweeper {
+            sweeper.abort();
+        }
+        let _ = self.stop.send(());
+        if let Err(e) = self.server.await {
+            tracing::error!(error = %e, "the server task failed");
+        }
+        tracing::info!(addr = %self.addr, "relay stopped");
+    }
+}
