@@ -8,6 +8,10 @@ use futures::{Stream, StreamExt};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaskUpdate {
     pub block_number: u64,
+    /// The extrinsic that emitted it (see [`ChainClient::reveal_at`]).
+    ///
+    /// [`ChainClient::reveal_at`]: crate::chain::ChainClient::reveal_at
+    pub extrinsic_index: Option<u32>,
     pub event: Event,
 }
 
@@ -46,6 +50,7 @@ pub(crate) fn of_task(
                 .map(|e| {
                     Ok(TaskUpdate {
                         block_number: e.block_number,
+                        extrinsic_index: e.extrinsic_index,
                         event: e.event,
                     })
                 })

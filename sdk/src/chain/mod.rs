@@ -29,6 +29,7 @@ mod error;
 mod events;
 mod message;
 mod nonce;
+mod reveals;
 
 pub use client::{
     account_of, keypair_from_suri, parse_account, ss58, ChainClient, ChainConfig, DryRun, Included,
@@ -41,4 +42,5 @@ pub use error::{ChainError, LangError, Psp22Error};
 pub use events::{contract_events, BlockEvents, ContractEvent, RawEvent};
 pub use message::{selector, Message};
 pub use nonce::NonceManager;
+pub use reveals::Reveal;
 pub use subxt_signer::sr25519::Keypair;
