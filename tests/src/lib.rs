@@ -5,6 +5,8 @@
 //! Every test deploys its own contract and signs with its own keys
 //! (`//chain-it/<test>/...`), so tests sharing one node stay independent.
 
+pub mod localnet;
+
 use futures::future::join_all;
 use futures::StreamExt;
 use hydrogen_sdk::chain::devnode::{node_binary, DevNode};
@@ -551,4 +553,80 @@ impl Network {
 fn sorted(mut events: Vec<Event>) -> Vec<Event> {
     events.sort_by_cached_key(|e| format!("{e:?}"));
     events
+}
+
+// ---- Tasks with real arguments (the relay's tests) ----
+
+impl Network {
+    /// The creator escrows `fee` for a task of `num_images` images whose
+    /// arguments hash to `args_hash`.
+    pub async fn create_task_for(
+        &self,
+        args_hash: Hash,
+        num_images: u8,
+        fee: Balance,
+    ) -> Result<Submitted<TaskId>, ChainError> {
+        self.hydrogen
+            .create_task(
+                &self.creator,
+                TaskType::StableDiffusion,
+                args_hash,
+                MIN_VRAM_GB,
+                num_images,
+                fee,
+            )
+            .await
+    }
+
+    /// [`Network::start_task`] for a task from [`Network::create_task_for`]:
+    /// creates it, has nodes 0 and 1 contribute entropy, which starts it,
+    /// records the events of the three transactions and returns its id.
+    pub async fn start_task_for(&mut self, args_hash: Hash, num_images: u8, fee: Balance) -> TaskId {
+        let created = self
+            .create_task_for(args_hash, num_images, fee)
+            .await
+            .expect("create_task");
+        let task_id = created.value;
+        let event = Event::TaskCreated {
+            task_id,
+            creator: self.creator_account(),
+            task_type: TaskType::StableDiffusion,
+            args_hash,
+            min_vram_gb: MIN_VRAM_GB,
+            num_images,
+            fee,
+        };
+        self.expect("create_task", &created, vec![event]);
+        for i in [0, 1] {
+            let contributed = self.contribute(i).await.expect("contribute_entropy");
+            let mut events = vec![Event::EntropyContributed { node: self.node(i) }];
+            if i == 1 {
+                events.extend(self.started_events(task_id).await);
+            }
+            self.expect(&format!("contribute node{i}"), &contributed, events);
+        }
+        task_id
+    }
+
+    /// Every selected node of `task_id` commits to `outcome` and reveals it
+    /// (the second reveal decides the task, the third frees the last node);
+    /// returns the designated uploader's node index. Events are not recorded.
+    pub async fn succeed_task(&mut self, task_id: TaskId, outcome: Outcome) -> usize {
+        let selected: Vec<usize> = self
+            .task(task_id)
+            .await
+            .nodes
+            .iter()
+            .map(|n| self.index_of(n))
+            .collect();
+        for &i in &selected {
+            self.commit(task_id, i, outcome.clone()).await.expect("commit");
+        }
+        for &i in &selected {
+            self.reveal(task_id, i).await.expect("reveal");
+        }
+        let task = self.task(task_id).await;
+        assert_eq!(task.status, TaskStatus::Succeeded, "task {task_id} decided");
+        self.index_of(&task.uploader.expect("an uploader once succeeded"))
+    }
 }

@@ -1,0 +1,288 @@
+//! The whole network end to end: a real dev chain with the contract, a real
+//! relay on loopback, node daemons as real `hydrogen-node` processes on the
+//! tiny random-weight model, and apps through the SDK's `Client`.
+//!
+//! Every test starts its own network (contract, keys, relay, daemons) on the
+//! process's shared dev node. A cheating node is the test-only `cheat`
+//! engine behind the daemon's real engine interface; a silent one is the
+//! `fail` engine, which reports a local fault, so the daemon stays silent.
+
+use hydrogen_sdk::app::{AppError, Client, GenerateOptions, Generated};
+use hydrogen_sdk::task::TaskArgs;
+use hydrogen_sdk::types::{AccountId, Balance, Event, NodeStatus, TaskId, ORDER_WEIGHTS, UNIT};
+use hydrogen_tests::localnet::{LocalNet, Options, TINY_MODEL};
+use hydrogen_tests::{bundle_path, shared_node};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+const FEE: Balance = 25 * UNIT;
+
+/// A network called `name` with one daemon per engine, or `None` when chain
+/// tests are skipped.
+async fn network(name: &str, engines: &[&str], apps: usize) -> Option<(LocalNet, tempfile::TempDir)> {
+    let url = shared_node().await?;
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut options = Options::new(&format!("e2e/{name}"), dir.path(), engines.len());
+    options.engines = engines.iter().map(|e| e.to_string()).collect();
+    options.apps = apps;
+    let net = LocalNet::start(&url, &bundle_path(), options)
+        .await
+        .unwrap_or_else(|e| panic!("local network {name}: {e}"));
+    Some((net, dir))
+}
+
+fn tiny_task(seed: u64) -> TaskArgs {
+    let mut args = TaskArgs::new(TINY_MODEL, "a lighthouse on a cliff");
+    args.task_config.image_width = 64;
+    args.task_config.image_height = 64;
+    args.task_config.steps = 4;
+    args.task_config.num_images = 1;
+    args.task_config.seed = seed;
+    args
+}
+
+fn options() -> GenerateOptions {
+    GenerateOptions {
+        fee: Some(FEE),
+        ..GenerateOptions::default()
+    }
+}
+
+async fn generate(net: &LocalNet, app: &Client, seed: u64) -> Generated {
+    match app.generate(&tiny_task(seed), options()).await {
+        Ok(done) => done,
+        Err(e) => panic!("generate: {e}\n{}", net.logs()),
+    }
+}
+
+/// The task's payment events so far, read from every finalized block of
+/// the shared chain (a few hundred at most in a test run).
+async fn settlement(net: &LocalNet, app: &Client, task_id: TaskId) -> Settlement {
+    let task = app.task(task_id).await.expect("task");
+    let mut s = Settlement::default();
+    let events = net
+        .hydrogen
+        .event_stream(Some(1))
+        .await
+        .expect("event stream");
+    let head = net.client.finalized_number().await.expect("finalized");
+    let mut events = std::pin::pin!(events);
+    use futures::StreamExt;
+    while let Some(block) = events.next().await {
+        let block = block.expect("block events");
+        for e in block.events {
+            match e.event {
+                Event::NodePaid {
+                    task_id: t,
+                    node,
+                    amount,
+                } if t == task_id => {
+                    *s.paid.entry(node).or_default() += amount;
+                }
+                Event::NodeSlashed {
+                    task_id: t, node, ..
+                } if t == task_id => s.slashed.push(node),
+                Event::NodeMissed {
+                    task_id: t, node, ..
+                } if t == task_id => s.missed.push(node),
+                Event::Refunded {
+                    task_id: t, amount, ..
+                } if t == task_id => s.refunded += amount,
+                _ => {}
+            }
+        }
+        if block.block_number >= head {
+            break;
+        }
+    }
+    s.nodes = task.nodes;
+    s
+}
+
+#[derive(Debug, Default)]
+struct Settlement {
+    nodes: Vec<AccountId>,
+    paid: BTreeMap<AccountId, Balance>,
+    slashed: Vec<AccountId>,
+    missed: Vec<AccountId>,
+    refunded: Balance,
+}
+
+fn share(order: usize) -> Balance {
+    FEE * ORDER_WEIGHTS[order] / 25
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn honest_task_succeeds_and_pays_exactly() {
+    let Some((net, _dir)) = network("honest", &["burn", "burn", "burn"], 1).await else {
+        return;
+    };
+    let app = net.app(0).await.expect("app");
+    let before = app.balance().await.expect("balance");
+    let done = generate(&net, &app, 7).await;
+
+    assert_eq!(done.images.len(), 1);
+    let img = image::load_from_memory(&done.images[0]).expect("a PNG");
+    assert_eq!((img.width(), img.height()), (64, 64));
+    assert_eq!(app.balance().await.expect("balance"), before - FEE, "the app paid the fee once");
+
+    let s = settlement(&net, &app, done.task_id).await;
+    assert!(s.slashed.is_empty() && s.missed.is_empty(), "{s:?}");
+    let mut paid: Vec<Balance> = s.paid.values().copied().collect();
+    paid.sort_unstable_by(|a, b| b.cmp(a));
+    assert_eq!(paid, vec![share(0), share(1), share(2)], "40/36/24 % by commit order");
+    assert_eq!(s.refunded, 0);
+    for node in &s.nodes {
+        let info = net.hydrogen.node_info(*node).await.expect("node").expect("joined");
+        assert_eq!(info.status, NodeStatus::Available, "released after the task");
+        assert_eq!(
+            net.hydrogen.balance_of(*node).await.expect("balance"),
+            s.paid[node],
+            "the node's tokens are exactly its fee share (its stake is locked)"
+        );
+    }
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cheating_node_is_slashed_and_the_others_paid() {
+    let Some((net, _dir)) = network("cheat", &["burn", "burn", "cheat"], 1).await else {
+        return;
+    };
+    let cheater = net.daemons[2].account();
+    let stake = net.options.params.required_stake;
+    let app = net.app(0).await.expect("app");
+    let done = generate(&net, &app, 11).await;
+    assert_ne!(done.uploader, cheater, "the accepted result is an honest one");
+
+    let s = settlement(&net, &app, done.task_id).await;
+    assert_eq!(s.slashed, vec![cheater], "{s:?}\n{}", net.logs());
+    assert!(!s.paid.contains_key(&cheater));
+    assert_eq!(s.paid.len(), 2, "both honest nodes paid");
+    let info = net.hydrogen.node_info(cheater).await.expect("node");
+    assert!(
+        info.as_ref().is_none_or(|i| i.stake == 0 && i.status == NodeStatus::Quit),
+        "the cheater lost its stake: {info:?}"
+    );
+    assert!(net.hydrogen.pool().await.expect("pool") >= stake);
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_silent_node_misses_and_the_task_still_settles() {
+    let Some((net, _dir)) = network("silent", &["burn", "burn", "fail"], 1).await else {
+        return;
+    };
+    let silent = net.daemons[2].account();
+    let app = net.app(0).await.expect("app");
+    let done = generate(&net, &app, 13).await;
+
+    let s = settlement(&net, &app, done.task_id).await;
+    assert_eq!(s.missed, vec![silent], "{s:?}");
+    assert!(s.slashed.is_empty(), "a local fault is never slashed");
+    assert_eq!(s.paid.len(), 2);
+    assert_eq!(
+        s.paid.values().sum::<Balance>() + s.refunded,
+        FEE,
+        "the silent node's share goes back to the app"
+    );
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_killed_mid_task_resumes_and_finishes_honestly() {
+    let Some((mut net, _dir)) = network("killed", &["burn", "burn", "burn"], 1).await else {
+        return;
+    };
+    // Node 0 dies right after it committed (the crash point exits the
+    // process like a kill -9), then comes back.
+    net.daemons[0].kill().await;
+    net.daemons[0]
+        .start(&[("HYDROGEN_NODE_CRASH_AT", "committed")])
+        .expect("restart with a crash point");
+    let app = net.app(0).await.expect("app");
+    let task = {
+        let app = app.clone();
+        tokio::spawn(async move { app.generate(&tiny_task(17), options()).await })
+    };
+    let exit = tokio::time::timeout(Duration::from_secs(180), net.daemons[0].wait_exit())
+        .await
+        .expect("the crash point was reached");
+    assert!(exit.is_some_and(|s| !s.success()), "crashed: {exit:?}");
+    net.daemons[0].start(&[]).expect("restart");
+
+    let done = task.await.expect("join").unwrap_or_else(|e| panic!("{e}\n{}", net.logs()));
+    let s = settlement(&net, &app, done.task_id).await;
+    let node0 = net.daemons[0].account();
+    assert!(s.paid.contains_key(&node0), "the restarted node was paid: {s:?}");
+    assert!(s.slashed.is_empty() && s.missed.is_empty(), "{s:?}");
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_relay_restart_mid_task_loses_nothing() {
+    let Some((mut net, _dir)) = network("relay-restart", &["burn", "burn", "burn"], 1).await
+    else {
+        return;
+    };
+    let app = net.app(0).await.expect("app");
+    let pending = app
+        .submit(&tiny_task(19), FEE, Duration::from_secs(30))
+        .await
+        .expect("submit");
+    // The arguments are stored; the relay goes away while the nodes work.
+    net.stop_relay().await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    net.start_relay().await.expect("relay back on the same port");
+    let settled = app
+        .wait(&pending, Duration::from_secs(300))
+        .await
+        .expect("wait");
+    let hydrogen_sdk::app::Settled::Completed(task) = settled else {
+        panic!("not completed: {settled:?}\n{}", net.logs());
+    };
+    let done = app.download(&task).await.expect("verified images");
+    assert_eq!(done.images.len(), 1);
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn invalid_arguments_are_refused_and_refunded() {
+    let Some((net, _dir)) = network("invalid", &["burn", "burn", "burn"], 1).await else {
+        return;
+    };
+    let app = net.app(0).await.expect("app");
+    let before = app.balance().await.expect("balance");
+    let mut args = tiny_task(23);
+    args.task_config.steps = 0;
+    let err = app.generate(&args, options()).await.unwrap_err();
+    assert!(
+        matches!(err, AppError::Task(_)) && err.to_string().contains("task_config.steps"),
+        "{err}"
+    );
+    assert_eq!(app.balance().await.expect("balance"), before, "nothing was charged");
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_apps_and_several_tasks_at_once() {
+    let Some((net, _dir)) = network("concurrent", &["burn", "burn", "burn"], 2).await else {
+        return;
+    };
+    let apps = [net.app(0).await.expect("app"), net.app(1).await.expect("app")];
+    let runs = (0..4).map(|i| {
+        let app = apps[i % 2].clone();
+        async move { app.generate(&tiny_task(100 + i as u64), options()).await }
+    });
+    let results = futures::future::join_all(runs).await;
+    let mut ids = Vec::new();
+    for r in results {
+        let done = r.unwrap_or_else(|e| panic!("{e}\n{}", net.logs()));
+        assert_eq!(done.images.len(), 1);
+        ids.push(done.task_id);
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 4, "four distinct tasks");
+    net.shutdown().await;
+}
