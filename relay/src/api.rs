@@ -94,9 +94,6 @@ impl ApiError {
             message,
         )
     }
-    fn not_uploaded(message: String) -> ApiError {
-        Self::new(StatusCode::NOT_FOUND, code::NOT_UPLOADED_YET, message)
-    }
     fn occupied(id: TaskId, what: &str, slot: Slot) -> ApiError {
         let message = match slot {
             Slot::Uploading => format!("an upload of task {id}'s {what} is in progress"),
@@ -543,14 +540,12 @@ fn check_args(signed: &SignedRequest, task: &TaskInfo, body: &[u8]) -> Result<()
 
 async fn get_args(state: Arc<State>, id: TaskId, req: Req) -> Result<Response, ApiError> {
     let signed = authenticate(&state, &req)?;
-    state
+    let task = state
         .chain
         .authorize(id, |t| may_fetch_args(t, &signed.account))
         .await?;
     if state.store.blobs(id).args != Slot::Stored {
-        return Err(ApiError::not_uploaded(format!(
-            "task {id}'s arguments have not been uploaded yet"
-        )));
+        return Err(absent(&task, "arguments"));
     }
     let args = state.store.args(id).await.map_err(ApiError::internal)?;
     count_bytes(&state, "get_args", "out", args.len());
@@ -717,17 +712,37 @@ async fn check_image(png: Bytes, n: usize, want: [u8; PHASH_BYTES]) -> Result<()
     .map_err(|e| ApiError::internal(anyhow::anyhow!("pHash task: {e}")))?
 }
 
+/// A blob the relay does not hold: not yet, or (the task being over) no
+/// more, which a client must not wait for.
+fn absent(task: &TaskInfo, what: &str) -> ApiError {
+    if task.status.is_final() {
+        ApiError::new(
+            StatusCode::GONE,
+            code::GONE,
+            format!(
+                "task {} is {:?} and its {what} are not on the relay: deleted after the \
+                 retention period, or never uploaded",
+                task.id, task.status
+            ),
+        )
+    } else {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            code::NOT_UPLOADED_YET,
+            format!("task {}'s {what} have not been uploaded yet", task.id),
+        )
+    }
+}
+
 async fn stored_images(state: &State, id: TaskId, req: &Req) -> Result<Vec<u64>, ApiError> {
     let signed = authenticate(state, req)?;
-    state
+    let task = state
         .chain
         .authorize(id, |t| may_download_images(t, &signed.account))
         .await?;
     let blobs = state.store.blobs(id);
     if blobs.images != Slot::Stored {
-        return Err(ApiError::not_uploaded(format!(
-            "task {id}'s images have not been uploaded yet"
-        )));
+        return Err(absent(&task, "images"));
     }
     Ok(blobs.image_sizes)
 }

@@ -142,6 +142,14 @@ impl RunningRelay {
         retention::sweep(&self.state, now_ms()).await
     }
 
+    /// Runs a retention sweep as if the clock read `now_ms` (ms since the
+    /// Unix epoch): for tests and for operators checking what a sweep would
+    /// do at a later time. Deletes for real.
+    pub async fn sweep_at(&self, now_ms: u64) -> anyhow::Result<SweepReport> {
+        let _one = self.state.sweeping.lock().await;
+        retention::sweep(&self.state, now_ms).await
+    }
+
     /// The Prometheus text of the relay's metrics.
     pub fn metrics(&self) -> String {
         self.state.metrics.render()

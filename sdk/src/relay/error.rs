@@ -17,6 +17,9 @@ pub mod code {
     pub const NOT_UPLOADED_YET: &str = "not_uploaded_yet";
     /// 404: no such task on chain, not even in the relay's best block.
     pub const TASK_NOT_FOUND: &str = "task_not_found";
+    /// 410: the task is over and the blob is not on the relay (deleted after
+    /// the retention period, or never uploaded).
+    pub const GONE: &str = "gone";
     /// 503: the chain's best block would allow the request but the relay's
     /// finalized view does not yet (retry shortly).
     pub const BEHIND: &str = "behind";

@@ -1,0 +1,558 @@
+//! The relay against a real contract on a real dev node, served on
+//! loopback: every endpoint, who may call it, how requests are
+//! authenticated, what bad uploads leave behind (nothing), restarts and
+//! retention.
+//!
+//! All tests share one `substrate-contracts-node`; each deploys its own
+//! contract and runs its own relay on a port of its own over a temporary
+//! directory. Without a node binary or a contract bundle they print why and
+//! pass, unless `HYDROGEN_REQUIRE_CHAIN=1`.
+//!
+//! `cargo test -p hydrogen-tests --features hydrogen-sdk/test-util --test relay`
+
+use hydrogen_relay::{Config, RunningRelay, StorageConfig, SweepReason};
+use hydrogen_sdk::chain::{keypair_from_suri, Keypair};
+use hydrogen_sdk::phash::phash_images;
+use hydrogen_sdk::relay::auth::SignedRequest;
+use hydrogen_sdk::relay::{code, frames, RelayClient, RelayError};
+use hydrogen_sdk::task::TaskArgs;
+use hydrogen_sdk::types::{blake2_256, Hash, Outcome, Params, TaskId, TaskStatus};
+use hydrogen_tests::{now_ms, Network, FEE};
+use image::{ImageFormat, Rgb, RgbImage};
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+// ---- Fixtures ----
+
+fn relay_config(net: &Network, dir: &Path) -> Config {
+    let mut config = Config::new(
+        net.client.url(),
+        format!("0x{}", hex::encode(net.contract())),
+    );
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.storage = StorageConfig::Local { path: dir.into() };
+    // Sweeps run only when a test asks for one.
+    config.retention.sweep_interval_secs = 0;
+    config
+}
+
+async fn start(config: Config) -> RunningRelay {
+    hydrogen_relay::start(config).await.expect("relay starts")
+}
+
+fn client(relay: &RunningRelay, signer: &Keypair) -> RelayClient {
+    RelayClient::new(&relay.url(), signer.clone()).unwrap()
+}
+
+fn stranger(test: &str) -> Keypair {
+    keypair_from_suri(&format!("//chain-it/{test}/stranger")).unwrap()
+}
+
+/// Task arguments for `num_images` images, as bytes and their hash.
+fn task_args(num_images: u32, prompt: &str) -> (Vec<u8>, Hash) {
+    let mut args = TaskArgs::new("runwayml/stable-diffusion-v1-5", prompt);
+    args.task_config.num_images = num_images;
+    (args.to_canonical_json(), args.args_hash())
+}
+
+/// `n` distinct PNGs (64 × 64 patterns) and the outcome their pHashes make.
+fn pngs(n: u8, seed: u8) -> (Vec<Vec<u8>>, Outcome) {
+    let images: Vec<RgbImage> = (0..n)
+        .map(|i| {
+            let k = u32::from(seed) * 7 + u32::from(i) * 13 + 1;
+            RgbImage::from_fn(64, 64, |x, y| {
+                let v = ((x * k + y * y * (k % 5 + 1)) % 256) as u8;
+                Rgb([v, v.wrapping_mul(3), 255 - v])
+            })
+        })
+        .collect();
+    let outcome = Outcome::Images(phash_images(&images));
+    let encoded = images
+        .iter()
+        .map(|image| {
+            let mut png = Vec::new();
+            image
+                .write_to(&mut Cursor::new(&mut png), ImageFormat::Png)
+                .unwrap();
+            png
+        })
+        .collect();
+    (encoded, outcome)
+}
+
+/// Files (not directories) under `dir/tasks/<id>`, relative to it.
+fn files_of(dir: &Path, id: TaskId) -> Vec<String> {
+    let root = dir.join(format!("tasks/{id}"));
+    let mut out = Vec::new();
+    let mut stack: Vec<PathBuf> = vec![root.clone()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push(path.strip_prefix(&root).unwrap().display().to_string());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Asserts a refusal's status, code and a part of its message.
+#[track_caller]
+fn assert_refused<T: std::fmt::Debug>(
+    result: Result<T, RelayError>,
+    status: u16,
+    code: &str,
+    message: &str,
+) {
+    match result {
+        Err(RelayError::Refused {
+            status: s,
+            code: c,
+            message: m,
+        }) => {
+            assert_eq!((s, c.as_str()), (status, code), "{m}");
+            assert!(m.contains(message), "{m:?} does not contain {message:?}");
+        }
+        other => panic!("expected {status} {code}, got {other:?}"),
+    }
+}
+
+/// A request sent by hand, with its signature headers made by `signer` for
+/// `signed_body` (the body actually sent may differ).
+async fn raw(
+    relay: &RunningRelay,
+    method: &str,
+    path: &str,
+    auth: Option<SignedRequest>,
+    body: Vec<u8>,
+) -> (u16, String, String) {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(auth) = auth {
+        auth.write_headers(&mut headers);
+    }
+    let response = reqwest::Client::new()
+        .request(method.parse().unwrap(), format!("{}{path}", relay.url()))
+        .headers(headers)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let json: serde_json::Value = response.json().await.unwrap_or_default();
+    let field = |k: &str| json[k].as_str().unwrap_or_default().to_string();
+    (status, field("code"), field("message"))
+}
+
+/// Sends the head of a request and `sent` of its body over a plain socket,
+/// then closes the sending side; returns the response's status and body.
+async fn cut_request(
+    relay: &RunningRelay,
+    path: &str,
+    auth: &SignedRequest,
+    content_length: usize,
+    sent: &[u8],
+) -> (u16, String) {
+    let mut headers = reqwest::header::HeaderMap::new();
+    auth.write_headers(&mut headers);
+    let mut head = format!(
+        "PUT {path} HTTP/1.1\r\nhost: {}\r\ncontent-length: {content_length}\r\n",
+        relay.addr
+    );
+    for (name, value) in &headers {
+        head.push_str(&format!("{name}: {}\r\n", value.to_str().unwrap()));
+    }
+    head.push_str("\r\n");
+    let mut socket = tokio::net::TcpStream::connect(relay.addr).await.unwrap();
+    socket.write_all(head.as_bytes()).await.unwrap();
+    // The relay may answer (and stop reading) before all of it is sent.
+    let _ = socket.write_all(sent).await;
+    let _ = socket.shutdown().await;
+    let mut response = Vec::new();
+    let _ = socket.read_to_end(&mut response).await;
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no HTTP response: {response:?}"));
+    let body = response
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
+    (status, body)
+}
+
+// ---- Tests ----
+
+/// Every endpoint's success path, who may call each one, and a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_carries_a_task_end_to_end() {
+    let test = "relay-e2e";
+    let Some(mut net) = Network::new(test, Params::default(), 3).await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let relay = start(relay_config(&net, dir.path())).await;
+    client(&relay, &net.creator).health().await.expect("ready");
+
+    let (args, args_hash) = task_args(2, "a red fox in snow");
+    let (images, outcome) = pngs(2, 1);
+    let id = net.start_task_for(args_hash, 2, FEE).await;
+    let creator = client(&relay, &net.creator);
+    let nodes: Vec<RelayClient> = net.nodes.iter().map(|n| client(&relay, n)).collect();
+    let stranger = client(&relay, &stranger(test));
+
+    // Before anything is uploaded: "not yet" is retryable, "no such task" not.
+    let err = nodes[0].fetch_args(id).await.unwrap_err();
+    assert!(
+        matches!(err, RelayError::NotUploadedYet(_)) && err.is_retryable(),
+        "{err}"
+    );
+    let err = creator.fetch_args(id + 100).await.unwrap_err();
+    assert!(
+        matches!(err, RelayError::TaskNotFound(_)) && !err.is_retryable(),
+        "{err}"
+    );
+    let err = creator.download_images(id).await.unwrap_err();
+    assert!(matches!(err, RelayError::NotUploadedYet(_)), "{err}");
+
+    // Arguments: only the creator uploads, once.
+    for other in [&nodes[0], &stranger] {
+        let refused = other.upload_args(id, &args).await;
+        assert_refused(refused, 403, code::FORBIDDEN, "only task");
+    }
+    creator
+        .upload_args(id, &args)
+        .await
+        .expect("creator uploads");
+    let again = creator.upload_args(id, &args).await;
+    assert!(again.as_ref().is_err_and(RelayError::is_already_uploaded));
+    assert_refused(again, 409, code::ALREADY_UPLOADED, "already uploaded");
+
+    // The creator and every selected node fetch them; nobody else.
+    assert_eq!(creator.fetch_args(id).await.unwrap(), args);
+    for node in &nodes {
+        assert_eq!(node.fetch_args(id).await.unwrap(), args);
+    }
+    let refused = stranger.fetch_args(id).await;
+    assert_refused(refused, 403, code::FORBIDDEN, "creator and selected nodes");
+
+    // No images before consensus.
+    let refused = nodes[0].upload_images(id, &images).await;
+    assert_refused(refused, 409, code::WRONG_TASK_STATUS, "is Running");
+
+    let up = net.succeed_task(id, outcome).await;
+    let others: Vec<usize> = (0..3).filter(|&i| i != up).collect();
+
+    // Images: only the designated node uploads, once.
+    for other in [&creator, &nodes[others[0]], &nodes[others[1]], &stranger] {
+        let refused = other.upload_images(id, &images).await;
+        assert_refused(
+            refused,
+            403,
+            code::FORBIDDEN,
+            "only the node the contract designated",
+        );
+    }
+    nodes[up]
+        .upload_images(id, &images)
+        .await
+        .expect("uploader uploads");
+    let again = nodes[up].upload_images(id, &images).await;
+    assert_refused(again, 409, code::ALREADY_UPLOADED, "already uploaded");
+
+    // Only the creator downloads them, one at a time or all at once.
+    assert_eq!(creator.download_image(id, 0).await.unwrap(), images[0]);
+    assert_eq!(creator.download_image(id, 1).await.unwrap(), images[1]);
+    assert_eq!(creator.download_images(id).await.unwrap(), images);
+    let refused = creator.download_image(id, 2).await;
+    assert_refused(refused, 404, code::NOT_FOUND, "there is no image 2");
+    for other in [&nodes[up], &nodes[others[0]], &stranger] {
+        assert_refused(
+            other.download_image(id, 0).await,
+            403,
+            code::FORBIDDEN,
+            "creator",
+        );
+        assert_refused(
+            other.download_images(id).await,
+            403,
+            code::FORBIDDEN,
+            "creator",
+        );
+    }
+
+    net.hydrogen
+        .confirm_upload(&net.nodes[up], id)
+        .await
+        .expect("confirm_upload");
+    assert_eq!(net.task(id).await.status, TaskStatus::Completed);
+
+    let metrics = relay.metrics();
+    assert!(
+        metrics.contains(r#"hydrogen_relay_requests_total{endpoint="put_images",status="201"} 1"#),
+        "{metrics}"
+    );
+
+    // A restart on the same directory serves the same blobs.
+    relay.shutdown().await;
+    let relay = start(relay_config(&net, dir.path())).await;
+    let creator = client(&relay, &net.creator);
+    assert_eq!(creator.download_images(id).await.unwrap(), images);
+    assert_eq!(creator.fetch_args(id).await.unwrap(), args);
+    assert_eq!(
+        files_of(dir.path(), id),
+        ["args.json", "images.json", "images/0.png", "images/1.png"]
+    );
+    relay.shutdown().await;
+}
+
+/// Signatures: wrong signer, stale, replayed, tampered, missing.
+/// Uploads: wrong hash, invalid arguments, oversize, truncated, wrong or
+/// unreadable images; each refused with nothing left in storage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_are_refused_and_leave_nothing() {
+    let test = "relay-refusals";
+    let Some(mut net) = Network::new(test, Params::default(), 3).await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let relay = start(relay_config(&net, dir.path())).await;
+    let (args, args_hash) = task_args(2, "a lighthouse at dusk");
+    let (images, outcome) = pngs(2, 2);
+    let id = net.start_task_for(args_hash, 2, FEE).await;
+    let creator = client(&relay, &net.creator);
+    let path = format!("/v1/tasks/{id}/args");
+
+    // -- Authentication, on the arguments endpoint. --
+    let signed = |signer: &Keypair, method: &str, body: &[u8], at: u64| {
+        SignedRequest::sign(signer, method, &path, body, at)
+    };
+    let (status, code, message) = raw(&relay, "GET", &path, None, vec![]).await;
+    assert_eq!((status, code.as_str()), (401, code::UNAUTHENTICATED));
+    assert_eq!(message, "missing header x-hydrogen-account");
+
+    // A stranger's signature under the creator's account.
+    let mut forged = signed(&stranger(test), "PUT", &args, now_ms());
+    forged.account = net.creator_account();
+    let (status, code, message) = raw(&relay, "PUT", &path, Some(forged), args.clone()).await;
+    assert_eq!((status, code.as_str()), (401, code::UNAUTHENTICATED));
+    assert_eq!(
+        message,
+        "the signature does not match the request and account"
+    );
+
+    let stale = signed(&net.creator, "PUT", &args, now_ms() - 61_000);
+    let (status, code, message) = raw(&relay, "PUT", &path, Some(stale), args.clone()).await;
+    assert_eq!((status, code.as_str()), (401, code::UNAUTHENTICATED));
+    assert!(message.contains("away from the relay's clock"), "{message}");
+
+    let mut tampered_body = args.clone();
+    tampered_body[2] ^= 1;
+    let tampered = signed(&net.creator, "PUT", &args, now_ms());
+    let (status, code, message) = raw(&relay, "PUT", &path, Some(tampered), tampered_body).await;
+    assert_eq!((status, code.as_str()), (401, code::UNAUTHENTICATED));
+    assert_eq!(message, "the body does not match its signed hash");
+    assert!(files_of(dir.path(), id).is_empty());
+
+    // A request is accepted once: its copy is refused.
+    let once = signed(&net.creator, "GET", b"", now_ms());
+    let (status, code, _) = raw(&relay, "GET", &path, Some(once.clone()), vec![]).await;
+    assert_eq!((status, code.as_str()), (404, code::NOT_UPLOADED_YET));
+    let (status, code, message) = raw(&relay, "GET", &path, Some(once), vec![]).await;
+    assert_eq!((status, code.as_str()), (401, code::UNAUTHENTICATED));
+    assert!(message.contains("already used"), "{message}");
+
+    // -- Arguments that are not the task's. --
+    let (other_args, _) = task_args(2, "a different prompt");
+    let refused = creator.upload_args(id, &other_args).await;
+    assert_refused(refused, 422, code::ARGS_HASH_MISMATCH, "args_hash is 0x");
+    let oversize = vec![b' '; (1 << 20) + 1];
+    assert_refused(
+        creator.upload_args(id, &oversize).await,
+        413,
+        code::TOO_LARGE,
+        "1 MiB",
+    );
+    // Bytes that hash right but fail the schema, or ask for other images.
+    let invalid =
+        br#"{"base_model":"runwayml/stable-diffusion-v1-5","prompt":"","task_config":{}}"#;
+    let queued = net
+        .create_task_for(blake2_256(invalid), 2, FEE)
+        .await
+        .expect("create_task")
+        .value;
+    let refused = creator.upload_args(queued, invalid).await;
+    assert_refused(
+        refused,
+        422,
+        code::INVALID_ARGS,
+        "invalid task arguments: prompt",
+    );
+    let (three, three_hash) = task_args(3, "three images");
+    let queued2 = net
+        .create_task_for(three_hash, 2, FEE)
+        .await
+        .expect("create_task")
+        .value;
+    let refused = creator.upload_args(queued2, &three).await;
+    assert_refused(
+        refused,
+        422,
+        code::INVALID_ARGS,
+        "ask for 3 images but task",
+    );
+    for task in [id, queued, queued2] {
+        assert!(files_of(dir.path(), task).is_empty(), "task {task}");
+    }
+    creator
+        .upload_args(id, &args)
+        .await
+        .expect("the refusals left the slot free");
+
+    // -- Images. --
+    let up = net.succeed_task(id, outcome).await;
+    let uploader = client(&relay, &net.nodes[up]);
+    let images_path = format!("/v1/tasks/{id}/images");
+    let no_images = |dir: &Path| {
+        let files = files_of(dir, id);
+        assert_eq!(files, ["args.json"], "only the arguments are stored");
+    };
+
+    let refused = uploader.upload_images(id, &images[..1]).await;
+    assert_refused(
+        refused,
+        422,
+        code::WRONG_IMAGES,
+        "has 2 images, the body holds 1",
+    );
+    no_images(dir.path());
+    let swapped = [images[1].clone(), images[0].clone()];
+    let refused = uploader.upload_images(id, &swapped).await;
+    assert_refused(refused, 422, code::WRONG_IMAGES, "image 0's pHash is 0x");
+    no_images(dir.path());
+    let not_png = [images[0].clone(), b"GIF89a".to_vec()];
+    let refused = uploader.upload_images(id, &not_png).await;
+    assert_refused(
+        refused,
+        422,
+        code::WRONG_IMAGES,
+        "image 1 is not a readable PNG",
+    );
+    no_images(dir.path());
+    let mut corrupt = images.clone();
+    let last = corrupt[1].len() - 20;
+    corrupt[1][last] ^= 0xff;
+    let refused = uploader.upload_images(id, &corrupt).await;
+    assert_refused(refused, 422, code::WRONG_IMAGES, "image 1");
+    no_images(dir.path());
+    let eleven = vec![images[0].clone(); 11];
+    let refused = uploader.upload_images(id, &eleven).await;
+    assert_refused(refused, 413, code::TOO_LARGE, "");
+    no_images(dir.path());
+
+    // An image over 16 MiB is refused from its length prefix, before its
+    // bytes arrive: the request is cut after 104 bytes.
+    let mut big = ((16u32 << 20) + 1).to_be_bytes().to_vec();
+    big.resize(4 + (16 << 20) + 1, 0);
+    let auth = SignedRequest::sign(&net.nodes[up], "PUT", &images_path, &big, now_ms());
+    let (status, body) = cut_request(&relay, &images_path, &auth, big.len(), &big[..104]).await;
+    assert_eq!(status, 413, "{body}");
+    assert!(body.contains("image 0 is larger than 16 MiB"), "{body}");
+    no_images(dir.path());
+
+    // A body cut short: the first image arrives whole, the second half.
+    let full = frames::encode(&images);
+    let auth = SignedRequest::sign(&net.nodes[up], "PUT", &images_path, &full, now_ms());
+    let cut = full.len() - images[1].len() / 2;
+    let (status, body) = cut_request(&relay, &images_path, &auth, full.len(), &full[..cut]).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains(code::MALFORMED), "{body}");
+    no_images(dir.path());
+
+    uploader
+        .upload_images(id, &images)
+        .await
+        .expect("the refusals left the slot free");
+    assert_eq!(creator.download_images(id).await.unwrap(), images);
+    relay.shutdown().await;
+}
+
+/// Retention: a finished task's blobs go after the TTL (counted from when
+/// the relay first saw it finished, across a restart), an unfinished one's
+/// after its deadline plus the grace period, a queued one's stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_deletes_exactly_what_has_expired() {
+    let test = "relay-retention";
+    let Some(mut net) = Network::new(test, Params::default(), 3).await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let ttl_ms = 3_600_000;
+    let grace_ms = 60_000;
+    let mut config = relay_config(&net, dir.path());
+    config.retention.ttl_secs = ttl_ms / 1000;
+    config.retention.grace_secs = grace_ms / 1000;
+    let relay = start(config.clone()).await;
+    let creator = client(&relay, &net.creator);
+
+    // Completed: arguments and images.
+    let (args_a, hash_a) = task_args(1, "finished");
+    let (images, outcome) = pngs(1, 3);
+    let completed = net.start_task_for(hash_a, 1, FEE).await;
+    creator.upload_args(completed, &args_a).await.unwrap();
+    let up = net.succeed_task(completed, outcome).await;
+    client(&relay, &net.nodes[up])
+        .upload_images(completed, &images)
+        .await
+        .unwrap();
+    net.hydrogen
+        .confirm_upload(&net.nodes[up], completed)
+        .await
+        .expect("confirm_upload");
+
+    // Running, with its deadline ahead; then queued behind it.
+    let (args_b, hash_b) = task_args(1, "running");
+    let running = net.start_task_for(hash_b, 1, FEE).await;
+    creator.upload_args(running, &args_b).await.unwrap();
+    let (args_c, hash_c) = task_args(1, "queued");
+    let queued = net.create_task_for(hash_c, 1, FEE).await.unwrap().value;
+    creator.upload_args(queued, &args_c).await.unwrap();
+    assert_eq!(net.task(queued).await.status, TaskStatus::Queued);
+    let deadline = net.task(running).await.deadline;
+
+    let t0 = now_ms();
+    let report = relay.sweep_at(t0).await.unwrap();
+    assert_eq!(report.deleted, []);
+    assert_eq!(report.kept, [completed, running, queued]);
+
+    // The finished stamp survives a restart.
+    relay.shutdown().await;
+    let relay = start(config).await;
+
+    let report = relay.sweep_at(deadline + grace_ms + 1).await.unwrap();
+    assert_eq!(report.deleted, [(running, SweepReason::PastDeadline)]);
+    assert_eq!(report.kept, [completed, queued]);
+    assert!(files_of(dir.path(), running).is_empty());
+
+    let report = relay.sweep_at(t0 + ttl_ms).await.unwrap();
+    assert_eq!(report.deleted, [(completed, SweepReason::Finished)]);
+    assert_eq!(report.kept, [queued]);
+    assert!(files_of(dir.path(), completed).is_empty());
+    assert_eq!(files_of(dir.path(), queued), ["args.json"]);
+
+    // What was swept is gone for good, which a client must not retry.
+    let creator = client(&relay, &net.creator);
+    let gone = creator.download_images(completed).await;
+    assert_refused(gone, 410, code::GONE, "is Completed");
+    assert_eq!(creator.fetch_args(queued).await.unwrap(), args_c);
+    relay.shutdown().await;
+}
