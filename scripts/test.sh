@@ -9,7 +9,8 @@
 #   4. bundle     cargo contract build --release of contracts-ink/hydrogen;
 #                 exports HYDROGEN_CONTRACT_BUNDLE
 #   5. workspace  cargo test --workspace at the root (Rust 1.95) with the SDK's
-#                 test-util feature; chain tests spawn their own dev nodes and
+#                 test-util feature and the node's test engines and crash points
+#                 (hydrogen-node/test-engines); chain tests spawn their own dev nodes and
 #                 must not skip (HYDROGEN_REQUIRE_CHAIN=1)
 #   6. engine     cargo test -p hydrogen-engine --release, only with
 #                 HYDROGEN_ENGINE_TESTS=1 (phases 2 and 5 leave the engine out
@@ -108,7 +109,7 @@ else
   (cd contracts-ink && run cargo fmt --all --check)
   (cd contracts-ink && CARGO_TARGET_DIR="$target_ink" run cargo clippy --all-targets -- -D warnings)
   run cargo fmt --all --check
-  CARGO_TARGET_DIR="$target_ws" run cargo clippy --workspace "${engine_exclude[@]}" --all-targets --features hydrogen-sdk/test-util -- -D warnings
+  CARGO_TARGET_DIR="$target_ws" run cargo clippy --workspace "${engine_exclude[@]}" --all-targets --features hydrogen-sdk/test-util,hydrogen-node/test-engines -- -D warnings
   end
 fi
 
@@ -130,7 +131,7 @@ end
 
 begin workspace "cargo test --workspace (Rust 1.95, chain tests on dev nodes)"
 export HYDROGEN_REQUIRE_CHAIN=1
-CARGO_TARGET_DIR="$target_ws" run_tests cargo test --workspace "${engine_exclude[@]}" --features hydrogen-sdk/test-util
+CARGO_TARGET_DIR="$target_ws" run_tests cargo test --workspace "${engine_exclude[@]}" --features hydrogen-sdk/test-util,hydrogen-node/test-engines
 end
 
 if [[ "${HYDROGEN_ENGINE_TESTS:-0}" == 1 ]]; then

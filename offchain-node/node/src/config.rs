@@ -1,0 +1,188 @@
+//! The node's configuration: a TOML file, then `HYDROGEN_NODE_*` environment
+//! variables over it (`HYDROGEN_NODE_CHAIN_URL`, nested keys with `__`:
+//! `HYDROGEN_NODE_GPU__VRAM_GB`), then command-line flags.
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Environment variables with the config prefix that are not config keys.
+const NOT_CONFIG: &[&str] = &["bin", "crash_at", "key_passphrase", "config"];
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// WebSocket RPC of a chain node.
+    pub chain_url: String,
+    /// The hydrogen contract's address (SS58 or 0x hex).
+    pub contract: String,
+    /// The relay's base URL.
+    pub relay_url: String,
+    /// The key file written by `hydrogen-node init`.
+    pub key_file: PathBuf,
+    /// A file holding the key file's passphrase (else
+    /// `HYDROGEN_NODE_KEY_PASSPHRASE`, else a prompt on a terminal).
+    pub key_passphrase_file: Option<PathBuf>,
+    /// The task database and the images of unfinished tasks.
+    pub data_dir: PathBuf,
+    /// Models in diffusers layout, one folder per model id
+    /// (`<models_dir>/runwayml/stable-diffusion-v1-5/unet/...`).
+    pub models_dir: PathBuf,
+    /// `burn` (the diffusion engine). Test builds also know `cheat` and `fail`.
+    pub engine: String,
+    /// Where the engine runs: `wgpu` (the best GPU), `wgpu-cpu` (lavapipe), `cpu`.
+    pub backend: String,
+    pub gpu: GpuConfig,
+    /// What `run` does on SIGTERM/SIGINT once the current task is done:
+    /// `pause` (keep the stake, take no tasks), `quit` (stake returned), `stay`.
+    pub on_shutdown: OnShutdown,
+    /// Seconds between polls of the node's own record and the tasks it works on.
+    pub poll_interval_secs: u64,
+    /// Contribute entropy whenever queued tasks wait for it.
+    pub contribute_entropy: bool,
+    /// `host:port` of the status and metrics server; empty turns it off.
+    pub http_listen: String,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GpuConfig {
+    /// Overrides the adapter's name as reported at join.
+    pub name: Option<String>,
+    /// GPU memory in GB reported at join; tasks asking for more are never
+    /// given to this node. Required when it cannot be detected.
+    pub vram_gb: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// A `tracing` filter: `info`, `hydrogen_node=debug,info`...
+    pub level: String,
+    /// One JSON object per line instead of text.
+    pub json: bool,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".into(),
+            json: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnShutdown {
+    Pause,
+    Quit,
+    Stay,
+}
+
+/// `~/.hydrogen-node`, or `./.hydrogen-node` without a home directory.
+pub fn default_home() -> PathBuf {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join(".hydrogen-node")
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let home = default_home();
+        Config {
+            chain_url: "ws://127.0.0.1:9944".into(),
+            contract: String::new(),
+            relay_url: "http://127.0.0.1:8700".into(),
+            key_file: home.join("key.json"),
+            key_passphrase_file: None,
+            data_dir: home.join("data"),
+            models_dir: home.join("models"),
+            engine: "burn".into(),
+            backend: "wgpu".into(),
+            gpu: GpuConfig::default(),
+            on_shutdown: OnShutdown::Pause,
+            poll_interval_secs: 3,
+            contribute_entropy: true,
+            http_listen: "127.0.0.1:7412".into(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Defaults, then the file at `path` (when given, it must exist; when
+    /// not, `~/.hydrogen-node/config.toml` is read if present), then the
+    /// environment.
+    pub fn load(path: Option<&Path>) -> Result<Config, figment::Error> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        match path {
+            Some(path) => {
+                if !path.exists() {
+                    return Err(figment::Error::from(format!(
+                        "config file {} does not exist",
+                        path.display()
+                    )));
+                }
+                figment = figment.merge(Toml::file(path));
+            }
+            None => figment = figment.merge(Toml::file(default_home().join("config.toml"))),
+        }
+        figment
+            .merge(
+                Env::prefixed("HYDROGEN_NODE_")
+                    .split("__")
+                    .ignore(NOT_CONFIG),
+            )
+            .extract()
+    }
+
+    /// The configuration as a commented-free TOML file, for `config show`.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("the config serializes to TOML")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "node.toml",
+                r#"
+                chain_url = "ws://chain:9944"
+                engine = "burn"
+                [gpu]
+                vram_gb = 12
+                "#,
+            )?;
+            jail.set_env("HYDROGEN_NODE_GPU__VRAM_GB", "24");
+            jail.set_env("HYDROGEN_NODE_ON_SHUTDOWN", "quit");
+            // Not config keys: ignored rather than refused.
+            jail.set_env("HYDROGEN_NODE_BIN", "/usr/bin/substrate-contracts-node");
+            let config = Config::load(Some(Path::new("node.toml")))?;
+            assert_eq!(config.chain_url, "ws://chain:9944");
+            assert_eq!(config.gpu.vram_gb, Some(24));
+            assert_eq!(config.on_shutdown, OnShutdown::Quit);
+            assert_eq!(config.poll_interval_secs, Config::default().poll_interval_secs);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("node.toml", "chain_ulr = \"ws://typo\"\n")?;
+            let err = Config::load(Some(Path::new("node.toml"))).unwrap_err();
+            assert!(err.to_string().contains("chain_ulr"), "{err}");
+            assert!(Config::load(Some(Path::new("missing.toml"))).is_err());
+            Ok(())
+        });
+    }
+}

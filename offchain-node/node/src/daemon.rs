@@ -1,0 +1,341 @@
+//! `hydrogen-node run`: join (or resume), follow the chain, run every task
+//! this node is selected for, contribute entropy, and on SIGTERM/SIGINT
+//! pause or quit and finish the task at hand before exiting.
+
+use crate::capacity::{self, Capacity};
+use crate::chain::{is_transport, Chain};
+use crate::config::{Config, OnShutdown};
+use crate::engine;
+use crate::executor::Context;
+use crate::membership::{self, is_staked};
+use crate::status::Status;
+use crate::store::Store;
+use crate::task::TaskRecord;
+use crate::watcher::Watcher;
+use anyhow::{Context as _, Result};
+use hydrogen_engine::Backend;
+use hydrogen_sdk::chain::{account_of, parse_account, ss58, ChainError, Keypair};
+use hydrogen_sdk::relay::RelayClient;
+use hydrogen_sdk::types::{Error as ContractError, NodeInfo};
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::Notify;
+
+/// A contribution is repeated at most this often while tasks keep waiting
+/// for entropy and no new task arrived (two *other* nodes must contribute).
+const ENTROPY_RETRY: Duration = Duration::from_secs(30);
+
+fn is_transport_error(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<ChainError>().is_some_and(is_transport)
+}
+
+/// Everything `run` sets up before its loop.
+pub struct Daemon {
+    config: Config,
+    ctx: Arc<Context>,
+    capacity: Capacity,
+    notify: Arc<Notify>,
+    tasks_created: Arc<AtomicU64>,
+    contract: [u8; 32],
+}
+
+impl Daemon {
+    pub async fn new(config: Config, signer: Keypair) -> Result<Daemon> {
+        let me = account_of(&signer);
+        let contract = parse_account(&config.contract).context(
+            "`contract` must be the hydrogen contract's address (set it in the config or HYDROGEN_NODE_CONTRACT)",
+        )?;
+        let store = Store::open(&config.data_dir)?;
+        store.bind_contract(&ss58(&contract))?;
+        let backend: Backend = config.backend.parse()?;
+        let capacity = capacity::detect(&config.gpu, backend)?;
+        let engine: Arc<dyn engine::Engine> =
+            engine::from_config(&config.engine, &config.models_dir, backend)?.into();
+        let relay = RelayClient::new(&config.relay_url, signer.clone())?;
+        let status = Status::new(ss58(&me));
+        let counters = store.counters()?;
+        status.update(|s| {
+            s.gpu = capacity.gpu_name.clone();
+            s.vram_gb = capacity.vram_gb;
+            s.counters = counters;
+            s.last_block = store.last_block().ok().flatten();
+        });
+        let ctx = Context {
+            chain: Chain::new(&config.chain_url, contract, me),
+            relay: Box::new(relay),
+            engine,
+            store,
+            signer,
+            me,
+            files: config.data_dir.join("tasks"),
+            status,
+            vram_gb: capacity.vram_gb,
+            progress_bar: std::io::stderr().is_terminal(),
+        };
+        Ok(Daemon {
+            config,
+            ctx: Arc::new(ctx),
+            capacity,
+            notify: Arc::new(Notify::new()),
+            tasks_created: Arc::new(AtomicU64::new(0)),
+            contract,
+        })
+    }
+
+    pub fn status(&self) -> &Status {
+        &self.ctx.status
+    }
+
+    /// Runs until a signal asks it to stop and the task at hand is done.
+    pub async fn run(self) -> Result<()> {
+        let ctx = &self.ctx;
+        tracing::info!(
+            account = %ss58(&ctx.me),
+            gpu = %self.capacity.gpu_name,
+            vram_gb = self.capacity.vram_gb,
+            chain = %self.config.chain_url,
+            relay = %self.config.relay_url,
+            engine = %self.config.engine,
+            "starting"
+        );
+        if !self.config.http_listen.is_empty() {
+            let addr = self
+                .config
+                .http_listen
+                .parse()
+                .context("`http_listen` must be host:port")?;
+            let bound = ctx.status.serve(addr).await.context("status server")?;
+            tracing::info!(%bound, "status on /status, metrics on /metrics");
+        }
+        let mut signals = Signals::new()?;
+
+        ctx.status.update(|s| s.daemon = "joining".into());
+        let mut backoff = Duration::from_millis(500);
+        loop {
+            match membership::join_or_resume(&ctx.chain, &ctx.store, &ctx.signer, &self.capacity).await {
+                Ok(what) => {
+                    tracing::info!(what, "in the network");
+                    break;
+                }
+                Err(e) if is_transport_error(&e) => {
+                    tracing::warn!(error = %e, retry_in = ?backoff, "chain unreachable");
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = signals.next() => return Ok(()),
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+
+        tokio::spawn(
+            Watcher {
+                url: self.config.chain_url.clone(),
+                contract: self.contract,
+                me: ctx.me,
+                store: ctx.store.clone(),
+                status: ctx.status.clone(),
+                notify: self.notify.clone(),
+                tasks_created: self.tasks_created.clone(),
+            }
+            .run(),
+        );
+
+        ctx.status.update(|s| s.daemon = "running".into());
+        let poll = Duration::from_secs(self.config.poll_interval_secs.max(1));
+        let mut entropy = EntropyPacer::default();
+        let mut stopping = false;
+        let mut left = false;
+        loop {
+            let info = self.round(stopping, &mut entropy).await;
+            if stopping {
+                if !left {
+                    left = self.leave().await;
+                }
+                let busy = info.as_ref().is_none_or(|i| i.current_task.is_some());
+                let open = ctx.store.open_tasks().map(|t| !t.is_empty()).unwrap_or(true);
+                if left && !busy && !open {
+                    tracing::info!("stopped: no task at hand");
+                    return Ok(());
+                }
+            }
+            tokio::select! {
+                _ = signals.next() => {
+                    if stopping {
+                        tracing::warn!("second signal: exiting now; the task at hand resumes at the next start");
+                        return Ok(());
+                    }
+                    tracing::info!(
+                        on_shutdown = ?self.config.on_shutdown,
+                        "stopping: finishing the task at hand first (signal again to exit at once)"
+                    );
+                    stopping = true;
+                    ctx.status.update(|s| s.daemon = "stopping".into());
+                }
+                _ = self.notify.notified() => {}
+                _ = tokio::time::sleep(poll) => {}
+            }
+        }
+    }
+
+    /// Pauses or quits as configured; true once done (or nothing to do).
+    async fn leave(&self) -> bool {
+        let what = match self.config.on_shutdown {
+            OnShutdown::Stay => return true,
+            OnShutdown::Pause => "pause",
+            OnShutdown::Quit => "quit",
+        };
+        match membership::simple_call(&self.ctx.chain, &self.ctx.signer, what).await {
+            Ok(()) => {
+                tracing::info!(what, "left the network (takes effect once the task at hand is released)");
+                true
+            }
+            Err(e) => match e.downcast_ref::<ChainError>().and_then(ChainError::contract_error) {
+                // Already paused, quit, or never joined.
+                Some(ContractError::WrongNodeStatus | ContractError::NotJoined) => true,
+                _ => {
+                    tracing::warn!(error = %e, what, "cannot leave the network yet; retrying");
+                    false
+                }
+            },
+        }
+    }
+
+    /// One pass: the node's record, its tasks, entropy. Errors are logged
+    /// and retried on the next pass.
+    async fn round(&self, stopping: bool, entropy: &mut EntropyPacer) -> Option<NodeInfo> {
+        let ctx = &self.ctx;
+        let info = match membership::node_info(&ctx.chain, ctx.me).await {
+            Ok(info) => info,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read this node's record");
+                ctx.status.update(|s| {
+                    s.chain_connected = false;
+                    s.last_error = Some(e.to_string());
+                });
+                return None;
+            }
+        };
+        let me = ctx.me;
+        let tokens = ctx
+            .chain
+            .call(|h| async move { h.balance_of(me).await })
+            .await
+            .unwrap_or_default();
+        ctx.status.update(|s| {
+            s.chain_connected = true;
+            s.node_status = info.as_ref().map(|i| format!("{:?}", i.status));
+            s.stake = info.as_ref().map_or(0, |i| i.stake);
+            s.missed_in_a_row = info.as_ref().map_or(0, |i| i.missed);
+            s.tokens = tokens;
+        });
+        // The contract's word on the current task, so nothing depends on
+        // having seen the NodeSelected event.
+        if let Some(id) = info.as_ref().and_then(|i| i.current_task) {
+            if let Err(e) = self.adopt(id).await {
+                tracing::warn!(task = id, error = %e, "cannot record the current task");
+            }
+        }
+        match ctx.store.open_tasks() {
+            Ok(tasks) => {
+                for mut rec in tasks {
+                    if let Err(e) = ctx.drive(&mut rec).await {
+                        tracing::warn!(task = rec.id, state = rec.state.name(), error = format!("{e:#}"), "task step failed; retrying");
+                        ctx.status.update(|s| s.last_error = Some(format!("task {}: {e:#}", rec.id)));
+                    }
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "cannot read the task database"),
+        }
+        if let Ok(counters) = ctx.store.counters() {
+            ctx.status.update(|s| s.counters = counters);
+        }
+        if self.config.contribute_entropy && !stopping && is_staked(&info) {
+            let created = self.tasks_created.load(Ordering::SeqCst);
+            if entropy.due(created) {
+                let needed = ctx
+                    .chain
+                    .call(|h| async move { h.entropy_needed().await })
+                    .await
+                    .unwrap_or(false);
+                if needed {
+                    match membership::contribute_entropy(&ctx.chain, &ctx.store, &ctx.signer).await {
+                        Ok(true) => {
+                            tracing::info!("contributed entropy");
+                            entropy.done(created);
+                        }
+                        Ok(false) => entropy.done(created),
+                        Err(e) => tracing::warn!(error = %e, "entropy contribution failed"),
+                    }
+                }
+            }
+        }
+        info
+    }
+
+    /// Records task `id` as selected if it is new.
+    async fn adopt(&self, id: u64) -> Result<()> {
+        let ctx = &self.ctx;
+        if ctx.store.task(id)?.is_some() {
+            return Ok(());
+        }
+        let task = ctx.chain.call(|h| async move { h.task(id).await }).await?;
+        let deadline = task.map_or(0, |t| t.deadline);
+        ctx.store.write(|w| {
+            if w.task(id)?.is_none() {
+                tracing::info!(task = id, "selected for a task (from the node's record)");
+                w.put_task(&TaskRecord::selected(id, deadline))?;
+            }
+            Ok(())
+        })?;
+        Ok(())
+    }
+}
+
+/// When to contribute entropy: once per new task seen, or again after
+/// [`ENTROPY_RETRY`] while tasks still wait.
+#[derive(Default)]
+struct EntropyPacer {
+    last: Option<Instant>,
+    created_then: u64,
+}
+
+impl EntropyPacer {
+    fn due(&self, created: u64) -> bool {
+        match self.last {
+            None => true,
+            Some(at) => created > self.created_then || at.elapsed() >= ENTROPY_RETRY,
+        }
+    }
+
+    fn done(&mut self, created: u64) {
+        self.last = Some(Instant::now());
+        self.created_then = created;
+    }
+}
+
+/// SIGTERM and SIGINT as one stream.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> Result<Signals> {
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    async fn next(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! The engine interface the daemon runs tasks through, the Burn engine
+//! behind it, and (with the `test-engines` feature) engines that cheat or
+//! fail on purpose, for network tests of slashing and local faults.
+
+use crate::models;
+use hydrogen_engine::{Backend, Method, Precision, Progress, Request, StableDiffusion};
+use hydrogen_sdk::task::TaskArgs;
+use image::RgbImage;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// Why this node cannot produce a result. Never reported on chain: the
+/// contract treats silence as a miss (no fee, no slash), while a wrong vote
+/// could be slashed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LocalFault {
+    #[error("model {0} is not in the models directory")]
+    ModelMissing(String),
+    #[error("model {model} does not load: {reason}")]
+    ModelBroken { model: String, reason: String },
+    #[error("out of memory: {0}")]
+    OutOfMemory(String),
+    #[error("engine failed: {0}")]
+    Engine(String),
+}
+
+/// Runs validated Stable Diffusion task arguments. Synchronous and CPU- or
+/// GPU-heavy: the daemon calls it on a blocking thread.
+pub trait Engine: Send + Sync {
+    /// `args` were validated by the SDK schema. `progress` is called after
+    /// every denoising step.
+    fn generate(
+        &self,
+        args: &TaskArgs,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Vec<RgbImage>, LocalFault>;
+}
+
+/// The engine request for validated task arguments.
+pub fn request(args: &TaskArgs) -> Result<Request, LocalFault> {
+    let c = &args.task_config;
+    Ok(Request {
+        prompt: args.prompt.clone(),
+        negative_prompt: args.negative_prompt.clone(),
+        width: c.image_width,
+        height: c.image_height,
+        steps: c.steps as usize,
+        guidance: c.cfg,
+        seed: c.seed,
+        num_images: c.num_images,
+        scheduler: args
+            .scheduler
+            .method
+            .as_str()
+            .parse::<Method>()
+            .map_err(|e| LocalFault::Engine(e.to_string()))?,
+    })
+}
+
+/// Hydrogen's Burn engine on a models directory. Keeps the last model
+/// loaded, since consecutive tasks mostly use the same one.
+pub struct BurnEngine {
+    models_dir: PathBuf,
+    backend: Backend,
+    loaded: Mutex<Option<(String, StableDiffusion)>>,
+}
+
+impl BurnEngine {
+    pub fn new(models_dir: &Path, backend: Backend) -> Self {
+        BurnEngine {
+            models_dir: models_dir.to_owned(),
+            backend,
+            loaded: Mutex::new(None),
+        }
+    }
+}
+
+impl Engine for BurnEngine {
+    fn generate(
+        &self,
+        args: &TaskArgs,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Vec<RgbImage>, LocalFault> {
+        let name = args.base_model.name();
+        let request = request(args)?;
+        let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
+        if loaded.as_ref().map(|(n, _)| n.as_str()) != Some(name) {
+            *loaded = None;
+            let dir = models::resolve(&self.models_dir, name)
+                .ok_or_else(|| LocalFault::ModelMissing(name.to_owned()))?;
+            let sd = StableDiffusion::load(&dir, &self.backend.device(), Precision::F32).map_err(
+                |e| LocalFault::ModelBroken {
+                    model: name.to_owned(),
+                    reason: e.to_string(),
+                },
+            )?;
+            *loaded = Some((name.to_owned(), sd));
+        }
+        let (_, sd) = loaded.as_ref().expect("loaded above");
+        // A GPU allocation failure surfaces as a panic inside Burn/wgpu: it
+        // is this machine's fault, never the task's.
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            sd.generate(&request, &mut *progress)
+        }));
+        match run {
+            Ok(Ok(images)) => Ok(images),
+            Ok(Err(e)) => Err(LocalFault::Engine(e.to_string())),
+            Err(panic) => {
+                let message = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "panic".into());
+                *loaded = None;
+                if message.to_lowercase().contains("memory") {
+                    Err(LocalFault::OutOfMemory(message))
+                } else {
+                    Err(LocalFault::Engine(message))
+                }
+            }
+        }
+    }
+}
+
+/// Test engines: the real engine with a different seed (its pHashes disagree
+/// with honest nodes, so the contract slashes it), and one that always has
+/// a local fault (out of memory).
+#[cfg(feature = "test-engines")]
+pub mod test_engines {
+    use super::*;
+
+    pub struct Cheat(pub BurnEngine);
+
+    impl Engine for Cheat {
+        fn generate(
+            &self,
+            args: &TaskArgs,
+            progress: &mut dyn FnMut(Progress),
+        ) -> Result<Vec<RgbImage>, LocalFault> {
+            let mut args = args.clone();
+            args.task_config.seed = args.task_config.seed.wrapping_add(1_000_003) % (1 << 31);
+            self.0.generate(&args, progress)
+        }
+    }
+
+    pub struct Fail;
+
+    impl Engine for Fail {
+        fn generate(
+            &self,
+            _: &TaskArgs,
+            _: &mut dyn FnMut(Progress),
+        ) -> Result<Vec<RgbImage>, LocalFault> {
+            Err(LocalFault::OutOfMemory(
+                "the `fail` test engine always runs out of memory".into(),
+            ))
+        }
+    }
+}
+
+/// The engine named by the configuration.
+pub fn from_config(name: &str, models_dir: &Path, backend: Backend) -> anyhow::Result<Box<dyn Engine>> {
+    let burn = || BurnEngine::new(models_dir, backend);
+    match name {
+        "burn" => Ok(Box::new(burn())),
+        #[cfg(feature = "test-engines")]
+        "cheat" => Ok(Box::new(test_engines::Cheat(burn()))),
+        #[cfg(feature = "test-engines")]
+        "fail" => Ok(Box::new(test_engines::Fail)),
+        other => anyhow::bail!("unknown engine {other:?} (this build knows: burn)"),
+    }
+}

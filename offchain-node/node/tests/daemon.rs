@@ -1,0 +1,489 @@
+//! The daemon as operators run it: three `hydrogen-node run` processes on a
+//! real dev chain with a real relay on loopback and the Burn engine on the
+//! tiny model, killed with SIGKILL at each point of the task's life
+//! (`HYDROGEN_NODE_CRASH_AT`), restarted, and checked against the chain:
+//! the task completes, every node is paid, and each node sent each call
+//! exactly once (its account nonce counts every extrinsic it ever sent).
+
+use hydrogen_node::keys;
+use hydrogen_sdk::chain::{account_of, ss58, ChainClient, Hydrogen, Keypair};
+use hydrogen_sdk::relay::RelayClient;
+use hydrogen_sdk::task::TaskArgs;
+use hydrogen_sdk::types::{Event, Params, TaskId, TaskStatus, TaskType};
+use hydrogen_tests::{shared_node, Network, FEE};
+use std::collections::HashMap;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const NODES: usize = 3;
+/// Room for three debug-build daemons and their restarts on two busy cores.
+const TASK_TIMEOUT: Duration = Duration::from_secs(300);
+
+fn params() -> Params {
+    Params {
+        // Long enough that no deadline passes on a loaded machine.
+        timeout_ms: 10 * 60 * 1000,
+        ..Params::default()
+    }
+}
+
+/// A small task for the tiny model.
+fn task_args(prompt: &str) -> TaskArgs {
+    let mut args = TaskArgs::new(hydrogen_engine::tiny::MODEL_NAME, prompt);
+    args.task_config.image_width = 64;
+    args.task_config.image_height = 64;
+    args.task_config.steps = 2;
+    args.task_config.num_images = 2;
+    args.task_config.seed = 11;
+    args
+}
+
+/// One node's files and process.
+struct Daemon {
+    key: Keypair,
+    home: PathBuf,
+    env: Vec<(String, String)>,
+    child: Option<Child>,
+    /// How its process ended each time it was restarted.
+    exits: Vec<std::process::ExitStatus>,
+}
+
+impl Daemon {
+    fn new(root: &Path, i: usize, key: Keypair, suri: &str, common: &[(String, String)]) -> Daemon {
+        let home = root.join(format!("node{i}"));
+        std::fs::create_dir_all(&home).unwrap();
+        let key_file = home.join("key.json");
+        keys::write(&key_file, suri, None).unwrap();
+        let mut env = common.to_vec();
+        env.push(("HYDROGEN_NODE_KEY_FILE".into(), key_file.display().to_string()));
+        env.push(("HYDROGEN_NODE_DATA_DIR".into(), home.join("data").display().to_string()));
+        Daemon {
+            key,
+            home,
+            env,
+            child: None,
+            exits: Vec::new(),
+        }
+    }
+
+    fn start(&mut self, crash_at: Option<&str>) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.home.join("node.log"))
+            .unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hydrogen-node"));
+        cmd.arg("run")
+            .env_remove("HYDROGEN_NODE_CRASH_AT")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        if let Some(point) = crash_at {
+            cmd.env("HYDROGEN_NODE_CRASH_AT", point);
+        }
+        self.child = Some(cmd.spawn().expect("spawn hydrogen-node"));
+    }
+
+    /// Restarts the process if it died; returns whether it had.
+    fn restart_if_dead(&mut self) -> bool {
+        let Some(child) = self.child.as_mut() else {
+            return false;
+        };
+        match child.try_wait().unwrap() {
+            Some(status) => {
+                self.exits.push(status);
+                self.start(None);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.home.join("node.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A network of three daemons with a relay.
+struct Cluster {
+    net: Network,
+    relay: Option<hydrogen_relay::RunningRelay>,
+    relay_config: hydrogen_relay::Config,
+    daemons: Vec<Daemon>,
+    _dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    async fn new(test: &str, chain_url: &str) -> Cluster {
+        let net = Network::setup(chain_url, test, params(), NODES).await;
+        let dir = tempfile::tempdir().unwrap();
+        let models = dir.path().join("models");
+        hydrogen_node::models::create_tiny(&models).unwrap();
+        let contract = ss58(&net.contract());
+        let mut relay_config = hydrogen_relay::Config::new(chain_url, contract.clone());
+        relay_config.listen = "127.0.0.1:0".parse().unwrap();
+        relay_config.storage = hydrogen_relay::StorageConfig::Local {
+            path: dir.path().join("relay"),
+        };
+        let relay = hydrogen_relay::start(relay_config.clone()).await.expect("relay");
+        // Restarts must come back on the same address.
+        relay_config.listen = relay.addr;
+        let common: Vec<(String, String)> = [
+            ("HYDROGEN_NODE_CHAIN_URL", chain_url.to_string()),
+            ("HYDROGEN_NODE_CONTRACT", contract),
+            ("HYDROGEN_NODE_RELAY_URL", relay.url()),
+            ("HYDROGEN_NODE_MODELS_DIR", models.display().to_string()),
+            ("HYDROGEN_NODE_ENGINE", "burn".into()),
+            ("HYDROGEN_NODE_BACKEND", "cpu".into()),
+            ("HYDROGEN_NODE_GPU__VRAM_GB", "24".into()),
+            ("HYDROGEN_NODE_HTTP_LISTEN", String::new()),
+            ("HYDROGEN_NODE_POLL_INTERVAL_SECS", "1".into()),
+            ("HYDROGEN_NODE_LOG__LEVEL", "info".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let daemons = (0..NODES)
+            .map(|i| {
+                let suri = format!("//chain-it/{test}/node{i}");
+                Daemon::new(dir.path(), i, net.nodes[i].clone(), &suri, &common)
+            })
+            .collect();
+        Cluster {
+            net,
+            relay: Some(relay),
+            relay_config,
+            daemons,
+            _dir: dir,
+        }
+    }
+
+    fn start_all(&mut self, crash_at: Option<&str>) {
+        for d in &mut self.daemons {
+            d.start(crash_at);
+        }
+    }
+
+    /// Waits until all three daemons have joined.
+    async fn wait_joined(&mut self) {
+        let started = Instant::now();
+        loop {
+            let counts = self.net.hydrogen.node_counts().await.unwrap();
+            if counts.available as usize == NODES {
+                return;
+            }
+            for d in &mut self.daemons {
+                d.restart_if_dead();
+            }
+            assert!(started.elapsed() < TASK_TIMEOUT, "daemons did not join: {counts:?}\n{}", self.logs());
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+
+    /// The creator creates a task for `args`; uploads them when `upload`.
+    async fn create_task(&self, args: &TaskArgs, upload: bool) -> TaskId {
+        let created = self
+            .net
+            .hydrogen
+            .create_task(
+                &self.net.creator,
+                TaskType::StableDiffusion,
+                args.args_hash(),
+                args.min_vram_gb(),
+                args.num_images() as u8,
+                FEE,
+            )
+            .await
+            .expect("create_task");
+        if upload {
+            self.upload_args(created.value, args).await;
+        }
+        created.value
+    }
+
+    async fn upload_args(&self, task: TaskId, args: &TaskArgs) {
+        let relay = RelayClient::new(&format!("http://{}", self.relay_config.listen), self.net.creator.clone()).unwrap();
+        relay
+            .upload_args(task, &args.to_canonical_json())
+            .await
+            .expect("upload the arguments");
+    }
+
+    /// Waits for `task` to complete, restarting daemons that died.
+    async fn wait_completed(&mut self, task: TaskId) {
+        let started = Instant::now();
+        loop {
+            for d in &mut self.daemons {
+                d.restart_if_dead();
+            }
+            if let Ok(Some(info)) = self.net.hydrogen.task(task).await {
+                match info.status {
+                    TaskStatus::Completed => return,
+                    TaskStatus::Aborted(reason) => panic!("task aborted: {reason:?}\n{}", self.logs()),
+                    _ => {}
+                }
+            }
+            assert!(started.elapsed() < TASK_TIMEOUT, "task {task} did not complete\n{}", self.logs());
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+
+    fn logs(&self) -> String {
+        self.daemons
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                let log = d.log();
+                let tail: Vec<&str> = log.lines().rev().take(40).collect();
+                format!("--- node{i} ---\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"))
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// The contract's events since deployment, per block, up to now.
+    async fn events(&self) -> Vec<Event> {
+        let client = &self.net.client;
+        let last = client.finalized_number().await.unwrap();
+        let mut all = Vec::new();
+        for block in self.net.deployed.included.block_number..=last {
+            let events = self.net.hydrogen.events_at(block).await.unwrap();
+            all.extend(events.events.into_iter().map(|e| e.event));
+        }
+        all
+    }
+
+    /// Asserts that `task` ended with every node paid and each chain call
+    /// of each node made exactly once.
+    async fn check_exactly_once(&self, task: TaskId) {
+        let events = self.events().await;
+        let info = self.net.hydrogen.task(task).await.unwrap().unwrap();
+        let uploader = info.uploader.expect("an uploader");
+        let count = |pred: &dyn Fn(&Event) -> bool| events.iter().filter(|e| pred(e)).count();
+        assert_eq!(count(&|e| matches!(e, Event::ResultsUploaded { .. })), 1);
+        let mut nonces = HashMap::new();
+        for d in &self.daemons {
+            let me = account_of(&d.key);
+            let paid = count(&|e| matches!(e, Event::NodePaid { node, task_id, .. } if *node == me && *task_id == task));
+            assert_eq!(paid, 1, "node {} paid once", ss58(&me));
+            let revealed = count(&|e| matches!(e, Event::ResultRevealed { node, .. } if *node == me));
+            assert_eq!(revealed, 1, "node {} revealed once", ss58(&me));
+            let contributions = count(&|e| matches!(e, Event::EntropyContributed { node } if *node == me));
+            // join + contributions + commit + reveal (+ confirm_upload for the uploader):
+            // a repeated commit, reveal or confirm would show as one more extrinsic.
+            let expected = 1 + contributions as u64 + 2 + u64::from(me == uploader);
+            let nonce = self.net.client.account_next_index(&me).await.unwrap();
+            assert_eq!(nonce, expected, "extrinsics sent by {}\n{}", ss58(&me), self.logs());
+            nonces.insert(me, nonce);
+        }
+        // The images on the relay are the ones the chain accepted.
+        let relay = RelayClient::new(&format!("http://{}", self.relay_config.listen), self.net.creator.clone()).unwrap();
+        let pngs = relay.download_images(task).await.expect("images on the relay");
+        let images: Vec<_> = pngs
+            .iter()
+            .map(|png| image::load_from_memory(png).unwrap().to_rgb8())
+            .collect();
+        let result = info.result.expect("an accepted result");
+        let distances = hydrogen_sdk::types::distances(&hydrogen_sdk::phash::phash_images(&images), &result).unwrap();
+        assert!(distances.iter().all(|&d| d <= 10), "{distances:?}");
+    }
+}
+
+async fn chain() -> Option<String> {
+    shared_node().await
+}
+
+/// Kills all three daemons at `point` (those that reach it), restarts them,
+/// and checks the task completes with each call made once.
+async fn crash_and_resume(point: &str, uploader_only: bool) {
+    let Some(url) = chain().await else { return };
+    let mut cluster = Cluster::new(&format!("crash-{point}"), &url).await;
+    cluster.start_all(Some(point));
+    cluster.wait_joined().await;
+    let task = cluster.create_task(&task_args(&format!("crash at {point}")), true).await;
+    cluster.wait_completed(task).await;
+    cluster.check_exactly_once(task).await;
+    let killed = cluster
+        .daemons
+        .iter()
+        .map(|d| d.exits.iter().filter(|s| s.signal() == Some(libc_sigkill())).count())
+        .sum::<usize>();
+    if uploader_only {
+        assert_eq!(killed, 1, "the uploader alone reaches {point}\n{}", cluster.logs());
+    } else {
+        assert_eq!(killed, NODES, "every node reaches {point}\n{}", cluster.logs());
+    }
+}
+
+fn libc_sigkill() -> i32 {
+    9
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_at_selected() {
+    crash_and_resume("selected", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_at_arguments_fetched() {
+    crash_and_resume("arguments_fetched", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_at_generated() {
+    crash_and_resume("generated", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_after_commit_sent_before_recorded() {
+    crash_and_resume("commit_sent", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_at_committed() {
+    crash_and_resume("committed", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_after_reveal_sent_before_recorded() {
+    crash_and_resume("reveal_sent", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_at_revealed() {
+    crash_and_resume("revealed", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_after_upload_sent_before_recorded() {
+    crash_and_resume("upload_sent", true).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_at_images_uploaded() {
+    crash_and_resume("images_uploaded", true).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_after_confirm_sent_before_recorded() {
+    crash_and_resume("confirm_sent", true).await;
+}
+
+/// A chain node whose chain survives restarts: same base path, same port.
+struct RestartableChain {
+    base: tempfile::TempDir,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl RestartableChain {
+    async fn start() -> Option<RestartableChain> {
+        // The shared node tells whether chain tests run here at all.
+        shared_node().await?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut chain = RestartableChain {
+            base: tempfile::tempdir().unwrap(),
+            port,
+            child: None,
+        };
+        chain.spawn().await;
+        Some(chain)
+    }
+
+    fn url(&self) -> String {
+        format!("ws://127.0.0.1:{}", self.port)
+    }
+
+    async fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.base.path().join("chain.log"))
+            .unwrap();
+        let child = Command::new(hydrogen_sdk::chain::devnode::node_binary())
+            .arg("--chain")
+            .arg(hydrogen_tests::chain_spec_path())
+            .arg("--base-path")
+            .arg(self.base.path().join("chain"))
+            .args(["--reserved-only", "--finalize-delay-sec", "0", "--port", "0"])
+            .args(["--no-prometheus", "--no-mdns", "--rpc-port", &self.port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn substrate-contracts-node");
+        self.child = Some(child);
+        let started = Instant::now();
+        while ChainClient::connect(&self.url()).await.is_err() {
+            assert!(started.elapsed() < Duration::from_secs(60), "the chain node did not come up");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+}
+
+impl Drop for RestartableChain {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The relay is down when the task starts and the chain node restarts
+/// while the nodes wait for the arguments: the daemons reconnect, catch up
+/// and finish the task, each call still made once.
+#[tokio::test(flavor = "multi_thread")]
+async fn relay_down_and_chain_restart_mid_task() {
+    let Some(mut chain) = RestartableChain::start().await else { return };
+    let url = chain.url();
+    let mut cluster = Cluster::new("restart", &url).await;
+    cluster.start_all(None);
+    cluster.wait_joined().await;
+
+    cluster.relay.take().expect("relay").shutdown().await;
+    let args = task_args("relay down, chain restarted");
+    let task = cluster.create_task(&args, false).await;
+    let started = Instant::now();
+    while cluster.net.task(task).await.status != TaskStatus::Running {
+        assert!(started.elapsed() < TASK_TIMEOUT, "task did not start\n{}", cluster.logs());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // Let the daemons find the relay unreachable a few times.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    chain.kill();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    chain.spawn().await;
+    let client = ChainClient::connect(&url).await.unwrap();
+    cluster.net.hydrogen = Hydrogen::at(client.clone(), cluster.net.contract());
+    cluster.net.client = client;
+
+    cluster.relay = Some(hydrogen_relay::start(cluster.relay_config.clone()).await.expect("relay again"));
+    cluster.upload_args(task, &args).await;
+    cluster.wait_completed(task).await;
+    cluster.check_exactly_once(task).await;
+    for d in &cluster.daemons {
+        assert!(d.exits.is_empty(), "no daemon died\n{}", cluster.logs());
+    }
+}
