@@ -1,26 +1,42 @@
 #!/usr/bin/env bash
-# Runs Hydrogen locally: installs what is missing, builds the contract,
-# starts the dev chain and deploys the contract on it, then prints its address.
+# Runs Hydrogen locally: installs what is missing, builds the contract, the
+# node daemon and the local-network runner, then runs the whole network on
+# this machine with one image task through it.
 #
-# Usage: scripts/run.sh [--keep]
-#   Without --keep the chain runs until Ctrl-C (or until this script fails),
-#   then stops. With --keep the script returns and leaves the chain running;
-#   stop it with scripts/devnode.sh stop.
+# Usage: scripts/run.sh [hydrogen-localnet options]
+#        scripts/run.sh --chain-only [--keep]
 #
-# Env: HYDROGEN_RPC_PORT (default 9944) and the other devnode.sh variables;
-# HYDROGEN_CONTRACT_BUNDLE to deploy an existing bundle instead of building;
-# HYDROGEN_CACHE_DIR / CARGO_TARGET_DIR as in scripts/test.sh.
+#   (default)     a dev chain in a temporary directory, the contract, the
+#                 relay and three hydrogen-node daemons on a tiny built-in
+#                 model; one task submitted through the SDK; the PNGs and
+#                 summary.json written to ./hydrogen-output. Everything stops
+#                 at the end or on Ctrl-C. Options go to hydrogen-localnet
+#                 (--help lists them), e.g. --models-dir DIR --model ID
+#                 --prompt TEXT --size 512 --steps 25 --backend wgpu for real
+#                 images from a diffusers model.
+#   --chain-only  the dev chain with the contract deployed, until Ctrl-C (or
+#                 with --keep, left running; stop it with scripts/devnode.sh stop)
+#
+# Env: HYDROGEN_RPC_PORT (default 9944, --chain-only) and the other
+# devnode.sh variables; HYDROGEN_CONTRACT_BUNDLE to deploy an existing bundle
+# instead of building; HYDROGEN_CACHE_DIR / CARGO_TARGET_DIR as in
+# scripts/test.sh.
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 
 keep=0
+chain_only=0
 case "${1:-}" in
-  "") ;;
-  --keep) keep=1 ;;
+  --chain-only)
+    chain_only=1
+    case "${2:-}" in
+      "") ;;
+      --keep) keep=1 ;;
+      *) echo "run.sh: unknown argument: $2 (try --help)" >&2; exit 2 ;;
+    esac ;;
   -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
-  *) echo "run.sh: unknown argument: $1 (try --help)" >&2; exit 2 ;;
 esac
 
 cache="${HYDROGEN_CACHE_DIR:-$HOME/.cache/hydrogen}"
@@ -58,6 +74,19 @@ else
   (cd contracts-ink && CARGO_TARGET_DIR="$target_ink" cargo contract build --release --manifest-path hydrogen/Cargo.toml)
   bundle="$target_ink/ink/hydrogen/hydrogen.contract"
   [[ -f "$bundle" ]] || { echo "run.sh: the build wrote no $bundle" >&2; exit 1; }
+fi
+
+if (( ! chain_only )); then
+  echo "==== build: hydrogen-node, hydrogen-localnet"
+  CARGO_TARGET_DIR="$target_ws" cargo build -p hydrogen-node --bin hydrogen-node -p hydrogen-tests --bin hydrogen-localnet
+  export HYDROGEN_DAEMON_BIN="$target_ws/debug/hydrogen-node"
+  export HYDROGEN_CONTRACT_BUNDLE="$bundle"
+  export HYDROGEN_NODE_BIN="${HYDROGEN_NODE_BIN:-$(command -v substrate-contracts-node)}"
+  export HYDROGEN_CHAIN_SPEC="${HYDROGEN_CHAIN_SPEC:-$repo/chain-spec/dev-raw.json}"
+  echo "==== network"
+  # exec: Ctrl-C goes straight to the runner, which stops what it started.
+  trap - EXIT INT TERM
+  exec "$target_ws/debug/hydrogen-localnet" "$@"
 fi
 
 echo "==== dev chain"

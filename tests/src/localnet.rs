@@ -279,7 +279,9 @@ impl LocalNet {
                     backend: &options.backend,
                 }),
             )?;
-            import_key(&dir.join("key.json"), &format!("//{}/node{i}", options.name)).await?;
+            if !dir.join("key.json").exists() {
+                import_key(&config, &format!("//{}/node{i}", options.name)).await?;
+            }
             let mut daemon = Daemon {
                 key,
                 dir,
@@ -424,13 +426,20 @@ level = "info,hydrogen_node=debug"
     )
 }
 
-async fn run_daemon_cli(args: &[&str]) -> Result<String> {
-    let out = Command::new(daemon_binary())
+/// Runs a `hydrogen-node` command to completion, with `stdin` as its input.
+async fn run_daemon_cli(args: &[&str], stdin: &str) -> Result<String> {
+    use tokio::io::AsyncWriteExt;
+    let mut child = Command::new(daemon_binary())
         .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .await
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .map_err(|e| format!("cannot run {}: {e}", daemon_binary().display()))?;
+    if let Some(mut input) = child.stdin.take() {
+        input.write_all(stdin.as_bytes()).await?;
+    }
+    let out = child.wait_with_output().await?;
     if !out.status.success() {
         return Err(format!(
             "hydrogen-node {} failed: {}{}",
@@ -449,16 +458,13 @@ async fn write_tiny_model(dir: &Path) -> Result<()> {
         return Ok(());
     }
     let dir = dir.to_str().ok_or("models dir is not UTF-8")?;
-    run_daemon_cli(&["models", "create-tiny", dir]).await?;
+    run_daemon_cli(&["models", "create-tiny", dir], "").await?;
     Ok(())
 }
 
-/// An unencrypted key file for `suri`.
-async fn import_key(path: &Path, suri: &str) -> Result<()> {
-    if path.exists() {
-        return Ok(());
-    }
-    let path = path.to_str().ok_or("key path is not UTF-8")?;
-    run_daemon_cli(&["init", "--key-file", path, "--import", suri, "--no-passphrase"]).await?;
+/// Imports `suri` into the (unencrypted) key file `config` names.
+async fn import_key(config: &Path, suri: &str) -> Result<()> {
+    let config = config.to_str().ok_or("config path is not UTF-8")?;
+    run_daemon_cli(&["--config", config, "init", "--import"], &format!("{suri}\n")).await?;
     Ok(())
 }

@@ -356,7 +356,9 @@ impl Client {
             }
             0
         };
-        tokio::time::timeout(self.poll * 3, drain).await.unwrap_or(0)
+        tokio::time::timeout(self.poll * 3, drain)
+            .await
+            .unwrap_or(0)
     }
 
     /// Cancels a task: a queued one at once, a started one only past its
@@ -401,8 +403,7 @@ impl Client {
         &self,
         pending: &PendingTask,
         from: Option<u64>,
-    ) -> Result<impl Stream<Item = Result<TaskUpdate, ChainError>> + Send + 'static, AppError>
-    {
+    ) -> Result<impl Stream<Item = Result<TaskUpdate, ChainError>> + Send + 'static, AppError> {
         let from = from.unwrap_or(pending.created_in);
         let blocks = self.hydrogen.event_stream(Some(from)).await?;
         Ok(updates::of_task(pending.task_id, blocks))
@@ -415,10 +416,17 @@ pub fn verify_images(task_id: TaskId, images: &[Vec<u8>], result: &[u8]) -> Resu
     if images.len() != expected {
         return Err(AppError::WrongImages {
             task_id,
-            detail: format!("the relay served {} images, the result has {expected}", images.len()),
+            detail: format!(
+                "the relay served {} images, the result has {expected}",
+                images.len()
+            ),
         });
     }
-    for (i, (png, want)) in images.iter().zip(result.chunks_exact(PHASH_BYTES)).enumerate() {
+    for (i, (png, want)) in images
+        .iter()
+        .zip(result.chunks_exact(PHASH_BYTES))
+        .enumerate()
+    {
         let decoded = image::load_from_memory(png).map_err(|e| AppError::WrongImages {
             task_id,
             detail: format!("image {i} does not decode: {e}"),
