@@ -445,7 +445,7 @@ fn count_bytes(state: &State, endpoint: &str, direction: &str, n: usize) {
 }
 
 fn mib(bytes: u64) -> String {
-    if bytes % (1 << 20) == 0 {
+    if bytes.is_multiple_of(1 << 20) {
         format!("{} MiB", bytes >> 20)
     } else {
         format!("{bytes} bytes")
