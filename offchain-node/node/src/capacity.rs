@@ -74,7 +74,14 @@ mod tests {
         };
         let c = detect(&config, Backend::Cpu).unwrap();
         assert_eq!((c.gpu_name.len(), c.vram_gb), (64, 24));
-        let c = detect(&GpuConfig { name: None, vram_gb: Some(8) }, Backend::Cpu).unwrap();
+        let c = detect(
+            &GpuConfig {
+                name: None,
+                vram_gb: Some(8),
+            },
+            Backend::Cpu,
+        )
+        .unwrap();
         assert_eq!(c.gpu_name, "CPU");
     }
 }

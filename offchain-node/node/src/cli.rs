@@ -124,12 +124,16 @@ fn passphrase(config: &Config) -> Result<Zeroizing<String>> {
     if let Some(file) = &config.key_passphrase_file {
         let text = std::fs::read_to_string(file)
             .with_context(|| format!("cannot read key_passphrase_file {}", file.display()))?;
-        return Ok(Zeroizing::new(text.trim_end_matches(['\n', '\r']).to_owned()));
+        return Ok(Zeroizing::new(
+            text.trim_end_matches(['\n', '\r']).to_owned(),
+        ));
     }
     if !std::io::stdin().is_terminal() {
         bail!("the key file is encrypted: set HYDROGEN_NODE_KEY_PASSPHRASE or key_passphrase_file");
     }
-    Ok(Zeroizing::new(rpassword::prompt_password("key passphrase: ")?))
+    Ok(Zeroizing::new(rpassword::prompt_password(
+        "key passphrase: ",
+    )?))
 }
 
 fn load_key(config: &Config) -> Result<Keypair> {
@@ -137,8 +141,9 @@ fn load_key(config: &Config) -> Result<Keypair> {
 }
 
 fn chain_for(config: &Config, signer: &Keypair) -> Result<Chain> {
-    let contract = parse_account(&config.contract)
-        .context("`contract` must be the hydrogen contract's address (config or HYDROGEN_NODE_CONTRACT)")?;
+    let contract = parse_account(&config.contract).context(
+        "`contract` must be the hydrogen contract's address (config or HYDROGEN_NODE_CONTRACT)",
+    )?;
     Ok(Chain::new(&config.chain_url, contract, account_of(signer)))
 }
 
@@ -234,7 +239,10 @@ fn init(config: &Config, import: bool, encrypt: bool) -> Result<()> {
         passphrase.as_ref().map(|p| p.as_str()),
     )?;
     if !import {
-        println!("Your mnemonic (shown once; write it down and keep it offline):\n\n    {}\n", *secret);
+        println!(
+            "Your mnemonic (shown once; write it down and keep it offline):\n\n    {}\n",
+            *secret
+        );
     }
     println!("key file: {}", config.key_file.display());
     println!("account:  {account}");
@@ -248,7 +256,8 @@ fn models_command(config: &Config, command: ModelsCommand) -> Result<()> {
     let dir = &config.models_dir;
     match command {
         ModelsCommand::List => {
-            let found = models::list(dir).with_context(|| format!("cannot read {}", dir.display()))?;
+            let found =
+                models::list(dir).with_context(|| format!("cannot read {}", dir.display()))?;
             if found.is_empty() {
                 println!("no models in {}", dir.display());
             }
@@ -298,7 +307,10 @@ async fn status(config: &Config) -> Result<()> {
     }
     let account = parse_account(&keys::account(&config.key_file)?)?;
     println!("account:      {}", ss58(&account));
-    println!("daemon:       not running (no answer on {})", config.http_listen);
+    println!(
+        "daemon:       not running (no answer on {})",
+        config.http_listen
+    );
     let contract = parse_account(&config.contract)?;
     let chain = Chain::new(&config.chain_url, contract, account);
     match membership::node_info(&chain, account).await {
@@ -344,7 +356,11 @@ async fn daemon_status(listen: &str) -> Option<String> {
         .timeout(std::time::Duration::from_secs(3))
         .build()
         .ok()?;
-    let response = client.get(format!("http://{listen}/status")).send().await.ok()?;
+    let response = client
+        .get(format!("http://{listen}/status"))
+        .send()
+        .await
+        .ok()?;
     let value: serde_json::Value = response.json().await.ok()?;
     serde_json::to_string_pretty(&value).ok()
 }

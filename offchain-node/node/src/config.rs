@@ -170,7 +170,10 @@ mod tests {
             assert_eq!(config.chain_url, "ws://chain:9944");
             assert_eq!(config.gpu.vram_gb, Some(24));
             assert_eq!(config.on_shutdown, OnShutdown::Quit);
-            assert_eq!(config.poll_interval_secs, Config::default().poll_interval_secs);
+            assert_eq!(
+                config.poll_interval_secs,
+                Config::default().poll_interval_secs
+            );
             Ok(())
         });
     }

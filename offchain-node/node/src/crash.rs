@@ -7,7 +7,10 @@
 #[cfg(feature = "test-engines")]
 pub fn point(point: &str) {
     if std::env::var("HYDROGEN_NODE_CRASH_AT").is_ok_and(|p| p == point) {
-        tracing::warn!(point, "HYDROGEN_NODE_CRASH_AT: killing this process with SIGKILL");
+        tracing::warn!(
+            point,
+            "HYDROGEN_NODE_CRASH_AT: killing this process with SIGKILL"
+        );
         // SAFETY: raise has no preconditions; SIGKILL ends the process at once.
         unsafe {
             libc::raise(libc::SIGKILL);

@@ -115,7 +115,9 @@ impl Daemon {
         ctx.status.update(|s| s.daemon = "joining".into());
         let mut backoff = Duration::from_millis(500);
         loop {
-            match membership::join_or_resume(&ctx.chain, &ctx.store, &ctx.signer, &self.capacity).await {
+            match membership::join_or_resume(&ctx.chain, &ctx.store, &ctx.signer, &self.capacity)
+                .await
+            {
                 Ok(what) => {
                     tracing::info!(what, "in the network");
                     break;
@@ -157,7 +159,11 @@ impl Daemon {
                     left = self.leave().await;
                 }
                 let busy = info.as_ref().is_none_or(|i| i.current_task.is_some());
-                let open = ctx.store.open_tasks().map(|t| !t.is_empty()).unwrap_or(true);
+                let open = ctx
+                    .store
+                    .open_tasks()
+                    .map(|t| !t.is_empty())
+                    .unwrap_or(true);
                 if left && !busy && !open {
                     tracing::info!("stopped: no task at hand");
                     return Ok(());
@@ -191,10 +197,16 @@ impl Daemon {
         };
         match membership::simple_call(&self.ctx.chain, &self.ctx.signer, what).await {
             Ok(()) => {
-                tracing::info!(what, "left the network (takes effect once the task at hand is released)");
+                tracing::info!(
+                    what,
+                    "left the network (takes effect once the task at hand is released)"
+                );
                 true
             }
-            Err(e) => match e.downcast_ref::<ChainError>().and_then(ChainError::contract_error) {
+            Err(e) => match e
+                .downcast_ref::<ChainError>()
+                .and_then(ChainError::contract_error)
+            {
                 // Already paused, quit, or never joined.
                 Some(ContractError::WrongNodeStatus | ContractError::NotJoined) => true,
                 _ => {
@@ -244,8 +256,14 @@ impl Daemon {
             Ok(tasks) => {
                 for mut rec in tasks {
                     if let Err(e) = ctx.drive(&mut rec).await {
-                        tracing::warn!(task = rec.id, state = rec.state.name(), error = format!("{e:#}"), "task step failed; retrying");
-                        ctx.status.update(|s| s.last_error = Some(format!("task {}: {e:#}", rec.id)));
+                        tracing::warn!(
+                            task = rec.id,
+                            state = rec.state.name(),
+                            error = format!("{e:#}"),
+                            "task step failed; retrying"
+                        );
+                        ctx.status
+                            .update(|s| s.last_error = Some(format!("task {}: {e:#}", rec.id)));
                     }
                 }
             }
@@ -263,7 +281,8 @@ impl Daemon {
                     .await
                     .unwrap_or(false);
                 if needed {
-                    match membership::contribute_entropy(&ctx.chain, &ctx.store, &ctx.signer).await {
+                    match membership::contribute_entropy(&ctx.chain, &ctx.store, &ctx.signer).await
+                    {
                         Ok(true) => {
                             tracing::info!("contributed entropy");
                             entropy.done(created);

@@ -159,7 +159,11 @@ pub mod test_engines {
 }
 
 /// The engine named by the configuration.
-pub fn from_config(name: &str, models_dir: &Path, backend: Backend) -> anyhow::Result<Box<dyn Engine>> {
+pub fn from_config(
+    name: &str,
+    models_dir: &Path,
+    backend: Backend,
+) -> anyhow::Result<Box<dyn Engine>> {
     let burn = || BurnEngine::new(models_dir, backend);
     match name {
         "burn" => Ok(Box::new(burn())),

@@ -14,9 +14,14 @@ use crate::task::{PendingCall, StoredOutcome, TaskRecord, TaskState};
 use anyhow::{Context as _, Result};
 use hydrogen_sdk::chain::{ChainError, Keypair};
 use hydrogen_sdk::task::{args_hash_of, TaskArgs};
-use hydrogen_sdk::types::{commitment, AccountId, Error as ContractError, Hash, Outcome, TaskStatus};
+use hydrogen_sdk::types::{
+    commitment, AccountId, Error as ContractError, Hash, Outcome, TaskStatus,
+};
 use std::path::PathBuf;
 use std::sync::Arc;
+
+/// Stack of the thread a generation runs on.
+const ENGINE_STACK: usize = 256 << 20;
 
 /// What a task needs from the daemon.
 pub struct Context {
@@ -113,7 +118,9 @@ impl Context {
             TaskState::Committed => self.reveal(rec).await,
             TaskState::Revealed => self.after_reveal(rec).await,
             TaskState::ImagesUploaded => self.confirm_upload(rec).await,
-            TaskState::Settled | TaskState::Aborted(_) => Ok(Step::Wait("nothing: the task is over")),
+            TaskState::Settled | TaskState::Aborted(_) => {
+                Ok(Step::Wait("nothing: the task is over"))
+            }
         }?;
         if let Step::Wait(why) = step {
             self.show(rec, Some(why));
@@ -138,14 +145,20 @@ impl Context {
             return self.abort(rec, "the chain has no such task");
         };
         if task.status != TaskStatus::Running {
-            return self.abort(rec, format!("task is {:?} before this node committed", task.status));
+            return self.abort(
+                rec,
+                format!("task is {:?} before this node committed", task.status),
+            );
         }
         if !task.nodes.contains(&self.me) {
             return self.abort(rec, "this node is not among the task's nodes");
         }
         rec.deadline = task.deadline;
         if now_ms() > task.deadline {
-            return self.abort(rec, "the commit deadline passed before the arguments arrived");
+            return self.abort(
+                rec,
+                "the commit deadline passed before the arguments arrived",
+            );
         }
         let bytes = match self.relay.fetch_args(id).await {
             Ok(bytes) => bytes,
@@ -158,7 +171,10 @@ impl Context {
         if args_hash_of(&bytes) != task.args_hash {
             // The relay checks the hash on upload, so this is the relay's
             // fault, not the task's: never a vote.
-            tracing::warn!(task = id, "the relay served arguments that do not match the on-chain hash");
+            tracing::warn!(
+                task = id,
+                "the relay served arguments that do not match the on-chain hash"
+            );
             return Ok(Step::Wait("arguments matching the on-chain hash"));
         }
         let text = String::from_utf8(bytes).ok();
@@ -210,49 +226,67 @@ impl Context {
         let status = self.status.clone();
         let (id, bar) = (rec.id, self.progress_bar);
         let started = std::time::Instant::now();
-        let run = tokio::task::spawn_blocking(move || {
-            let total = args.task_config.steps as u64 * u64::from(args.num_images());
-            let pb = bar.then(|| {
-                let pb = indicatif::ProgressBar::new(total);
-                pb.set_style(
-                    indicatif::ProgressStyle::with_template(
-                        "task {msg} [{bar:40}] {pos}/{len} steps, {eta} left",
-                    )
-                    .expect("a valid template")
-                    .progress_chars("=> "),
-                );
-                pb.set_message(id.to_string());
-                pb
-            });
-            let result = engine.generate(&args, &mut |p| {
-                if let Some(pb) = &pb {
-                    pb.inc(1);
-                }
-                status.update(|s| {
-                    if let Some(t) = s.current_task.as_mut() {
-                        t.step = p.step + 1;
-                        t.steps = p.steps;
-                        t.image = p.image;
-                        t.images = args.num_images();
-                    }
+        // Burn's graph is deep in unoptimized builds: a thread of its own
+        // with a large stack, so the runtime's 2 MiB threads never overflow.
+        let (done, result) = tokio::sync::oneshot::channel();
+        let spawned = std::thread::Builder::new()
+            .name(format!("engine-task-{id}"))
+            .stack_size(ENGINE_STACK)
+            .spawn(move || {
+                let total = args.task_config.steps as u64 * u64::from(args.num_images());
+                let pb = bar.then(|| {
+                    let pb = indicatif::ProgressBar::new(total);
+                    pb.set_style(
+                        indicatif::ProgressStyle::with_template(
+                            "task {msg} [{bar:40}] {pos}/{len} steps, {eta} left",
+                        )
+                        .expect("a valid template")
+                        .progress_chars("=> "),
+                    );
+                    pb.set_message(id.to_string());
+                    pb
                 });
+                let result = engine.generate(&args, &mut |p| {
+                    if let Some(pb) = &pb {
+                        pb.inc(1);
+                    }
+                    status.update(|s| {
+                        if let Some(t) = s.current_task.as_mut() {
+                            t.step = p.step + 1;
+                            t.steps = p.steps;
+                            t.image = p.image;
+                            t.images = args.num_images();
+                        }
+                    });
+                });
+                if let Some(pb) = pb {
+                    pb.finish_and_clear();
+                }
+                let _ = done.send(result);
             });
-            if let Some(pb) = pb {
-                pb.finish_and_clear();
-            }
-            result
-        })
-        .await;
+        if let Err(e) = spawned {
+            return self.local_fault(
+                rec,
+                LocalFault::Engine(format!("cannot start the engine thread: {e}")),
+            );
+        }
+        let run = result.await;
         let images = match run {
             Ok(Ok(images)) => images,
             Ok(Err(fault)) => return self.local_fault(rec, fault),
-            Err(join) => {
-                return self.local_fault(rec, LocalFault::Engine(format!("engine thread: {join}")))
+            Err(_) => {
+                return self.local_fault(rec, LocalFault::Engine("the engine thread died".into()))
             }
         };
-        tracing::info!(task = rec.id, images = images.len(), seconds = started.elapsed().as_secs_f64(), "generated");
+        tracing::info!(
+            task = rec.id,
+            images = images.len(),
+            seconds = started.elapsed().as_secs_f64(),
+            "generated"
+        );
         let dir = self.task_dir(rec.id);
-        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
         let hashes = hydrogen_sdk::phash::phash_images(&images);
         for (i, image) in images.iter().enumerate() {
             let path = dir.join(format!("{i}.png"));
@@ -323,8 +357,28 @@ impl Context {
             })
             .await;
         match (refused(&dry), dry) {
-            (Some(ContractError::RevealNotOpen), _) => return Ok(Step::Wait("the other commitments")),
-            (Some(ContractError::AlreadyRevealed), _) => return self.enter(rec, TaskState::Revealed),
+            (Some(ContractError::RevealNotOpen), _) if now_ms() > rec.deadline => {
+                // Past the commit deadline with fewer than two commitments the
+                // reveal never opens: settle the task so this node is released.
+                let signer = self.signer.clone();
+                let cancelled = self
+                    .chain
+                    .call(|h| async move { h.cancel(&signer, id).await })
+                    .await;
+                return match cancelled {
+                    Ok(_) => self.enter(rec, TaskState::Settled),
+                    Err(e) => {
+                        tracing::debug!(task = id, error = %e, "cannot settle the task yet");
+                        Ok(Step::Wait("the other commitments"))
+                    }
+                };
+            }
+            (Some(ContractError::RevealNotOpen), _) => {
+                return Ok(Step::Wait("the other commitments"))
+            }
+            (Some(ContractError::AlreadyRevealed), _) => {
+                return self.enter(rec, TaskState::Revealed)
+            }
             (Some(ContractError::DeadlinePassed), Err(e)) => {
                 return self.abort(rec, format!("the reveal window closed: {e}"))
             }

@@ -106,7 +106,10 @@ pub fn is_encrypted(path: &Path) -> Result<bool> {
 
 /// The keypair in the key file; `passphrase` is asked for only when the
 /// file is encrypted.
-pub fn load(path: &Path, passphrase: impl FnOnce() -> Result<Zeroizing<String>>) -> Result<Keypair> {
+pub fn load(
+    path: &Path,
+    passphrase: impl FnOnce() -> Result<Zeroizing<String>>,
+) -> Result<Keypair> {
     let file = read_file(path)?;
     let secret = match file.secret {
         Secret::Plain { secret } => Zeroizing::new(secret),
@@ -211,7 +214,10 @@ mod tests {
         assert_eq!(mode, 0o600);
         let keypair = load(&path, || unreachable!("no passphrase for a plain file")).unwrap();
         assert_eq!(ss58(&account_of(&keypair)), account);
-        assert!(write(&path, "//Alice", None).is_err(), "never overwrites a key");
+        assert!(
+            write(&path, "//Alice", None).is_err(),
+            "never overwrites a key"
+        );
 
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         let err = load(&path, || unreachable!()).unwrap_err().to_string();

@@ -50,13 +50,20 @@ pub async fn join_or_resume(
                 .await?;
             Ok("resumed")
         }
-        Some(NodeStatus::PendingQuit) => Ok("quitting after its task (run `join` once it has quit)"),
+        Some(NodeStatus::PendingQuit) => {
+            Ok("quitting after its task (run `join` once it has quit)")
+        }
         Some(NodeStatus::Available | NodeStatus::Busy) => Ok("already joined"),
     }
 }
 
 /// Stakes and joins with a fresh first ticket.
-pub async fn join(chain: &Chain, store: &Store, signer: &Keypair, capacity: &Capacity) -> Result<()> {
+pub async fn join(
+    chain: &Chain,
+    store: &Store,
+    signer: &Keypair,
+    capacity: &Capacity,
+) -> Result<()> {
     let me = signer.public_key().0;
     let h = chain.get().await?;
     let (stake, balance) = (h.params().await?.required_stake, h.balance_of(me).await?);
@@ -76,7 +83,10 @@ pub async fn join(chain: &Chain, store: &Store, signer: &Keypair, capacity: &Cap
     let (name, vram) = (capacity.gpu_name.clone().into_bytes(), capacity.vram_gb);
     let signer = signer.clone();
     chain
-        .call(|h| async move { h.join(&signer, name, vram, ENGINE_VERSION, ticket(&first)).await })
+        .call(|h| async move {
+            h.join(&signer, name, vram, ENGINE_VERSION, ticket(&first))
+                .await
+        })
         .await?;
     store.put_entropy(&Entropy {
         current: Some(first),
@@ -105,7 +115,9 @@ pub async fn simple_call(chain: &Chain, signer: &Keypair, what: &str) -> Result<
 pub async fn contribute_entropy(chain: &Chain, store: &Store, signer: &Keypair) -> Result<bool> {
     let me = signer.public_key().0;
     let Some(current) = settle_entropy(chain, store, me).await? else {
-        tracing::warn!("no entropy secret for this node's ticket (joined elsewhere?): not contributing");
+        tracing::warn!(
+            "no entropy secret for this node's ticket (joined elsewhere?): not contributing"
+        );
         return Ok(false);
     };
     let next = random_hash()?;
@@ -138,7 +150,10 @@ async fn settle_entropy(chain: &Chain, store: &Store, me: [u8; 32]) -> Result<Op
     };
     let accepted = |secret: Hash| async move {
         let dry = chain
-            .call(|h| async move { h.dry_run(&me, &msg::contribute_entropy(secret, secret)).await })
+            .call(|h| async move {
+                h.dry_run(&me, &msg::contribute_entropy(secret, secret))
+                    .await
+            })
             .await;
         match dry {
             Ok(_) => Ok(true),

@@ -46,7 +46,10 @@ fn walk(root: &Path, dir: &Path, depth: usize, found: &mut Vec<String>) -> std::
         if !path.is_dir() {
             continue;
         }
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
         if depth == 0 && name.starts_with("models--") {
             found.push(name.trim_start_matches("models--").replacen("--", "/", 1));
         } else if path.join("model_index.json").is_file() {
@@ -62,7 +65,8 @@ fn walk(root: &Path, dir: &Path, depth: usize, found: &mut Vec<String>) -> std::
 /// Loads model `id` on the CPU backend to check every file and tensor; the
 /// error says what is wrong.
 pub fn verify(dir: &Path, id: &str) -> Result<(), String> {
-    let folder = resolve(dir, id).ok_or_else(|| format!("{id}: not found under {}", dir.display()))?;
+    let folder =
+        resolve(dir, id).ok_or_else(|| format!("{id}: not found under {}", dir.display()))?;
     StableDiffusion::load(&folder, &Backend::Cpu.device(), Precision::F32)
         .map(|_| ())
         .map_err(|e| format!("{id}: {e}"))

@@ -72,12 +72,16 @@ impl Metrics {
             .expect("a valid metrics prefix");
         let int = |name: &str, help: &str| {
             let g = IntGauge::new(name, help).expect("valid metric");
-            registry.register(Box::new(g.clone())).expect("unique metric");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("unique metric");
             g
         };
         let float = |name: &str, help: &str| {
             let g = Gauge::new(name, help).expect("valid metric");
-            registry.register(Box::new(g.clone())).expect("unique metric");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("unique metric");
             g
         };
         let outcomes = IntGaugeVec::new(
@@ -95,12 +99,21 @@ impl Metrics {
             tasks_run: int("tasks_run", "Tasks this node computed a result for"),
             outcomes,
             earnings: float("earnings_tokens", "Tokens earned from tasks (whole tokens)"),
-            stake: float("stake_tokens", "Stake locked in the contract (whole tokens)"),
+            stake: float(
+                "stake_tokens",
+                "Stake locked in the contract (whole tokens)",
+            ),
             tokens: float("balance_tokens", "Free token balance (whole tokens)"),
             chain_connected: int("chain_connected", "1 while the chain node answers"),
-            last_block: int("last_block", "Last finalized block whose events were handled"),
+            last_block: int(
+                "last_block",
+                "Last finalized block whose events were handled",
+            ),
             current_task: int("current_task", "Id of the task being worked on, 0 for none"),
-            step: int("generation_step", "Denoising step of the generation under way"),
+            step: int(
+                "generation_step",
+                "Denoising step of the generation under way",
+            ),
             entropy: int("entropy_contributions", "Entropy contributions sent"),
             registry,
         }
@@ -170,9 +183,9 @@ impl Status {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let bound = listener.local_addr()?;
         let status = self.clone();
-        let json = warp::path!("status").and(warp::get()).map(move || {
-            warp::reply::json(&status.snapshot())
-        });
+        let json = warp::path!("status")
+            .and(warp::get())
+            .map(move || warp::reply::json(&status.snapshot()));
         let status = self.clone();
         let metrics = warp::path!("metrics").and(warp::get()).map(move || {
             warp::reply::with_header(

@@ -198,7 +198,9 @@ impl Writer<'_> {
     fn put_meta<T: Serialize>(&mut self, key: &str, value: &T) -> Result<()> {
         let bytes = serde_json::to_vec(value).map_err(StoreError::from)?;
         let mut table = self.txn.open_table(META).map_err(StoreError::from)?;
-        table.insert(key, bytes.as_slice()).map_err(StoreError::from)?;
+        table
+            .insert(key, bytes.as_slice())
+            .map_err(StoreError::from)?;
         Ok(())
     }
 

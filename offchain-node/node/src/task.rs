@@ -137,7 +137,9 @@ mod tests {
     fn records_round_trip_through_json() {
         let mut record = TaskRecord::selected(3, 99);
         record.state = TaskState::Generated;
-        record.outcome = Some(StoredOutcome::from(&Outcome::Images(vec![1, 2, 3, 4, 5, 6, 7, 8])));
+        record.outcome = Some(StoredOutcome::from(&Outcome::Images(vec![
+            1, 2, 3, 4, 5, 6, 7, 8,
+        ])));
         record.nonce = Some(hex::encode([9u8; 32]));
         record.pending = Some(PendingCall::Commit);
         let json = serde_json::to_string(&record).unwrap();

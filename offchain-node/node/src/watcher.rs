@@ -80,19 +80,35 @@ impl Watcher {
                         }
                         wake = true;
                     }
-                    Event::NodePaid { node, amount, task_id } if *node == me => {
+                    Event::NodePaid {
+                        node,
+                        amount,
+                        task_id,
+                    } if *node == me => {
                         tracing::info!(task = task_id, amount, "paid");
                         w.count(|c| {
                             c.paid += 1;
                             c.earnings += amount;
                         })?;
                     }
-                    Event::NodeSlashed { node, amount, task_id } if *node == me => {
+                    Event::NodeSlashed {
+                        node,
+                        amount,
+                        task_id,
+                    } if *node == me => {
                         tracing::error!(task = task_id, amount, "this node was slashed");
                         w.count(|c| c.slashed += 1)?;
                     }
-                    Event::NodeMissed { node, missed, task_id } if *node == me => {
-                        tracing::warn!(task = task_id, in_a_row = missed, "this node missed a task");
+                    Event::NodeMissed {
+                        node,
+                        missed,
+                        task_id,
+                    } if *node == me => {
+                        tracing::warn!(
+                            task = task_id,
+                            in_a_row = missed,
+                            "this node missed a task"
+                        );
                         w.count(|c| c.missed += 1)?;
                     }
                     Event::NodeKickedOut { node, .. } if *node == me => {
@@ -115,7 +131,8 @@ impl Watcher {
             }
             w.set_last_block(block.block_number)
         })?;
-        self.status.update(|s| s.last_block = Some(block.block_number));
+        self.status
+            .update(|s| s.last_block = Some(block.block_number));
         if wake {
             self.notify.notify_one();
         }

@@ -5,6 +5,7 @@
 //! the task completes, every node is paid, and each node sent each call
 //! exactly once (its account nonce counts every extrinsic it ever sent).
 
+use codec::Decode;
 use hydrogen_node::keys;
 use hydrogen_sdk::chain::{account_of, ss58, ChainClient, Hydrogen, Keypair};
 use hydrogen_sdk::relay::RelayClient;
@@ -57,8 +58,14 @@ impl Daemon {
         let key_file = home.join("key.json");
         keys::write(&key_file, suri, None).unwrap();
         let mut env = common.to_vec();
-        env.push(("HYDROGEN_NODE_KEY_FILE".into(), key_file.display().to_string()));
-        env.push(("HYDROGEN_NODE_DATA_DIR".into(), home.join("data").display().to_string()));
+        env.push((
+            "HYDROGEN_NODE_KEY_FILE".into(),
+            key_file.display().to_string(),
+        ));
+        env.push((
+            "HYDROGEN_NODE_DATA_DIR".into(),
+            home.join("data").display().to_string(),
+        ));
         Daemon {
             key,
             home,
@@ -137,7 +144,9 @@ impl Cluster {
         relay_config.storage = hydrogen_relay::StorageConfig::Local {
             path: dir.path().join("relay"),
         };
-        let relay = hydrogen_relay::start(relay_config.clone()).await.expect("relay");
+        let relay = hydrogen_relay::start(relay_config.clone())
+            .await
+            .expect("relay");
         // Restarts must come back on the same address.
         relay_config.listen = relay.addr;
         let common: Vec<(String, String)> = [
@@ -187,7 +196,11 @@ impl Cluster {
             for d in &mut self.daemons {
                 d.restart_if_dead();
             }
-            assert!(started.elapsed() < TASK_TIMEOUT, "daemons did not join: {counts:?}\n{}", self.logs());
+            assert!(
+                started.elapsed() < TASK_TIMEOUT,
+                "daemons did not join: {counts:?}\n{}",
+                self.logs()
+            );
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
     }
@@ -214,7 +227,11 @@ impl Cluster {
     }
 
     async fn upload_args(&self, task: TaskId, args: &TaskArgs) {
-        let relay = RelayClient::new(&format!("http://{}", self.relay_config.listen), self.net.creator.clone()).unwrap();
+        let relay = RelayClient::new(
+            &format!("http://{}", self.relay_config.listen),
+            self.net.creator.clone(),
+        )
+        .unwrap();
         relay
             .upload_args(task, &args.to_canonical_json())
             .await
@@ -231,11 +248,17 @@ impl Cluster {
             if let Ok(Some(info)) = self.net.hydrogen.task(task).await {
                 match info.status {
                     TaskStatus::Completed => return,
-                    TaskStatus::Aborted(reason) => panic!("task aborted: {reason:?}\n{}", self.logs()),
+                    TaskStatus::Aborted(reason) => {
+                        panic!("task aborted: {reason:?}\n{}", self.logs())
+                    }
                     _ => {}
                 }
             }
-            assert!(started.elapsed() < TASK_TIMEOUT, "task {task} did not complete\n{}", self.logs());
+            assert!(
+                started.elapsed() < TASK_TIMEOUT,
+                "task {task} did not complete\n{}",
+                self.logs()
+            );
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
     }
@@ -247,7 +270,10 @@ impl Cluster {
             .map(|(i, d)| {
                 let log = d.log();
                 let tail: Vec<&str> = log.lines().rev().take(40).collect();
-                format!("--- node{i} ---\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"))
+                format!(
+                    "--- node{i} ---\n{}",
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                )
             })
             .collect::<Vec<_>>()
             .join("\n")
@@ -265,38 +291,98 @@ impl Cluster {
         all
     }
 
-    /// Asserts that `task` ended with every node paid and each chain call
-    /// of each node made exactly once.
+    /// The contract messages each account sent as signed extrinsics since
+    /// the deployment, counting every attempt (failed ones too), by name.
+    async fn calls_sent(&self) -> HashMap<[u8; 32], HashMap<&'static str, usize>> {
+        let api = self.net.client.api();
+        let names: HashMap<[u8; 4], &'static str> = hydrogen_sdk::chain::msg::ALL
+            .iter()
+            .map(|name| (hydrogen_sdk::chain::selector(name), *name))
+            .collect();
+        let last = self.net.client.finalized_number().await.unwrap();
+        let mut sent: HashMap<[u8; 32], HashMap<&'static str, usize>> = HashMap::new();
+        for number in self.net.deployed.included.block_number..=last {
+            let block = api.at_block(number).await.unwrap();
+            let extrinsics = block.extrinsics().fetch().await.unwrap();
+            for ext in extrinsics.iter() {
+                let ext = ext.unwrap();
+                if ext.pallet_name() != "Contracts" || ext.call_name() != "call" {
+                    continue;
+                }
+                // MultiAddress::Id: variant 0, then the 32-byte account.
+                let Some([0, account @ ..]) = ext.address_bytes() else {
+                    continue;
+                };
+                let account: [u8; 32] = account.try_into().unwrap();
+                let data = ext
+                    .iter_call_data_fields()
+                    .find(|f| f.name() == "data")
+                    .expect("Contracts::call has a data field");
+                let data = <Vec<u8> as Decode>::decode(&mut data.bytes()).unwrap();
+                let name = names
+                    .get(&<[u8; 4]>::try_from(&data[..4]).unwrap())
+                    .copied()
+                    .unwrap_or("unknown");
+                *sent.entry(account).or_default().entry(name).or_default() += 1;
+            }
+        }
+        sent
+    }
+
+    /// Asserts that `task` ended with every node paid and each node's
+    /// commit, reveal and confirmation sent exactly once.
     async fn check_exactly_once(&self, task: TaskId) {
         let events = self.events().await;
         let info = self.net.hydrogen.task(task).await.unwrap().unwrap();
         let uploader = info.uploader.expect("an uploader");
         let count = |pred: &dyn Fn(&Event) -> bool| events.iter().filter(|e| pred(e)).count();
         assert_eq!(count(&|e| matches!(e, Event::ResultsUploaded { .. })), 1);
-        let mut nonces = HashMap::new();
+        let sent = self.calls_sent().await;
         for d in &self.daemons {
             let me = account_of(&d.key);
-            let paid = count(&|e| matches!(e, Event::NodePaid { node, task_id, .. } if *node == me && *task_id == task));
+            let paid = count(
+                &|e| matches!(e, Event::NodePaid { node, task_id, .. } if *node == me && *task_id == task),
+            );
             assert_eq!(paid, 1, "node {} paid once", ss58(&me));
-            let revealed = count(&|e| matches!(e, Event::ResultRevealed { node, .. } if *node == me));
-            assert_eq!(revealed, 1, "node {} revealed once", ss58(&me));
-            let contributions = count(&|e| matches!(e, Event::EntropyContributed { node } if *node == me));
-            // join + contributions + commit + reveal (+ confirm_upload for the uploader):
-            // a repeated commit, reveal or confirm would show as one more extrinsic.
-            let expected = 1 + contributions as u64 + 2 + u64::from(me == uploader);
-            let nonce = self.net.client.account_next_index(&me).await.unwrap();
-            assert_eq!(nonce, expected, "extrinsics sent by {}\n{}", ss58(&me), self.logs());
-            nonces.insert(me, nonce);
+            let calls = sent.get(&me).cloned().unwrap_or_default();
+            let once = |name: &str| calls.get(name).copied().unwrap_or(0);
+            let expected = [
+                ("join", 1),
+                ("commit", 1),
+                ("reveal", 1),
+                ("confirm_upload", usize::from(me == uploader)),
+                ("pause", 0),
+                ("resume", 0),
+                ("quit", 0),
+            ];
+            for (name, n) in expected {
+                assert_eq!(
+                    once(name),
+                    n,
+                    "{name} sent by {}: {calls:?}\n{}",
+                    ss58(&me),
+                    self.logs()
+                );
+            }
         }
         // The images on the relay are the ones the chain accepted.
-        let relay = RelayClient::new(&format!("http://{}", self.relay_config.listen), self.net.creator.clone()).unwrap();
-        let pngs = relay.download_images(task).await.expect("images on the relay");
+        let relay = RelayClient::new(
+            &format!("http://{}", self.relay_config.listen),
+            self.net.creator.clone(),
+        )
+        .unwrap();
+        let pngs = relay
+            .download_images(task)
+            .await
+            .expect("images on the relay");
         let images: Vec<_> = pngs
             .iter()
             .map(|png| image::load_from_memory(png).unwrap().to_rgb8())
             .collect();
         let result = info.result.expect("an accepted result");
-        let distances = hydrogen_sdk::types::distances(&hydrogen_sdk::phash::phash_images(&images), &result).unwrap();
+        let distances =
+            hydrogen_sdk::types::distances(&hydrogen_sdk::phash::phash_images(&images), &result)
+                .unwrap();
         assert!(distances.iter().all(|&d| d <= 10), "{distances:?}");
     }
 }
@@ -312,18 +398,35 @@ async fn crash_and_resume(point: &str, uploader_only: bool) {
     let mut cluster = Cluster::new(&format!("crash-{point}"), &url).await;
     cluster.start_all(Some(point));
     cluster.wait_joined().await;
-    let task = cluster.create_task(&task_args(&format!("crash at {point}")), true).await;
+    let task = cluster
+        .create_task(&task_args(&format!("crash at {point}")), true)
+        .await;
     cluster.wait_completed(task).await;
     cluster.check_exactly_once(task).await;
     let killed = cluster
         .daemons
         .iter()
-        .map(|d| d.exits.iter().filter(|s| s.signal() == Some(libc_sigkill())).count())
+        .map(|d| {
+            d.exits
+                .iter()
+                .filter(|s| s.signal() == Some(libc_sigkill()))
+                .count()
+        })
         .sum::<usize>();
     if uploader_only {
-        assert_eq!(killed, 1, "the uploader alone reaches {point}\n{}", cluster.logs());
+        assert_eq!(
+            killed,
+            1,
+            "the uploader alone reaches {point}\n{}",
+            cluster.logs()
+        );
     } else {
-        assert_eq!(killed, NODES, "every node reaches {point}\n{}", cluster.logs());
+        assert_eq!(
+            killed,
+            NODES,
+            "every node reaches {point}\n{}",
+            cluster.logs()
+        );
     }
 }
 
@@ -421,8 +524,19 @@ impl RestartableChain {
             .arg(hydrogen_tests::chain_spec_path())
             .arg("--base-path")
             .arg(self.base.path().join("chain"))
-            .args(["--reserved-only", "--finalize-delay-sec", "0", "--port", "0"])
-            .args(["--no-prometheus", "--no-mdns", "--rpc-port", &self.port.to_string()])
+            .args([
+                "--reserved-only",
+                "--finalize-delay-sec",
+                "0",
+                "--port",
+                "0",
+            ])
+            .args([
+                "--no-prometheus",
+                "--no-mdns",
+                "--rpc-port",
+                &self.port.to_string(),
+            ])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -431,7 +545,10 @@ impl RestartableChain {
         self.child = Some(child);
         let started = Instant::now();
         while ChainClient::connect(&self.url()).await.is_err() {
-            assert!(started.elapsed() < Duration::from_secs(60), "the chain node did not come up");
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "the chain node did not come up"
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
@@ -455,7 +572,9 @@ impl Drop for RestartableChain {
 /// and finish the task, each call still made once.
 #[tokio::test(flavor = "multi_thread")]
 async fn relay_down_and_chain_restart_mid_task() {
-    let Some(mut chain) = RestartableChain::start().await else { return };
+    let Some(mut chain) = RestartableChain::start().await else {
+        return;
+    };
     let url = chain.url();
     let mut cluster = Cluster::new("restart", &url).await;
     cluster.start_all(None);
@@ -466,7 +585,11 @@ async fn relay_down_and_chain_restart_mid_task() {
     let task = cluster.create_task(&args, false).await;
     let started = Instant::now();
     while cluster.net.task(task).await.status != TaskStatus::Running {
-        assert!(started.elapsed() < TASK_TIMEOUT, "task did not start\n{}", cluster.logs());
+        assert!(
+            started.elapsed() < TASK_TIMEOUT,
+            "task did not start\n{}",
+            cluster.logs()
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     // Let the daemons find the relay unreachable a few times.
@@ -479,7 +602,11 @@ async fn relay_down_and_chain_restart_mid_task() {
     cluster.net.hydrogen = Hydrogen::at(client.clone(), cluster.net.contract());
     cluster.net.client = client;
 
-    cluster.relay = Some(hydrogen_relay::start(cluster.relay_config.clone()).await.expect("relay again"));
+    cluster.relay = Some(
+        hydrogen_relay::start(cluster.relay_config.clone())
+            .await
+            .expect("relay again"),
+    );
     cluster.upload_args(task, &args).await;
     cluster.wait_completed(task).await;
     cluster.check_exactly_once(task).await;
