@@ -311,6 +311,7 @@ impl Daemon {
             }
             Ok(())
         })?;
+        crate::crash::point("selected");
         Ok(())
     }
 }

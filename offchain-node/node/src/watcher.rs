@@ -66,6 +66,7 @@ impl Watcher {
     fn handle(&self, block: BlockEvents) -> anyhow::Result<()> {
         let me = self.me;
         let mut wake = false;
+        let mut selected = false;
         self.store.write(|w| {
             for event in &block.events {
                 match &event.event {
@@ -77,6 +78,7 @@ impl Watcher {
                         if w.task(*task_id)?.is_none() {
                             tracing::info!(task = task_id, "selected for a task");
                             w.put_task(&TaskRecord::selected(*task_id, *deadline))?;
+                            selected = true;
                         }
                         wake = true;
                     }
@@ -131,6 +133,9 @@ impl Watcher {
             }
             w.set_last_block(block.block_number)
         })?;
+        if selected {
+            crate::crash::point("selected");
+        }
         self.status
             .update(|s| s.last_block = Some(block.block_number));
         if wake {

@@ -160,6 +160,7 @@ impl Cluster {
             ("HYDROGEN_NODE_HTTP_LISTEN", String::new()),
             ("HYDROGEN_NODE_POLL_INTERVAL_SECS", "1".into()),
             ("HYDROGEN_NODE_LOG__LEVEL", "info".into()),
+            ("NO_COLOR", "1".into()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
@@ -291,8 +292,10 @@ impl Cluster {
         all
     }
 
-    /// The contract messages each account sent as signed extrinsics since
-    /// the deployment, counting every attempt (failed ones too), by name.
+    /// The contract messages each account's extrinsics ran since the
+    /// deployment, by name. An extrinsic that failed in its block (the SDK
+    /// resubmits once after running out of gas) changed nothing and is left
+    /// out; a call the contract refused still counts.
     async fn calls_sent(&self) -> HashMap<[u8; 32], HashMap<&'static str, usize>> {
         let api = self.net.client.api();
         let names: HashMap<[u8; 4], &'static str> = hydrogen_sdk::chain::msg::ALL
@@ -304,8 +307,20 @@ impl Cluster {
         for number in self.net.deployed.included.block_number..=last {
             let block = api.at_block(number).await.unwrap();
             let extrinsics = block.extrinsics().fetch().await.unwrap();
+            let mut succeeded = std::collections::HashSet::new();
+            for event in block.events().fetch().await.unwrap().iter() {
+                let event = event.unwrap();
+                if let subxt::events::Phase::ApplyExtrinsic(i) = event.phase() {
+                    if event.pallet_name() == "System" && event.event_name() == "ExtrinsicSuccess" {
+                        succeeded.insert(i as usize);
+                    }
+                }
+            }
             for ext in extrinsics.iter() {
                 let ext = ext.unwrap();
+                if !succeeded.contains(&ext.index()) {
+                    continue;
+                }
                 if ext.pallet_name() != "Contracts" || ext.call_name() != "call" {
                     continue;
                 }
@@ -329,9 +344,31 @@ impl Cluster {
         sent
     }
 
+    /// Waits until the contract released every node from `task` (the last
+    /// revealer may reveal after the uploader confirmed).
+    async fn wait_released(&self, task: TaskId) {
+        let started = Instant::now();
+        for d in &self.daemons {
+            let me = account_of(&d.key);
+            loop {
+                let info = self.net.hydrogen.node_info(me).await.unwrap().unwrap();
+                if info.current_task != Some(task) {
+                    break;
+                }
+                assert!(
+                    started.elapsed() < TASK_TIMEOUT,
+                    "node still on task {task}\n{}",
+                    self.logs()
+                );
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        }
+    }
+
     /// Asserts that `task` ended with every node paid and each node's
     /// commit, reveal and confirmation sent exactly once.
     async fn check_exactly_once(&self, task: TaskId) {
+        self.wait_released(task).await;
         let events = self.events().await;
         let info = self.net.hydrogen.task(task).await.unwrap().unwrap();
         let uploader = info.uploader.expect("an uploader");
