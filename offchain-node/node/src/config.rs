@@ -117,15 +117,15 @@ impl Config {
     /// Defaults, then the file at `path` (when given, it must exist; when
     /// not, `~/.hydrogen-node/config.toml` is read if present), then the
     /// environment.
-    pub fn load(path: Option<&Path>) -> Result<Config, figment::Error> {
+    pub fn load(path: Option<&Path>) -> Result<Config, Box<figment::Error>> {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         match path {
             Some(path) => {
                 if !path.exists() {
-                    return Err(figment::Error::from(format!(
+                    return Err(Box::new(figment::Error::from(format!(
                         "config file {} does not exist",
                         path.display()
-                    )));
+                    ))));
                 }
                 figment = figment.merge(Toml::file(path));
             }
@@ -138,6 +138,7 @@ impl Config {
                     .ignore(NOT_CONFIG),
             )
             .extract()
+            .map_err(Box::new)
     }
 
     /// The configuration as a commented-free TOML file, for `config show`.
@@ -147,6 +148,8 @@ impl Config {
 }
 
 #[cfg(test)]
+// figment::Jail's closures return figment's own (large) error type.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
 
@@ -166,7 +169,7 @@ mod tests {
             jail.set_env("HYDROGEN_NODE_ON_SHUTDOWN", "quit");
             // Not config keys: ignored rather than refused.
             jail.set_env("HYDROGEN_NODE_BIN", "/usr/bin/substrate-contracts-node");
-            let config = Config::load(Some(Path::new("node.toml")))?;
+            let config = Config::load(Some(Path::new("node.toml"))).map_err(|e| *e)?;
             assert_eq!(config.chain_url, "ws://chain:9944");
             assert_eq!(config.gpu.vram_gb, Some(24));
             assert_eq!(config.on_shutdown, OnShutdown::Quit);
