@@ -11,10 +11,10 @@
 #   5. workspace  cargo test --workspace at the root (Rust 1.95) with the SDK's
 #                 test-util feature and the node's test engines and crash points
 #                 (hydrogen-node/test-engines); chain tests spawn their own dev nodes and
-#                 must not skip (HYDROGEN_REQUIRE_CHAIN=1)
-#   6. engine     cargo test -p hydrogen-engine --release, only with
-#                 HYDROGEN_ENGINE_TESTS=1 (phases 2 and 5 leave the engine out
-#                 otherwise)
+#                 must not skip (HYDROGEN_REQUIRE_CHAIN=1). This includes the
+#                 diffusion engine's tests (CPU and lavapipe): the root
+#                 Cargo.toml builds Burn's CPU crates optimized even in the
+#                 dev profile, so no separate release build is needed
 #
 # Build outputs persist between runs: CARGO_TARGET_DIR defaults to
 # $HYDROGEN_CACHE_DIR/target for the workspace and .../target-ink for the
@@ -97,11 +97,6 @@ end
 export HYDROGEN_NODE_BIN="${HYDROGEN_NODE_BIN:-$(command -v substrate-contracts-node)}"
 export HYDROGEN_CHAIN_SPEC="${HYDROGEN_CHAIN_SPEC:-$repo/chain-spec/dev-raw.json}"
 
-# The Burn engine's cold release build takes ~30 min on 2 cores: until CI's
-# budget is measured with it, its tests are a phase of their own, opt-in.
-engine_exclude=()
-if [[ "${HYDROGEN_ENGINE_TESTS:-0}" != 1 ]]; then engine_exclude=(--exclude hydrogen-engine); fi
-
 if [[ "${HYDROGEN_LINT:-1}" != 1 ]]; then
   skip lint "HYDROGEN_LINT=0"
 else
@@ -109,7 +104,7 @@ else
   (cd contracts-ink && run cargo fmt --all --check)
   (cd contracts-ink && CARGO_TARGET_DIR="$target_ink" run cargo clippy --all-targets -- -D warnings)
   run cargo fmt --all --check
-  CARGO_TARGET_DIR="$target_ws" run cargo clippy --workspace "${engine_exclude[@]}" --all-targets --features hydrogen-sdk/test-util,hydrogen-node/test-engines -- -D warnings
+  CARGO_TARGET_DIR="$target_ws" run cargo clippy --workspace --all-targets --features hydrogen-sdk/test-util,hydrogen-node/test-engines -- -D warnings
   end
 fi
 
@@ -131,14 +126,7 @@ end
 
 begin workspace "cargo test --workspace (Rust 1.95, chain tests on dev nodes)"
 export HYDROGEN_REQUIRE_CHAIN=1
-CARGO_TARGET_DIR="$target_ws" run_tests cargo test --workspace "${engine_exclude[@]}" --features hydrogen-sdk/test-util,hydrogen-node/test-engines
+CARGO_TARGET_DIR="$target_ws" run_tests cargo test --workspace --features hydrogen-sdk/test-util,hydrogen-node/test-engines
 end
 
-if [[ "${HYDROGEN_ENGINE_TESTS:-0}" == 1 ]]; then
-  begin engine "hydrogen-engine tests in release (Burn on CPU and lavapipe)"
-  CARGO_TARGET_DIR="$target_ws" run cargo clippy -p hydrogen-engine --all-targets -- -D warnings
-  CARGO_TARGET_DIR="$target_ws" run_tests cargo test -p hydrogen-engine --release
-  end
-else
-  skip engine "HYDROGEN_ENGINE_TESTS=1 runs it"
-fi
+
