@@ -319,6 +319,7 @@ impl Context {
     async fn commit(&self, rec: &mut TaskRecord) -> Result<Step> {
         let (outcome, nonce) = self.outcome_and_nonce(rec)?;
         let hash = commitment(rec.id, &self.me, &outcome, &nonce);
+        let outcome = outcome.clone();
         self.set_pending(rec, PendingCall::Commit)?;
         let (id, signer) = (rec.id, self.signer.clone());
         let result = self
@@ -336,7 +337,27 @@ impl Context {
                     | ContractError::TaskNotFound,
                 ),
                 Err(e),
-            ) => return self.abort(rec, format!("cannot commit any more: {e}")),
+            ) => {
+                // The task may have moved on after an earlier commit of ours
+                // landed (a crash before it was recorded): a reveal's dry run
+                // tells whether the contract holds our commitment.
+                let me = self.me;
+                let probe = self
+                    .chain
+                    .call(|h| async move {
+                        h.dry_run(&me, &hydrogen_sdk::chain::msg::reveal(id, outcome, nonce))
+                            .await
+                    })
+                    .await;
+                match refused(&probe) {
+                    Some(
+                        ContractError::NotCommitted
+                        | ContractError::NotSelected
+                        | ContractError::TaskNotFound,
+                    ) => return self.abort(rec, format!("cannot commit any more: {e}")),
+                    _ => {}
+                }
+            }
             (_, Err(e)) => return Err(e).context("commit"),
         }
         self.enter(rec, TaskState::Committed)
