@@ -349,13 +349,13 @@ impl Context {
                             .await
                     })
                     .await;
-                match refused(&probe) {
-                    Some(
-                        ContractError::NotCommitted
-                        | ContractError::NotSelected
-                        | ContractError::TaskNotFound,
-                    ) => return self.abort(rec, format!("cannot commit any more: {e}")),
-                    _ => {}
+                if let Some(
+                    ContractError::NotCommitted
+                    | ContractError::NotSelected
+                    | ContractError::TaskNotFound,
+                ) = refused(&probe)
+                {
+                    return self.abort(rec, format!("cannot commit any more: {e}"));
                 }
             }
             (_, Err(e)) => return Err(e).context("commit"),
