@@ -95,9 +95,13 @@ async fn main() {
 
     // 1. Overhead, one task at a time on three nodes.
     let dir = tempfile::tempdir().expect("temporary directory");
-    let net = LocalNet::start(&url, &bundle_path(), Options::new("bench/overhead", dir.path(), 3))
-        .await
-        .expect("local network");
+    let net = LocalNet::start(
+        &url,
+        &bundle_path(),
+        Options::new("bench/overhead", dir.path(), 3),
+    )
+    .await
+    .expect("local network");
     let app = net.app(0).await.expect("app");
     let (mut totals, mut overheads, mut gens) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..tasks {
@@ -146,7 +150,10 @@ async fn main() {
         let net = LocalNet::start(&url, &bundle_path(), net_options)
             .await
             .expect("local network");
-        let apps = [net.app(0).await.expect("app"), net.app(1).await.expect("app")];
+        let apps = [
+            net.app(0).await.expect("app"),
+            net.app(1).await.expect("app"),
+        ];
         let count = nodes * 2;
         let t = Instant::now();
         let runs = (0..count).map(|i| {

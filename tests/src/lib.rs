@@ -581,7 +581,12 @@ impl Network {
     /// [`Network::start_task`] for a task from [`Network::create_task_for`]:
     /// creates it, has nodes 0 and 1 contribute entropy, which starts it,
     /// records the events of the three transactions and returns its id.
-    pub async fn start_task_for(&mut self, args_hash: Hash, num_images: u8, fee: Balance) -> TaskId {
+    pub async fn start_task_for(
+        &mut self,
+        args_hash: Hash,
+        num_images: u8,
+        fee: Balance,
+    ) -> TaskId {
         let created = self
             .create_task_for(args_hash, num_images, fee)
             .await
@@ -620,7 +625,9 @@ impl Network {
             .map(|n| self.index_of(n))
             .collect();
         for &i in &selected {
-            self.commit(task_id, i, outcome.clone()).await.expect("commit");
+            self.commit(task_id, i, outcome.clone())
+                .await
+                .expect("commit");
         }
         for &i in &selected {
             self.reveal(task_id, i).await.expect("reveal");

@@ -142,9 +142,10 @@ impl Daemon {
         for (k, v) in extra_env {
             cmd.env(k, v);
         }
-        self.child = Some(cmd.spawn().map_err(|e| {
-            format!("cannot start {}: {e}", daemon_binary().display())
-        })?);
+        self.child = Some(
+            cmd.spawn()
+                .map_err(|e| format!("cannot start {}: {e}", daemon_binary().display()))?,
+        );
         Ok(())
     }
 
@@ -465,6 +466,10 @@ async fn write_tiny_model(dir: &Path) -> Result<()> {
 /// Imports `suri` into the (unencrypted) key file `config` names.
 async fn import_key(config: &Path, suri: &str) -> Result<()> {
     let config = config.to_str().ok_or("config path is not UTF-8")?;
-    run_daemon_cli(&["--config", config, "init", "--import"], &format!("{suri}\n")).await?;
+    run_daemon_cli(
+        &["--config", config, "init", "--import"],
+        &format!("{suri}\n"),
+    )
+    .await?;
     Ok(())
 }

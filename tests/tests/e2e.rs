@@ -19,7 +19,11 @@ const FEE: Balance = 25 * UNIT;
 
 /// A network called `name` with one daemon per engine, or `None` when chain
 /// tests are skipped.
-async fn network(name: &str, engines: &[&str], apps: usize) -> Option<(LocalNet, tempfile::TempDir)> {
+async fn network(
+    name: &str,
+    engines: &[&str],
+    apps: usize,
+) -> Option<(LocalNet, tempfile::TempDir)> {
     let url = shared_node().await?;
     let dir = tempfile::tempdir().expect("temporary directory");
     let mut options = Options::new(&format!("e2e/{name}"), dir.path(), engines.len());
@@ -123,17 +127,34 @@ async fn honest_task_succeeds_and_pays_exactly() {
     assert_eq!(done.images.len(), 1);
     let img = image::load_from_memory(&done.images[0]).expect("a PNG");
     assert_eq!((img.width(), img.height()), (64, 64));
-    assert_eq!(app.balance().await.expect("balance"), before - FEE, "the app paid the fee once");
+    assert_eq!(
+        app.balance().await.expect("balance"),
+        before - FEE,
+        "the app paid the fee once"
+    );
 
     let s = settlement(&net, &app, done.task_id).await;
     assert!(s.slashed.is_empty() && s.missed.is_empty(), "{s:?}");
     let mut paid: Vec<Balance> = s.paid.values().copied().collect();
     paid.sort_unstable_by(|a, b| b.cmp(a));
-    assert_eq!(paid, vec![share(0), share(1), share(2)], "40/36/24 % by commit order");
+    assert_eq!(
+        paid,
+        vec![share(0), share(1), share(2)],
+        "40/36/24 % by commit order"
+    );
     assert_eq!(s.refunded, 0);
     for node in &s.nodes {
-        let info = net.hydrogen.node_info(*node).await.expect("node").expect("joined");
-        assert_eq!(info.status, NodeStatus::Available, "released after the task");
+        let info = net
+            .hydrogen
+            .node_info(*node)
+            .await
+            .expect("node")
+            .expect("joined");
+        assert_eq!(
+            info.status,
+            NodeStatus::Available,
+            "released after the task"
+        );
         assert_eq!(
             net.hydrogen.balance_of(*node).await.expect("balance"),
             s.paid[node],
@@ -152,7 +173,10 @@ async fn a_cheating_node_is_slashed_and_the_others_paid() {
     let stake = net.options.params.required_stake;
     let app = net.app(0).await.expect("app");
     let done = generate(&net, &app, 11).await;
-    assert_ne!(done.uploader, cheater, "the accepted result is an honest one");
+    assert_ne!(
+        done.uploader, cheater,
+        "the accepted result is an honest one"
+    );
 
     let s = settlement(&net, &app, done.task_id).await;
     assert_eq!(s.slashed, vec![cheater], "{s:?}\n{}", net.logs());
@@ -160,7 +184,8 @@ async fn a_cheating_node_is_slashed_and_the_others_paid() {
     assert_eq!(s.paid.len(), 2, "both honest nodes paid");
     let info = net.hydrogen.node_info(cheater).await.expect("node");
     assert!(
-        info.as_ref().is_none_or(|i| i.stake == 0 && i.status == NodeStatus::Quit),
+        info.as_ref()
+            .is_none_or(|i| i.stake == 0 && i.status == NodeStatus::Quit),
         "the cheater lost its stake: {info:?}"
     );
     assert!(net.hydrogen.pool().await.expect("pool") >= stake);
@@ -210,7 +235,10 @@ async fn a_node_killed_mid_task_resumes_and_finishes_honestly() {
     assert!(exit.is_some_and(|s| !s.success()), "crashed: {exit:?}");
     net.daemons[0].start(&[]).expect("restart");
 
-    let done = task.await.expect("join").unwrap_or_else(|e| panic!("{e}\n{}", net.logs()));
+    let done = task
+        .await
+        .expect("join")
+        .unwrap_or_else(|e| panic!("{e}\n{}", net.logs()));
     // The other two may settle the task before the restarted node reveals;
     // its late, agreeing reveal is paid when it lands.
     let node0 = net.daemons[0].account();
@@ -222,15 +250,18 @@ async fn a_node_killed_mid_task_resumes_and_finishes_honestly() {
         tokio::time::sleep(Duration::from_secs(1)).await;
         s = settlement(&net, &app, done.task_id).await;
     }
-    assert!(s.paid.contains_key(&node0), "the restarted node was paid: {s:?}\n{}", net.logs());
+    assert!(
+        s.paid.contains_key(&node0),
+        "the restarted node was paid: {s:?}\n{}",
+        net.logs()
+    );
     assert!(s.slashed.is_empty() && s.missed.is_empty(), "{s:?}");
     net.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_relay_restart_mid_task_loses_nothing() {
-    let Some((mut net, _dir)) = network("relay-restart", &["burn", "burn", "burn"], 1).await
-    else {
+    let Some((mut net, _dir)) = network("relay-restart", &["burn", "burn", "burn"], 1).await else {
         return;
     };
     let app = net.app(0).await.expect("app");
@@ -241,7 +272,9 @@ async fn a_relay_restart_mid_task_loses_nothing() {
     // The arguments are stored; the relay goes away while the nodes work.
     net.stop_relay().await;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    net.start_relay().await.expect("relay back on the same port");
+    net.start_relay()
+        .await
+        .expect("relay back on the same port");
     let settled = app
         .wait(&pending, Duration::from_secs(300))
         .await
@@ -268,7 +301,11 @@ async fn invalid_arguments_are_refused_and_refunded() {
         matches!(err, AppError::Task(_)) && err.to_string().contains("task_config.steps"),
         "{err}"
     );
-    assert_eq!(app.balance().await.expect("balance"), before, "nothing was charged");
+    assert_eq!(
+        app.balance().await.expect("balance"),
+        before,
+        "nothing was charged"
+    );
     net.shutdown().await;
 }
 
@@ -277,7 +314,10 @@ async fn two_apps_and_several_tasks_at_once() {
     let Some((net, _dir)) = network("concurrent", &["burn", "burn", "burn"], 2).await else {
         return;
     };
-    let apps = [net.app(0).await.expect("app"), net.app(1).await.expect("app")];
+    let apps = [
+        net.app(0).await.expect("app"),
+        net.app(1).await.expect("app"),
+    ];
     let runs = (0..4).map(|i| {
         let app = apps[i % 2].clone();
         async move { app.generate(&tiny_task(100 + i as u64), options()).await }

@@ -84,7 +84,11 @@ async fn run(cli: &Cli, work_dir: &std::path::Path) -> hydrogen_tests::localnet:
     let t0 = Instant::now();
     let chain = spawn_dev_node().await?;
     let _watchdog = stop_node_at_exit(&chain)?;
-    println!("chain      {} ({:.1} s)", chain.url(), t0.elapsed().as_secs_f64());
+    println!(
+        "chain      {} ({:.1} s)",
+        chain.url(),
+        t0.elapsed().as_secs_f64()
+    );
 
     let mut options = Options::new("localnet", work_dir, cli.nodes);
     options.models_dir = cli.models_dir.clone();
@@ -124,7 +128,11 @@ async fn submit(cli: &Cli, net: &LocalNet) -> hydrogen_tests::localnet::Result<(
     let pending = app
         .submit(&args, fee, GenerateOptions::default().upload_timeout)
         .await?;
-    println!("task       #{} created, fee {} tokens", pending.task_id, fee / UNIT);
+    println!(
+        "task       #{} created, fee {} tokens",
+        pending.task_id,
+        fee / UNIT
+    );
     let reveals_seen = Arc::new(Mutex::new(Vec::new()));
     let printer = {
         let updates = app.updates(&pending, None).await?;
@@ -237,7 +245,11 @@ async fn print_updates(
             }
             Event::ResultsUploaded { .. } => "uploaded   images on the relay".into(),
             Event::NodePaid { node, amount, .. } => {
-                format!("paid       {} {:.2} tokens", ss58(node), *amount as f64 / UNIT as f64)
+                format!(
+                    "paid       {} {:.2} tokens",
+                    ss58(node),
+                    *amount as f64 / UNIT as f64
+                )
             }
             Event::NodeSlashed { node, .. } => format!("slashed    {}", ss58(node)),
             Event::NodeMissed { node, .. } => format!("missed     {}", ss58(node)),
