@@ -17,18 +17,12 @@
 use hydrogen_sdk::app::{GenerateOptions, Generated};
 use hydrogen_sdk::task::TaskArgs;
 use hydrogen_sdk::types::UNIT;
-use hydrogen_tests::localnet::{LocalNet, Options, TINY_MODEL};
+use hydrogen_tests::localnet::{self, LocalNet, Options};
 use hydrogen_tests::{bundle_path, shared_node};
 use std::time::Instant;
 
 fn task(seed: u64) -> TaskArgs {
-    let mut args = TaskArgs::new(TINY_MODEL, "a lighthouse on a cliff");
-    args.task_config.image_width = 64;
-    args.task_config.image_height = 64;
-    args.task_config.steps = 8;
-    args.task_config.num_images = 1;
-    args.task_config.seed = seed;
-    args
+    localnet::tiny_task(seed, 8)
 }
 
 fn options() -> GenerateOptions {

@@ -425,6 +425,13 @@ impl Network {
             &created,
             vec![self.created_event(task_id, fee)],
         );
+        self.ripen(task_id).await;
+        task_id
+    }
+
+    /// Nodes 0 and 1 contribute entropy, which starts the just-created
+    /// `task_id`; records the expected events.
+    async fn ripen(&mut self, task_id: TaskId) {
         for i in [0, 1] {
             let contributed = self.contribute(i).await.expect("contribute_entropy");
             let mut events = vec![Event::EntropyContributed { node: self.node(i) }];
@@ -433,7 +440,6 @@ impl Network {
             }
             self.expect(&format!("contribute node{i}"), &contributed, events);
         }
-        task_id
     }
 
     /// The events of `task_id` starting: each selected node turns Busy and
@@ -602,14 +608,7 @@ impl Network {
             fee,
         };
         self.expect("create_task", &created, vec![event]);
-        for i in [0, 1] {
-            let contributed = self.contribute(i).await.expect("contribute_entropy");
-            let mut events = vec![Event::EntropyContributed { node: self.node(i) }];
-            if i == 1 {
-                events.extend(self.started_events(task_id).await);
-            }
-            self.expect(&format!("contribute node{i}"), &contributed, events);
-        }
+        self.ripen(task_id).await;
         task_id
     }
 

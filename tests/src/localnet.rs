@@ -15,6 +15,7 @@ use hydrogen_sdk::app::Client;
 use hydrogen_sdk::chain::{
     account_of, keypair_from_suri, ss58, ChainClient, ContractBundle, Hydrogen, Keypair,
 };
+use hydrogen_sdk::task::TaskArgs;
 use hydrogen_sdk::types::{AccountId, Balance, Params, UNIT};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -70,6 +71,17 @@ impl Options {
             apps: 1,
         }
     }
+}
+
+/// A one-image task for the tiny model: 64×64, a few steps, `seed`.
+pub fn tiny_task(seed: u64, steps: u32) -> TaskArgs {
+    let mut args = TaskArgs::new(TINY_MODEL, "a lighthouse on a cliff");
+    args.task_config.image_width = 64;
+    args.task_config.image_height = 64;
+    args.task_config.steps = steps;
+    args.task_config.num_images = 1;
+    args.task_config.seed = seed;
+    args
 }
 
 /// The `hydrogen-node` binary: `$HYDROGEN_DAEMON_BIN`, else next to this

@@ -10,7 +10,7 @@
 use hydrogen_sdk::app::{AppError, Client, GenerateOptions, Generated};
 use hydrogen_sdk::task::TaskArgs;
 use hydrogen_sdk::types::{AccountId, Balance, Event, NodeStatus, TaskId, ORDER_WEIGHTS, UNIT};
-use hydrogen_tests::localnet::{LocalNet, Options, TINY_MODEL};
+use hydrogen_tests::localnet::{self, LocalNet, Options};
 use hydrogen_tests::{bundle_path, shared_node};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -36,13 +36,7 @@ async fn network(
 }
 
 fn tiny_task(seed: u64) -> TaskArgs {
-    let mut args = TaskArgs::new(TINY_MODEL, "a lighthouse on a cliff");
-    args.task_config.image_width = 64;
-    args.task_config.image_height = 64;
-    args.task_config.steps = 4;
-    args.task_config.num_images = 1;
-    args.task_config.seed = seed;
-    args
+    localnet::tiny_task(seed, 4)
 }
 
 fn options() -> GenerateOptions {
