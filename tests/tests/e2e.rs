@@ -9,7 +9,7 @@
 
 use hydrogen_sdk::app::{AppError, Client, GenerateOptions, Generated};
 use hydrogen_sdk::task::TaskArgs;
-use hydrogen_sdk::types::{AccountId, Balance, Event, NodeStatus, TaskId, ORDER_WEIGHTS, UNIT};
+use hydrogen_sdk::types::{AccountId, Balance, Event, NodeStatus, TaskId, UNIT};
 use hydrogen_tests::localnet::{self, LocalNet, Options};
 use hydrogen_tests::{bundle_path, shared_node};
 use std::collections::BTreeMap;
@@ -105,10 +105,6 @@ struct Settlement {
     refunded: Balance,
 }
 
-fn share(order: usize) -> Balance {
-    FEE * ORDER_WEIGHTS[order] / 25
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn honest_task_succeeds_and_pays_exactly() {
     let Some((net, _dir)) = network("honest", &["burn", "burn", "burn"], 1).await else {
@@ -133,7 +129,7 @@ async fn honest_task_succeeds_and_pays_exactly() {
     paid.sort_unstable_by(|a, b| b.cmp(a));
     assert_eq!(
         paid,
-        vec![share(0), share(1), share(2)],
+        vec![10 * UNIT, 9 * UNIT, 6 * UNIT],
         "40/36/24 % by commit order"
     );
     assert_eq!(s.refunded, 0);

@@ -305,18 +305,13 @@ impl Client {
                         refunded,
                     });
                 }
+                // The task may start between the read and the cancel; the
+                // contract then refuses until the deadline, and we wait on.
                 TaskStatus::Queued if started.elapsed() > queue_timeout => {
-                    self.cancel(task_id).await?;
+                    self.cancel_if_due(task_id).await?
                 }
                 TaskStatus::Running | TaskStatus::Succeeded if task.deadline < now_ms() => {
-                    match self.hydrogen.cancel(&self.signer, task_id).await {
-                        Ok(_) => {}
-                        Err(ChainError::Contract {
-                            error: ContractError::DeadlineNotReached,
-                            ..
-                        }) => {}
-                        Err(e) => return Err(e.into()),
-                    }
+                    self.cancel_if_due(task_id).await?
                 }
                 _ => {}
             }
@@ -340,6 +335,19 @@ impl Client {
                     updates = Box::pin(self.updates(pending, Some(resume_from)).await?);
                 }
             }
+        }
+    }
+
+    /// [`Client::cancel`], where "the deadline has not passed" (the chain's
+    /// clock lags the wall clock by up to a block) means "not yet".
+    async fn cancel_if_due(&self, task_id: TaskId) -> Result<(), AppError> {
+        match self.hydrogen.cancel(&self.signer, task_id).await {
+            Ok(_)
+            | Err(ChainError::Contract {
+                error: ContractError::DeadlineNotReached,
+                ..
+            }) => Ok(()),
+            Err(e) => Err(e.into()),
         }
     }
 
