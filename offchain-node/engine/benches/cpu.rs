@@ -8,18 +8,14 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
+mod measure;
+
 use burn::tensor::{Tensor, TensorData};
 use hydrogen_engine::{Backend, Method, Precision, Request, StableDiffusion};
-use std::time::Instant;
 
 const LATENT: usize = 32;
 const STEPS: usize = 10;
 const REPEATS: usize = 5;
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
 
 fn main() {
     let threads = std::env::var("HYDROGEN_BENCH_THREADS").unwrap_or_else(|_| "2".into());
@@ -35,17 +31,7 @@ fn main() {
     );
     let x = Tensor::<4>::from_data(TensorData::new(values, [2, 4, LATENT, LATENT]), &device);
     let ctx = Tensor::<3>::zeros([2, 77, 32], &device);
-    let sync = |t: Tensor<4>| t.into_data();
-    sync(sd.unet.forward(x.clone(), 500.0, &ctx));
-    let step = median(
-        (0..REPEATS)
-            .map(|_| {
-                let t0 = Instant::now();
-                sync(sd.unet.forward(x.clone(), 500.0, &ctx));
-                t0.elapsed().as_secs_f64()
-            })
-            .collect(),
-    );
+    let step = measure::unet_step(&sd, &x, &ctx, REPEATS);
 
     let req = Request {
         prompt: "a photo of an astronaut".into(),
@@ -58,16 +44,7 @@ fn main() {
         num_images: 1,
         scheduler: Method::DpmSolverMultistep,
     };
-    sd.generate(&req, |_| {}).expect("warm-up");
-    let image = median(
-        (0..REPEATS.div_ceil(2))
-            .map(|_| {
-                let t0 = Instant::now();
-                sd.generate(&req, |_| {}).expect("generate");
-                t0.elapsed().as_secs_f64()
-            })
-            .collect(),
-    );
+    let image = measure::image(&sd, &req, REPEATS.div_ceil(2));
     let px = sd.vae_scale_factor() * LATENT;
     println!("config: diffusers unit-test UNet/VAE/CLIP, latent {LATENT}x{LATENT} ({px}x{px} px), CFG batch 2, DPM++ 2M {STEPS} steps");
     println!(
@@ -81,27 +58,20 @@ fn main() {
         return;
     };
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/bench_diffusers.py");
-    let out = std::process::Command::new(python)
-        .args([
-            script,
-            "--threads",
-            &threads,
-            "--latent",
-            &LATENT.to_string(),
-            "--steps",
-            &STEPS.to_string(),
-        ])
-        .args(["--repeats", &REPEATS.to_string()])
-        .output()
-        .expect("run diffusers benchmark");
-    assert!(
-        out.status.success(),
-        "diffusers benchmark failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let theirs = measure::diffusers(
+        &python,
+        script,
+        &[
+            "--threads".into(),
+            threads.clone(),
+            "--latent".into(),
+            LATENT.to_string(),
+            "--steps".into(),
+            STEPS.to_string(),
+            "--repeats".into(),
+            REPEATS.to_string(),
+        ],
     );
-    let line = String::from_utf8_lossy(&out.stdout);
-    let theirs: serde_json::Value =
-        serde_json::from_str(line.lines().last().unwrap_or("")).expect("diffusers JSON");
     let (t_step, t_image) = (
         theirs["unet_step_s"].as_f64().expect("step"),
         theirs["image_s"].as_f64().expect("image"),

@@ -20,7 +20,12 @@ fn to_f32<const D: usize>(x: Tensor<D>) -> (Tensor<D>, DType) {
 }
 
 fn back<const D: usize>(x: Tensor<D>, dtype: DType) -> Tensor<D> {
-    if dtype == DType::F32 {
+    cast_to(x, dtype)
+}
+
+/// `x` in `dtype`; no work when it already is.
+pub fn cast_to<const D: usize>(x: Tensor<D>, dtype: DType) -> Tensor<D> {
+    if x.dtype() == dtype {
         x
     } else {
         x.cast(float_dtype(dtype))

@@ -5,13 +5,14 @@
 use crate::clip::ClipTextModel;
 use crate::config::{read_json, ClipConfig, SchedulerConfig, UNetConfig, VaeConfig};
 use crate::error::{Error, Result};
+use crate::nn::cast_to;
 use crate::noise::{self, Stream};
 use crate::scheduler::{Method, Scheduler};
 use crate::tokenizer::ClipTokenizer;
 use crate::unet::UNet;
 use crate::vae::{Decoder, Encoder};
 use crate::weights::{component_files, Precision, Weights};
-use burn::tensor::{DType, Device, FloatDType, Tensor, TensorData};
+use burn::tensor::{DType, Device, Tensor, TensorData};
 use image::RgbImage;
 use std::path::{Path, PathBuf};
 
@@ -191,18 +192,21 @@ impl StableDiffusion {
             let mut scheduler =
                 Scheduler::new(&self.scheduler_config, request.scheduler, request.steps)?;
             let steps = scheduler.timesteps().len();
+            // The latents and the scheduler's arithmetic stay in f32 (as diffusers' schedulers
+            // upcast): only the networks compute in f16, so an f16 node's trajectory differs
+            // from an f32 node's by the networks' rounding alone.
             let mut x = self
                 .host_noise(request.seed, image, Stream::InitialLatents, shape)
                 .mul_scalar(scheduler.init_noise_sigma());
             for i in 0..steps {
                 let t = scheduler.timesteps()[i];
-                let input = x.clone().mul_scalar(scheduler.input_scale(i));
+                let input = cast_to(x.clone().mul_scalar(scheduler.input_scale(i)), self.dtype());
                 let input = if guided {
                     Tensor::cat(vec![input.clone(), input], 0)
                 } else {
                     input
                 };
-                let out = self.unet.forward(input, t, &context);
+                let out = cast_to(self.unet.forward(input, t, &context), DType::F32);
                 let out = if guided {
                     let u = out.clone().slice([0..1, 0..channels, 0..lh, 0..lw]);
                     let c = out.slice([1..2, 0..channels, 0..lh, 0..lw]);
@@ -220,30 +224,21 @@ impl StableDiffusion {
                     steps,
                 });
             }
-            images.push(self.to_image(self.vae_decoder.decode(x))?);
+            images.push(self.to_image(self.vae_decoder.decode(cast_to(x, self.dtype())))?);
         }
         Ok(images)
     }
 
+    /// Host noise as an f32 tensor on the model's device.
     fn host_noise(&self, seed: u64, image: u32, stream: Stream, shape: [usize; 4]) -> Tensor<4> {
         let values = noise::normal(seed, image, stream, shape.iter().product());
-        let t = Tensor::<4>::from_data(TensorData::new(values, shape), (&self.device, DType::F32));
-        if self.dtype() == DType::F32 {
-            t
-        } else {
-            t.cast(FloatDType::F16)
-        }
+        Tensor::<4>::from_data(TensorData::new(values, shape), (&self.device, DType::F32))
     }
 
     /// `[1, 3, h, w]` in `[-1, 1]` to 8-bit RGB, rounding as diffusers' `numpy_to_pil` does.
     fn to_image(&self, pixels: Tensor<4>) -> Result<RgbImage> {
         let [_, _, h, w] = pixels.dims();
-        let pixels = if pixels.dtype() == DType::F32 {
-            pixels
-        } else {
-            pixels.cast(FloatDType::F32)
-        };
-        let data = pixels
+        let data = cast_to(pixels, DType::F32)
             .div_scalar(2.0)
             .add_scalar(0.5)
             .clamp(0.0, 1.0)

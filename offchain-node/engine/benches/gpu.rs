@@ -1,0 +1,224 @@
+//! GPU benchmark at Stable Diffusion 1.5's shape: 512x512, 25 DPM++ 2M steps,
+//! batch 1 with classifier-free guidance, in f32 and f16, against PyTorch
+//! diffusers on the same GPU, the same weights and the same initial latents.
+//!
+//! Besides the times it writes each image and prints the pHash distances
+//! between ours and diffusers' in both precisions: what the network's
+//! consensus sees when nodes run different implementations or precisions.
+//!
+//! `scripts/bench_gpu.sh` makes the random-weight model and a Python with
+//! diffusers, then runs this. By hand:
+//!
+//!     HYDROGEN_BENCH_MODEL=/tmp/sd15-random [HYDROGEN_BENCH_PYTHON=python3] \
+//!         cargo bench -p hydrogen-engine --bench gpu
+//!
+//! Also read: `HYDROGEN_BENCH_BACKEND` (wgpu), `HYDROGEN_BENCH_SIZE` (512),
+//! `HYDROGEN_BENCH_STEPS` (25), `HYDROGEN_BENCH_REPEATS` (3) and
+//! `HYDROGEN_BENCH_OUT` (where the images and `gpu-bench.json` go).
+
+mod measure;
+
+use burn::tensor::{DType, FloatDType, Tensor, TensorData};
+use hydrogen_engine::{Backend, Method, Precision, Request, StableDiffusion};
+use hydrogen_sdk::phash::{hamming, phash};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+const PROMPT: &str = "a photograph of an astronaut riding a horse";
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The diffusers script: beside this file when run from the source tree,
+/// else under the working directory (a copied binary run from a checkout's root).
+fn script() -> PathBuf {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/bench_diffusers_model.py");
+    if here.is_file() {
+        here
+    } else {
+        PathBuf::from("offchain-node/engine/scripts/bench_diffusers_model.py")
+    }
+}
+
+struct Run {
+    label: String,
+    load_s: Option<f64>,
+    step_s: f64,
+    image_s: f64,
+    phash: [u8; 8],
+}
+
+fn main() {
+    let Ok(model) = std::env::var("HYDROGEN_BENCH_MODEL") else {
+        println!(
+            "gpu bench skipped: set HYDROGEN_BENCH_MODEL to a diffusers folder \
+             (scripts/bench_gpu.sh makes a random-weight SD 1.5 one and runs this)"
+        );
+        return;
+    };
+    let backend: Backend = env_or("HYDROGEN_BENCH_BACKEND", "wgpu".to_string())
+        .parse()
+        .expect("HYDROGEN_BENCH_BACKEND");
+    let size: u32 = env_or("HYDROGEN_BENCH_SIZE", 512);
+    let steps: usize = env_or("HYDROGEN_BENCH_STEPS", 25);
+    let repeats: usize = env_or("HYDROGEN_BENCH_REPEATS", 3);
+    let out = PathBuf::from(env_or(
+        "HYDROGEN_BENCH_OUT",
+        std::env::temp_dir()
+            .join("hydrogen-gpu-bench")
+            .display()
+            .to_string(),
+    ));
+    std::fs::create_dir_all(&out).expect("create the output folder");
+    let python = std::env::var("HYDROGEN_BENCH_PYTHON").ok();
+
+    let device = backend.device();
+    let adapter = hydrogen_engine::device::describe(backend, &device);
+    println!("adapter: {adapter}");
+    println!(
+        "config: {model}, {size}x{size}, DPM++ 2M {steps} steps, CFG 7.5 (UNet batch 2), median of {repeats}"
+    );
+    let mut precisions = vec![Precision::F32];
+    if backend.supports_f16(&device) {
+        precisions.push(Precision::F16);
+    }
+
+    let mut runs = Vec::new();
+    for precision in precisions {
+        let (name, dtype) = match precision {
+            Precision::F32 => ("f32", DType::F32),
+            Precision::F16 => ("f16", DType::F16),
+        };
+        let t0 = Instant::now();
+        let sd = StableDiffusion::load(Path::new(&model), &device, precision).expect("load");
+        let load_s = t0.elapsed().as_secs_f64();
+
+        let (cond, uncond) = sd.encode_prompts(PROMPT, "");
+        let context = Tensor::cat(vec![uncond, cond], 0);
+        let l = size as usize / sd.vae_scale_factor();
+        let noise = hydrogen_engine::noise::normal(
+            0,
+            0,
+            hydrogen_engine::noise::Stream::InitialLatents,
+            2 * 4 * l * l,
+        );
+        let mut x = Tensor::<4>::from_data(TensorData::new(noise, [2, 4, l, l]), &device);
+        if dtype == DType::F16 {
+            x = x.cast(FloatDType::F16);
+        }
+        let step_s = measure::unet_step(&sd, &x, &context, repeats);
+        let request = Request {
+            prompt: PROMPT.into(),
+            negative_prompt: String::new(),
+            width: size,
+            height: size,
+            steps,
+            guidance: 7.5,
+            seed: 0,
+            num_images: 1,
+            scheduler: Method::DpmSolverMultistep,
+        };
+        let mut last = None;
+        let image_s = measure::time(repeats, || {
+            last = Some(sd.generate(&request, |_| {}).expect("generate").remove(0));
+        });
+        let image = last.expect("at least one run");
+        image
+            .save(out.join(format!("ours-{name}.png")))
+            .expect("write the image");
+        println!(
+            "ours {name}: load {load_s:.1} s, {:.1} ms per UNet step, {image_s:.2} s per image",
+            step_s * 1e3
+        );
+        runs.push(Run {
+            label: format!("ours {name}"),
+            load_s: Some(load_s),
+            step_s,
+            image_s,
+            phash: phash(&image),
+        });
+        drop(sd);
+
+        let Some(python) = &python else { continue };
+        let theirs = measure::diffusers(
+            python,
+            &script().display().to_string(),
+            &[
+                "--model".into(),
+                model.clone(),
+                "--dtype".into(),
+                name.into(),
+                "--size".into(),
+                size.to_string(),
+                "--steps".into(),
+                steps.to_string(),
+                "--repeats".into(),
+                repeats.to_string(),
+                "--out".into(),
+                out.display().to_string(),
+            ],
+        );
+        let path = theirs["image"].as_str().expect("image path");
+        let image = image::open(path).expect("diffusers' image").to_rgb8();
+        let (step_t, image_t) = (
+            theirs["unet_step_s"].as_f64().expect("step"),
+            theirs["image_s"].as_f64().expect("image"),
+        );
+        println!(
+            "diffusers {name} (torch {}, {}): {:.1} ms per UNet step, {image_t:.2} s per image",
+            theirs["torch"],
+            theirs["device"],
+            step_t * 1e3
+        );
+        println!(
+            "ratio ours/diffusers {name}: UNet step {:.2}, image {:.2}",
+            step_s / step_t,
+            image_s / image_t
+        );
+        runs.push(Run {
+            label: format!("diffusers {name}"),
+            load_s: None,
+            step_s: step_t,
+            image_s: image_t,
+            phash: phash(&image),
+        });
+    }
+
+    println!("pHash distances (bits of 64):");
+    for (i, a) in runs.iter().enumerate() {
+        for b in &runs[i + 1..] {
+            println!(
+                "  {} vs {}: {}",
+                a.label,
+                b.label,
+                hamming(a.phash, b.phash)
+            );
+        }
+    }
+    let summary = json!({
+        "adapter": adapter,
+        "size": size,
+        "steps": steps,
+        "runs": runs.iter().map(|r| json!({
+            "label": r.label,
+            "load_s": r.load_s,
+            "unet_step_s": r.step_s,
+            "image_s": r.image_s,
+            "phash": hex(&r.phash),
+        })).collect::<Vec<_>>(),
+    });
+    std::fs::write(
+        out.join("gpu-bench.json"),
+        serde_json::to_string_pretty(&summary).expect("JSON"),
+    )
+    .expect("write gpu-bench.json");
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
