@@ -12,7 +12,8 @@
 //!     HYDROGEN_BENCH_MODEL=/tmp/sd15-random [HYDROGEN_BENCH_PYTHON=python3] \
 //!         cargo bench -p hydrogen-engine --bench gpu
 //!
-//! Also read: `HYDROGEN_BENCH_BACKEND` (wgpu), `HYDROGEN_BENCH_SIZE` (512),
+//! Also read: `HYDROGEN_BENCH_BACKEND` (wgpu), `HYDROGEN_BENCH_PRECISIONS`
+//! (`f32,f16`; f16 where the adapter has it), `HYDROGEN_BENCH_SIZE` (512),
 //! `HYDROGEN_BENCH_STEPS` (25), `HYDROGEN_BENCH_REPEATS` (3) and
 //! `HYDROGEN_BENCH_OUT` (where the images and `gpu-bench.json` go).
 
@@ -83,10 +84,13 @@ fn main() {
     println!(
         "config: {model}, {size}x{size}, DPM++ 2M {steps} steps, CFG 7.5 (UNet batch 2), median of {repeats}"
     );
-    let mut precisions = vec![Precision::F32];
-    if backend.supports_f16(&device) {
-        precisions.push(Precision::F16);
-    }
+    let wanted = env_or("HYDROGEN_BENCH_PRECISIONS", "f32,f16".to_string());
+    let precisions: Vec<Precision> = [("f32", Precision::F32), ("f16", Precision::F16)]
+        .into_iter()
+        .filter(|(name, _)| wanted.split(',').any(|w| w.trim() == *name))
+        .filter(|(_, p)| *p == Precision::F32 || backend.supports_f16(&device))
+        .map(|(_, p)| p)
+        .collect();
 
     let mut runs = Vec::new();
     for precision in precisions {
@@ -97,6 +101,10 @@ fn main() {
         let t0 = Instant::now();
         let sd = StableDiffusion::load(Path::new(&model), &device, precision).expect("load");
         let load_s = t0.elapsed().as_secs_f64();
+        println!(
+            "loaded {name}: {}",
+            hydrogen_engine::device::describe(backend, &device)
+        );
 
         let (cond, uncond) = sd.encode_prompts(PROMPT, "");
         let context = Tensor::cat(vec![uncond, cond], 0);
@@ -112,6 +120,13 @@ fn main() {
             x = x.cast(FloatDType::F16);
         }
         let step_s = measure::unet_step(&sd, &x, &context, repeats);
+        let latent = x.clone().slice([0..1, 0..4, 0..l, 0..l]);
+        let decode_s = measure::time(repeats, || {
+            sd.vae_decoder.decode(latent.clone()).into_data();
+        });
+        let encode_s = measure::time(repeats, || {
+            sd.encode_prompts(PROMPT, "").0.into_data();
+        });
         let request = Request {
             prompt: PROMPT.into(),
             negative_prompt: String::new(),
@@ -132,7 +147,8 @@ fn main() {
             .save(out.join(format!("ours-{name}.png")))
             .expect("write the image");
         println!(
-            "ours {name}: load {load_s:.1} s, {:.1} ms per UNet step, {image_s:.2} s per image",
+            "ours {name}: load {load_s:.1} s, {:.1} ms per UNet step, {image_s:.2} s per image \
+             (of which VAE decode {decode_s:.2} s, prompt encoding {encode_s:.3} s)",
             step_s * 1e3
         );
         runs.push(Run {
