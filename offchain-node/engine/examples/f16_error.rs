@@ -53,7 +53,10 @@ fn main() {
         .expect("backend");
     let device = backend.device();
     assert!(backend.supports_f16(&device), "this adapter has no f16");
-    println!("adapter: {}", hydrogen_engine::device::describe(backend, &device));
+    println!(
+        "adapter: {}",
+        hydrogen_engine::device::describe(backend, &device)
+    );
     let full = StableDiffusion::load(&model, &device, Precision::F32).expect("load in f32");
     let half = StableDiffusion::load(&model, &device, Precision::F16).expect("load in f16");
 
@@ -70,9 +73,7 @@ fn main() {
     );
     for t in [999.0, 500.0, 1.0] {
         let a = full.unet.forward(x.clone(), t, &c32);
-        let b = half
-            .unet
-            .forward(x.clone().cast(FloatDType::F16), t, &c16);
+        let b = half.unet.forward(x.clone().cast(FloatDType::F16), t, &c16);
         report(&format!("unet t={t}"), values(b), values(a));
     }
     let a = full.vae_decoder.decode(x.clone());

@@ -62,4 +62,3 @@ fn worst_distance(label: &str, a: &[image::RgbImage], b: &[image::RgbImage]) -> 
     }
     worst
 }
-
