@@ -19,10 +19,6 @@ fn to_f32<const D: usize>(x: Tensor<D>) -> (Tensor<D>, DType) {
     }
 }
 
-fn back<const D: usize>(x: Tensor<D>, dtype: DType) -> Tensor<D> {
-    cast_to(x, dtype)
-}
-
 /// `x` in `dtype`; no work when it already is.
 pub fn cast_to<const D: usize>(x: Tensor<D>, dtype: DType) -> Tensor<D> {
     if x.dtype() == dtype {
@@ -166,7 +162,7 @@ impl GroupNorm {
         let (var, mean) = grouped.clone().var_mean_bias(2);
         let normed = (grouped - mean).div((var + self.eps).sqrt());
         let y = normed.reshape([b, c, h, wd]) * self.gamma.clone() + self.beta.clone();
-        back(y, dtype)
+        cast_to(y, dtype)
     }
 }
 
@@ -188,7 +184,7 @@ impl LayerNorm {
 
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
         let (x, dtype) = to_f32(x);
-        back(
+        cast_to(
             layer_norm(x, self.gamma.clone(), Some(self.beta.clone()), self.eps),
             dtype,
         )
@@ -216,6 +212,6 @@ pub fn attention(
     if let Some(bias) = bias {
         scores = scores + bias;
     }
-    let probs = back(softmax(scores, 3), dtype);
+    let probs = cast_to(softmax(scores, 3), dtype);
     probs.matmul(v).swap_dims(1, 2).reshape([b, s, inner])
 }

@@ -308,10 +308,10 @@ impl Client {
                 // The task may start between the read and the cancel; the
                 // contract then refuses until the deadline, and we wait on.
                 TaskStatus::Queued if started.elapsed() > queue_timeout => {
-                    self.cancel_if_due(task_id).await?
+                    self.cancel_if_due(task_id, task.status).await?
                 }
                 TaskStatus::Running | TaskStatus::Succeeded if task.deadline < now_ms() => {
-                    self.cancel_if_due(task_id).await?
+                    self.cancel_if_due(task_id, task.status).await?
                 }
                 _ => {}
             }
@@ -338,16 +338,22 @@ impl Client {
         }
     }
 
-    /// [`Client::cancel`], where "the deadline has not passed" (the chain's
-    /// clock lags the wall clock by up to a block) means "not yet".
-    async fn cancel_if_due(&self, task_id: TaskId) -> Result<(), AppError> {
+    /// [`Client::cancel`] of a task last seen in `seen`, where "the deadline
+    /// has not passed" (the chain's clock lags the wall clock by up to a
+    /// block) means "not yet", and a refusal after the task moved on (a
+    /// reveal or the upload settled it in the block before the cancel's)
+    /// means "read the status again".
+    async fn cancel_if_due(&self, task_id: TaskId, seen: TaskStatus) -> Result<(), AppError> {
         match self.hydrogen.cancel(&self.signer, task_id).await {
             Ok(_)
             | Err(ChainError::Contract {
                 error: ContractError::DeadlineNotReached,
                 ..
             }) => Ok(()),
-            Err(e) => Err(e.into()),
+            Err(e) => match self.task(task_id).await {
+                Ok(task) if task.status != seen => Ok(()),
+                _ => Err(e.into()),
+            },
         }
     }
 

@@ -6,13 +6,13 @@ mod transformer;
 
 use crate::config::UNetConfig;
 use crate::error::Result;
-use crate::nn::{Conv2d, GroupNorm, Linear};
+use crate::nn::{cast_to, Conv2d, GroupNorm, Linear};
 use crate::resnet::ResnetBlock;
 use crate::weights::Weights;
 use burn::tensor::activation::silu;
 use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
-use burn::tensor::{DType, FloatDType, Tensor, TensorData};
+use burn::tensor::{DType, Tensor, TensorData};
 use transformer::{Transformer2D, TransformerShape};
 
 struct Layer {
@@ -245,12 +245,10 @@ impl UNet {
         };
         let data: Vec<f32> = (0..batch).flat_map(|_| row.iter().copied()).collect();
         let device = self.conv_in.device();
-        let t = Tensor::<2>::from_data(TensorData::new(data, [batch, dim]), (&device, DType::F32));
-        if dtype == DType::F32 {
-            t
-        } else {
-            t.cast(FloatDType::F16)
-        }
+        cast_to(
+            Tensor::<2>::from_data(TensorData::new(data, [batch, dim]), (&device, DType::F32)),
+            dtype,
+        )
     }
 
     /// Predicts noise (or `v`) for `x: [b, c, h, w]` at timestep `t`, conditioned on `context: [b, s, d]`.
