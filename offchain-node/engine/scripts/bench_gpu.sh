@@ -16,8 +16,8 @@ fi
 export HYDROGEN_BENCH_PYTHON
 model=${HYDROGEN_BENCH_MODEL:-${TMPDIR:-/tmp}/hydrogen-sd15-random}
 if [ ! -f "$model/model_index.json" ]; then
-    vocab=$(find "${CARGO_HOME:-$HOME/.cargo}/registry/src" -path '*instant-clip-tokenizer-0.1.0/bpe_simple_vocab_16e6.txt' | head -n1)
-    [ -n "$vocab" ] || (cd "$here" && cargo fetch >/dev/null) 
+    # OpenAI's CLIP vocabulary, as shipped in a dev-dependency's crate source.
+    (cd "$here" && cargo fetch >/dev/null)
     vocab=$(find "${CARGO_HOME:-$HOME/.cargo}/registry/src" -path '*instant-clip-tokenizer-0.1.0/bpe_simple_vocab_16e6.txt' | head -n1)
     "$HYDROGEN_BENCH_PYTHON" "$here/scripts/sd15_random.py" --vocab "$vocab" --out "$model"
 fi
