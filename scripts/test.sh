@@ -38,6 +38,15 @@ else
 fi
 bin_dir="${HYDROGEN_BIN_DIR:-${CARGO_HOME:-$HOME/.cargo}/bin}"
 export PATH="$bin_dir:$PATH"
+# A cold build writes about 8 GiB (workspace 5.3, contracts 2.3). Say so
+# now rather than fail deep inside a compile with "No space left on device".
+need_gib=10
+probe="$target_ws"
+while [[ ! -d "$probe" ]]; do probe="$(dirname "$probe")"; done
+free_gib=$(( $(df -Pk "$probe" | awk 'NR == 2 { print $4 }') / 1048576 ))
+if (( free_gib < need_gib )); then
+  echo "test.sh: warning: $free_gib GiB free on the disk of $target_ws; a cold build needs about $need_gib GiB (free some, or point HYDROGEN_CACHE_DIR at another disk)" >&2
+fi
 # CI builds from scratch: incremental artifacts would only cost time and disk.
 if [[ -n "${CI:-}" ]]; then export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"; fi
 
