@@ -327,6 +327,50 @@ async fn finalized_events_stream_and_catch_up() {
     assert_eq!(hydrogen.queue().await.unwrap(), vec![task_id]);
 }
 
+/// The chain node restarts under a connected client: reads, submissions and
+/// the event stream carry on over the same client, and the stream has no
+/// gap where the node was down.
+#[tokio::test]
+async fn a_client_rides_out_a_node_restart() {
+    let Some((mut node, bundle)) = setup().await else {
+        return;
+    };
+    let alice = keypair_from_suri("//Alice").unwrap();
+    let hydrogen = deploy(&node, &bundle, &alice).await;
+    let mut live = Box::pin(hydrogen.event_stream(None).await.unwrap());
+    let fee = Params::default().min_fee * 2;
+    let create =
+        |seed: u8| hydrogen.create_task(&alice, TaskType::StableDiffusion, [seed; 32], 8, 2, fee);
+
+    let first = create(1).await.unwrap();
+    node.restart().await.unwrap();
+    assert_eq!(hydrogen.queue().await.unwrap(), vec![first.value]);
+    let second = create(2).await.unwrap();
+    assert_eq!(
+        hydrogen.queue().await.unwrap(),
+        vec![first.value, second.value]
+    );
+
+    let mut created = Vec::new();
+    let mut expected = None;
+    while expected.is_none_or(|n| n <= second.included.block_number) {
+        let item = tokio::time::timeout(Duration::from_secs(60), live.next())
+            .await
+            .expect("stream stalled")
+            .expect("stream ended")
+            .expect("stream item");
+        if let Some(n) = expected {
+            assert_eq!(item.block_number, n, "no gaps");
+        }
+        expected = Some(item.block_number + 1);
+        created.extend(item.events.iter().filter_map(|e| match e.event {
+            Event::TaskCreated { task_id, .. } => Some(task_id),
+            _ => None,
+        }));
+    }
+    assert_eq!(created, vec![first.value, second.value]);
+}
+
 #[tokio::test]
 async fn staking_and_task_views_decode() {
     let Some((node, bundle)) = setup().await else {

@@ -1,6 +1,8 @@
 //! The daemon's connection to the chain: one [`Hydrogen`] handle, replaced
-//! by a fresh connection after a transport failure (the chain node
-//! restarted, the socket dropped). Callers retry on their next round.
+//! by a fresh connection after a transport failure. The SDK's client rides
+//! out a chain node restart by itself; this covers what it gives up on (a
+//! node down longer than its reconnect window, a first connection that
+//! failed). Callers retry on their next round.
 
 use hydrogen_sdk::chain::{ChainClient, ChainError, Hydrogen};
 use hydrogen_sdk::types::AccountId;

@@ -7,7 +7,8 @@
 
 use codec::Decode;
 use hydrogen_node::keys;
-use hydrogen_sdk::chain::{account_of, ss58, ChainClient, Hydrogen, Keypair};
+use hydrogen_sdk::chain::devnode::DevNode;
+use hydrogen_sdk::chain::{account_of, ss58, Keypair};
 use hydrogen_sdk::relay::RelayClient;
 use hydrogen_sdk::task::TaskArgs;
 use hydrogen_sdk::types::{Event, Params, TaskId, TaskStatus, TaskType};
@@ -535,87 +536,12 @@ async fn kill_after_confirm_sent_before_recorded() {
     crash_and_resume("confirm_sent", true).await;
 }
 
-/// A chain node whose chain survives restarts: same base path, same port.
-struct RestartableChain {
-    base: tempfile::TempDir,
-    port: u16,
-    child: Option<Child>,
-}
-
-impl RestartableChain {
-    async fn start() -> Option<RestartableChain> {
-        // The shared node tells whether chain tests run here at all.
-        shared_node().await?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut chain = RestartableChain {
-            base: tempfile::tempdir().unwrap(),
-            port,
-            child: None,
-        };
-        chain.spawn().await;
-        Some(chain)
-    }
-
-    fn url(&self) -> String {
-        format!("ws://127.0.0.1:{}", self.port)
-    }
-
-    async fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.base.path().join("chain.log"))
-            .unwrap();
-        let child = Command::new(hydrogen_sdk::chain::devnode::node_binary())
-            .arg("--chain")
-            .arg(hydrogen_tests::chain_spec_path())
-            .arg("--base-path")
-            .arg(self.base.path().join("chain"))
-            .args([
-                "--reserved-only",
-                "--finalize-delay-sec",
-                "0",
-                "--port",
-                "0",
-            ])
-            .args([
-                "--no-prometheus",
-                "--no-mdns",
-                "--rpc-port",
-                &self.port.to_string(),
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn substrate-contracts-node");
-        self.child = Some(child);
-        let started = Instant::now();
-        while ChainClient::connect(&self.url()).await.is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "the chain node did not come up"
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().unwrap();
-            child.wait().unwrap();
-        }
-    }
-}
-
-impl Drop for RestartableChain {
-    fn drop(&mut self) {
-        self.kill();
-    }
+/// A dev node of its own, to restart under the daemons.
+async fn restartable_chain() -> Option<DevNode> {
+    // The shared node tells whether chain tests run here at all.
+    shared_node().await?;
+    let node = DevNode::spawn_with_chain_spec(hydrogen_tests::chain_spec_path()).await;
+    Some(node.expect("spawn a dev node"))
 }
 
 /// The relay is down when the task starts and the chain node restarts
@@ -623,10 +549,10 @@ impl Drop for RestartableChain {
 /// and finish the task, each call still made once.
 #[tokio::test(flavor = "multi_thread")]
 async fn relay_down_and_chain_restart_mid_task() {
-    let Some(mut chain) = RestartableChain::start().await else {
+    let Some(mut chain) = restartable_chain().await else {
         return;
     };
-    let url = chain.url();
+    let url = chain.url().to_owned();
     let mut cluster = Cluster::new("restart", &url).await;
     cluster.start_all(None);
     cluster.wait_joined().await;
@@ -646,12 +572,11 @@ async fn relay_down_and_chain_restart_mid_task() {
     // Let the daemons find the relay unreachable a few times.
     tokio::time::sleep(Duration::from_secs(3)).await;
 
+    // The test's own client (cluster.net) rides out the restart as the
+    // daemons' do.
     chain.kill();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    chain.spawn().await;
-    let client = ChainClient::connect(&url).await.unwrap();
-    cluster.net.hydrogen = Hydrogen::at(client.clone(), cluster.net.contract());
-    cluster.net.client = client;
+    chain.restart().await.expect("chain node back");
 
     cluster.relay = Some(
         hydrogen_relay::start(cluster.relay_config.clone())

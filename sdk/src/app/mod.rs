@@ -323,8 +323,10 @@ impl Client {
                     }
                 }
                 Err(_) => {}
-                // The event stream broke (a node restart): follow anew from
-                // where the task is now; the status read above covers the gap.
+                // The event stream broke (the chain node was down longer than
+                // the client's reconnect window, or another failure): follow
+                // anew from where the task is now; the status read above
+                // covers the gap.
                 Ok(Some(Err(e))) => {
                     tracing::warn!(task_id, error = %e, "event stream failed; resubscribing");
                     tokio::time::sleep(self.poll).await;

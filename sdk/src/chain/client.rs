@@ -17,6 +17,8 @@ use subxt::config::{DefaultExtrinsicParamsBuilder, RpcConfigFor};
 use subxt::dynamic::Value;
 use subxt::error::{BackendError, ExtrinsicError, RpcError};
 use subxt::events::Phase;
+use subxt::rpcs::client::reconnecting_rpc_client::FixedInterval;
+use subxt::rpcs::client::ReconnectingRpcClient;
 use subxt::rpcs::methods::LegacyRpcMethods;
 use subxt::rpcs::RpcClient;
 use subxt::transactions::{Payload, TransactionStatus};
@@ -39,7 +41,29 @@ pub const DEPOSIT_MARGIN_PERCENT: u128 = 10;
 /// Blocks a signed transaction stays valid for.
 const MORTALITY_BLOCKS: u64 = 256;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a dropped connection is retried before calls fail: covers a
+/// node restart, including a slow start on a loaded machine.
+pub const RECONNECT_FOR: Duration = Duration::from_secs(120);
+const RECONNECT_EVERY: Duration = Duration::from_millis(250);
 const DEFAULT_FINALITY_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Runs `call` again when the connection dropped under it (the client
+/// holds calls made while it reconnects). Only for reads: a submission cut
+/// off this way may have reached the pool.
+pub(crate) async fn again_after_drop<T, F, Fut>(mut call: F) -> Result<T, subxt::rpcs::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, subxt::rpcs::Error>>,
+{
+    // A drop per attempt would mean the node keeps dying: report that.
+    for _ in 0..3 {
+        match call().await {
+            Err(e) if e.is_disconnected_will_reconnect() => continue,
+            result => return result,
+        }
+    }
+    call().await
+}
 
 /// The 32-byte account of `signer`.
 pub fn account_of(signer: &Keypair) -> AccountId {
@@ -143,15 +167,36 @@ impl std::fmt::Debug for ChainClient {
 
 impl ChainClient {
     /// Connects to the node's WebSocket RPC at `url` (`ws://127.0.0.1:9944`).
+    ///
+    /// The connection outlives a restart of the node: while it is down,
+    /// calls wait for it to come back, for up to [`RECONNECT_FOR`]; after
+    /// that they fail with [`ChainError::Rpc`] and a new client is needed.
+    /// A call in flight when the connection drops fails if it was a
+    /// submission (it may or may not have reached the pool) and is made
+    /// again otherwise; [`contract_event_stream`](Self::contract_event_stream)
+    /// resumes where it was.
     pub async fn connect(url: &str) -> Result<Self, ChainError> {
         let failed = |reason: String| ChainError::Connect {
             url: url.into(),
             reason,
         };
-        let rpc = tokio::time::timeout(CONNECT_TIMEOUT, RpcClient::from_insecure_url(url))
+        let no_answer = |_| failed(format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()));
+        // A plain connection first, so that a node that is not there is
+        // reported now rather than after the reconnecting client has spent
+        // its retries on it.
+        tokio::time::timeout(CONNECT_TIMEOUT, RpcClient::from_insecure_url(url))
             .await
-            .map_err(|_| failed(format!("no answer within {} s", CONNECT_TIMEOUT.as_secs())))?
+            .map_err(no_answer)?
             .map_err(|e| failed(e.to_string()))?;
+        let attempts = (RECONNECT_FOR.as_millis() / RECONNECT_EVERY.as_millis()) as usize;
+        let reconnecting = ReconnectingRpcClient::builder()
+            .retry_policy(FixedInterval::new(RECONNECT_EVERY).take(attempts))
+            .build(url);
+        let rpc = tokio::time::timeout(CONNECT_TIMEOUT, reconnecting)
+            .await
+            .map_err(no_answer)?
+            .map_err(|e| failed(e.to_string()))?;
+        let rpc = RpcClient::new(rpc);
         let config = PolkadotConfig::builder().use_historic_types(false).build();
         // The legacy RPC methods answer in about 1 ms on a local node; each
         // chainHead_v1 operation (subxt's default backend) took about 45 ms,
@@ -190,14 +235,10 @@ impl ChainClient {
 
     /// The number of the latest finalized block.
     pub async fn finalized_number(&self) -> Result<u64, ChainError> {
-        let hash = self
-            .rpc
-            .chain_get_finalized_head()
+        let hash = again_after_drop(|| self.rpc.chain_get_finalized_head())
             .await
             .map_err(|e| ChainError::rpc("cannot read the finalized head", e))?;
-        let header = self
-            .rpc
-            .chain_get_header(Some(hash))
+        let header = again_after_drop(|| self.rpc.chain_get_header(Some(hash)))
             .await
             .map_err(|e| ChainError::rpc("cannot read the finalized header", e))?
             .ok_or_else(|| {
@@ -208,8 +249,8 @@ impl ChainClient {
 
     /// The node's next nonce for `account`, counting transactions in its pool.
     pub async fn account_next_index(&self, account: &AccountId) -> Result<u64, ChainError> {
-        self.rpc
-            .system_account_next_index(&AccountId32(*account))
+        let account = AccountId32(*account);
+        again_after_drop(|| self.rpc.system_account_next_index(&account))
             .await
             .map_err(|e| ChainError::rpc("cannot read the account's next nonce", e))
     }
@@ -228,9 +269,7 @@ impl ChainClient {
         key.extend(twox_128(b"Account"));
         key.extend(blake2_128(account));
         key.extend(account);
-        let bytes = self
-            .rpc
-            .state_get_storage(&key, None)
+        let bytes = again_after_drop(|| self.rpc.state_get_storage(&key, None))
             .await
             .map_err(|e| ChainError::rpc("cannot read System::Account", e))?;
         match bytes {
@@ -254,8 +293,7 @@ impl ChainClient {
 
     /// The hash of the latest finalized block.
     pub async fn finalized_head(&self) -> Result<[u8; 32], ChainError> {
-        self.rpc
-            .chain_get_finalized_head()
+        again_after_drop(|| self.rpc.chain_get_finalized_head())
             .await
             .map(|hash| hash.0)
             .map_err(|e| ChainError::rpc("cannot read the finalized head", e))
@@ -272,11 +310,12 @@ impl ChainClient {
     ) -> Result<DryRun<T>, ChainError> {
         let what = || format!("dry run of {}", message.name());
         let request = call_request(origin, contract, 0, None, None, message.input());
-        let bytes = self
-            .rpc
-            .state_call("ContractsApi_call", Some(&request), at.map(Into::into))
-            .await
-            .map_err(|e| ChainError::rpc(what(), e))?;
+        let bytes = again_after_drop(|| {
+            self.rpc
+                .state_call("ContractsApi_call", Some(&request), at.map(Into::into))
+        })
+        .await
+        .map_err(|e| ChainError::rpc(what(), e))?;
         let result = ContractResult::<ExecReturnValue>::decode(&bytes)?;
         let returned = match result.result {
             Ok(returned) => returned,

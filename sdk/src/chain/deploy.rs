@@ -1,6 +1,7 @@
 //! Contract bundles (`*.contract` from `cargo contract build`) and
 //! instantiating them with `Contracts::instantiate_with_code`.
 
+use super::client::again_after_drop;
 use super::client::{
     account_of, weight_value, with_margin, ChainClient, Included, GAS_MARGIN_PERCENT,
 };
@@ -142,11 +143,12 @@ impl ChainClient {
             &data,
             &salt,
         );
-        let bytes = self
-            .rpc()
-            .state_call("ContractsApi_instantiate", Some(&request), None)
-            .await
-            .map_err(|e| ChainError::rpc("dry run of instantiate_with_code", e))?;
+        let bytes = again_after_drop(|| {
+            self.rpc()
+                .state_call("ContractsApi_instantiate", Some(&request), None)
+        })
+        .await
+        .map_err(|e| ChainError::rpc("dry run of instantiate_with_code", e))?;
         let dry = ContractResult::<InstantiateReturnValue>::decode(&bytes)?;
         let returned = match dry.result {
             Ok(returned) => returned,

@@ -1,5 +1,6 @@
 //! A throwaway `substrate-contracts-node --dev` for tests: spawned on free
-//! ports with instant finality, killed when dropped.
+//! ports with instant finality, restartable on the same port and chain,
+//! killed and deleted when dropped.
 
 use super::client::ChainClient;
 use super::error::ChainError;
@@ -19,7 +20,10 @@ pub fn node_binary() -> PathBuf {
 #[derive(Debug)]
 pub struct DevNode {
     child: Child,
+    args: Vec<String>,
+    port: u16,
     url: String,
+    base: PathBuf,
     log: PathBuf,
 }
 
@@ -44,42 +48,38 @@ impl DevNode {
 
     async fn spawn_with(chain_args: &[&str]) -> Result<DevNode, ChainError> {
         let port = free_port()?;
-        let log = std::env::temp_dir().join(format!(
-            "hydrogen-devnode-{}-{port}.log",
-            std::process::id()
-        ));
-        let log_file = std::fs::File::create(&log)
-            .map_err(|e| ChainError::DevNode(format!("{}: {e}", log.display())))?;
-        let binary = node_binary();
-        let child = Command::new(&binary)
-            .args(chain_args)
-            .args([
-                "--tmp",
-                "--finalize-delay-sec",
-                "0",
-                "--port",
-                "0",
-                "--no-prometheus",
-                "--no-mdns",
-            ])
-            .args(["--rpc-port", &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log_file)
-            .spawn()
-            .map_err(|e| {
-                ChainError::DevNode(format!(
-                    "{}: {e}; install substrate-contracts-node 0.42 or set HYDROGEN_NODE_BIN",
-                    binary.display()
-                ))
-            })?;
+        let name = format!("hydrogen-devnode-{}-{port}", std::process::id());
+        let base = std::env::temp_dir().join(&name);
+        let log = std::env::temp_dir().join(format!("{name}.log"));
+        // Left by an earlier process that had this id and port and was killed.
+        let _ = std::fs::remove_dir_all(&base);
+        let args: Vec<String> = chain_args.iter().map(|a| a.to_string()).collect();
+        let child = start(&args, &base, port, &log)?;
         let mut node = DevNode {
             child,
+            args,
+            port,
             url: format!("ws://127.0.0.1:{port}"),
+            base,
             log,
         };
         node.wait_ready().await?;
         Ok(node)
+    }
+
+    /// Kills the node (if [`kill`](Self::kill) has not) and starts it again
+    /// on the same port and chain, as an operator's restart would; waits
+    /// until its RPC answers.
+    pub async fn restart(&mut self) -> Result<(), ChainError> {
+        self.kill();
+        self.child = start(&self.args, &self.base, self.port, &self.log)?;
+        self.wait_ready().await
+    }
+
+    /// Kills the node, keeping its chain for [`restart`](Self::restart).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     async fn wait_ready(&mut self) -> Result<(), ChainError> {
@@ -134,10 +134,44 @@ impl DevNode {
 
 impl Drop for DevNode {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.base);
         let _ = std::fs::remove_file(&self.log);
     }
+}
+
+/// Starts the node process; its log is appended to `log`, so a restart
+/// keeps the earlier lines.
+fn start(args: &[String], base: &Path, port: u16, log: &Path) -> Result<Child, ChainError> {
+    let log_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(|e| ChainError::DevNode(format!("{}: {e}", log.display())))?;
+    let binary = node_binary();
+    Command::new(&binary)
+        .args(args)
+        .arg("--base-path")
+        .arg(base)
+        .args([
+            "--finalize-delay-sec",
+            "0",
+            "--port",
+            "0",
+            "--no-prometheus",
+            "--no-mdns",
+        ])
+        .args(["--rpc-port", &port.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log_file)
+        .spawn()
+        .map_err(|e| {
+            ChainError::DevNode(format!(
+                "{}: {e}; install substrate-contracts-node 0.42 or set HYDROGEN_NODE_BIN",
+                binary.display()
+            ))
+        })
 }
 
 fn free_port() -> Result<u16, ChainError> {

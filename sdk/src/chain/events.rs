@@ -7,6 +7,7 @@ use super::error::ChainError;
 use codec::Decode;
 use futures::Stream;
 use hydrogen_types::{AccountId, Event, EVENT_SIGNATURE_TOPIC};
+use subxt::error::BlocksError;
 use subxt::events::Phase;
 
 /// One runtime event, copied out of its block.
@@ -149,8 +150,9 @@ impl ChainClient {
     /// Every finalized block from `from` on (or, with `None`, from the first
     /// block finalized after this call) with `contract`'s Hydrogen events,
     /// one item per block and without gaps, so a watcher can store the last
-    /// block it handled and resume from the next. The stream ends after the
-    /// first error; start a new one from the next unhandled block.
+    /// block it handled and resume from the next. A restart of the chain node
+    /// only pauses the stream (see [`connect`](Self::connect)); it ends after
+    /// any other error: start a new one from the next unhandled block.
     pub async fn contract_event_stream(
         &self,
         contract: AccountId,
@@ -185,6 +187,14 @@ impl ChainClient {
                 }
                 match state.blocks.next().await {
                     None => return None,
+                    // The connection dropped: the block stream subscribes
+                    // again once the client is back, and the blocks
+                    // finalized in between are read by number above.
+                    Some(Err(BlocksError::CannotGetBlockHeader(e)))
+                        if e.is_disconnected_will_reconnect() =>
+                    {
+                        tracing::debug!(error = %e, "finalized block stream dropped; following on");
+                    }
                     Some(Err(e)) => {
                         return Some((
                             Err(ChainError::rpc("finalized block stream failed", e)),
