@@ -12,7 +12,8 @@
 use futures::StreamExt;
 use hydrogen_sdk::chain::devnode::{node_binary, DevNode};
 use hydrogen_sdk::chain::{
-    account_of, keypair_from_suri, msg, ChainClient, ChainError, ContractBundle, Hydrogen, Keypair,
+    account_of, keypair_from_suri, msg, BlockEvents, ChainClient, ChainError, ContractBundle,
+    Hydrogen, Keypair,
 };
 use hydrogen_sdk::types::{ticket, Error, Event, NodeStatus, Params, TaskStatus, TaskType, UNIT};
 use std::path::PathBuf;
@@ -280,17 +281,7 @@ async fn finalized_events_stream_and_catch_up() {
     let block = created.included.block_number;
 
     // Live: blocks arrive in order, without gaps, up to the task's block.
-    let mut expected = None;
-    while expected.is_none_or(|n| n <= block) {
-        let item = tokio::time::timeout(Duration::from_secs(30), live.next())
-            .await
-            .expect("stream stalled")
-            .expect("stream ended")
-            .expect("stream item");
-        if let Some(n) = expected {
-            assert_eq!(item.block_number, n, "no gaps");
-        }
-        expected = Some(item.block_number + 1);
+    for item in blocks_through(&mut live, block).await {
         if item.block_number == block {
             assert!(item.events.iter().any(|e| is_ours(&e.event)), "{item:?}");
         } else {
@@ -351,24 +342,37 @@ async fn a_client_rides_out_a_node_restart() {
         vec![first.value, second.value]
     );
 
-    let mut created = Vec::new();
-    let mut expected = None;
-    while expected.is_none_or(|n| n <= second.included.block_number) {
+    let created: Vec<_> = blocks_through(&mut live, second.included.block_number)
+        .await
+        .iter()
+        .flat_map(|item| &item.events)
+        .filter_map(|e| match e.event {
+            Event::TaskCreated { task_id, .. } => Some(task_id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(created, vec![first.value, second.value]);
+}
+
+/// The items of an event stream up to block `last`, checked to come in
+/// order and without gaps.
+async fn blocks_through(
+    live: &mut (impl futures::Stream<Item = Result<BlockEvents, ChainError>> + Unpin),
+    last: u64,
+) -> Vec<BlockEvents> {
+    let mut items: Vec<BlockEvents> = Vec::new();
+    while items.last().is_none_or(|item| item.block_number < last) {
         let item = tokio::time::timeout(Duration::from_secs(60), live.next())
             .await
             .expect("stream stalled")
             .expect("stream ended")
             .expect("stream item");
-        if let Some(n) = expected {
-            assert_eq!(item.block_number, n, "no gaps");
+        if let Some(previous) = items.last() {
+            assert_eq!(item.block_number, previous.block_number + 1, "no gaps");
         }
-        expected = Some(item.block_number + 1);
-        created.extend(item.events.iter().filter_map(|e| match e.event {
-            Event::TaskCreated { task_id, .. } => Some(task_id),
-            _ => None,
-        }));
+        items.push(item);
     }
-    assert_eq!(created, vec![first.value, second.value]);
+    items
 }
 
 #[tokio::test]
