@@ -6,7 +6,8 @@
 //! against the result the nodes agreed on. When the network does not deliver
 //! (the nodes miss their deadlines, the upload never happens, the task sits
 //! in the queue for too long) it cancels the task so the escrow comes back,
-//! and says why in the error.
+//! and says why in the error. A restart of the chain node only pauses it (see
+//! [`ChainClient::connect`]).
 //!
 //! The steps are public too ([`Client::submit`], [`Client::wait`],
 //! [`Client::download`], [`Client::cancel`]), and [`Client::updates`] streams
