@@ -379,19 +379,29 @@ impl Context {
             .await;
         match (refused(&dry), dry) {
             (Some(ContractError::RevealNotOpen), _) if now_ms() > rec.deadline => {
-                // Past the commit deadline with fewer than two commitments the
-                // reveal never opens: settle the task so this node is released.
+                // Past the commit deadline the chain decides only when a call
+                // moves the task on (its clock is the last block's). `cancel`
+                // does: with fewer than two commitments the task ends and
+                // this node is released; with two it opens the reveal, and
+                // this node must still reveal, so look again.
                 let signer = self.signer.clone();
                 let cancelled = self
                     .chain
                     .call(|h| async move { h.cancel(&signer, id).await })
                     .await;
-                return match cancelled {
-                    Ok(_) => self.enter(rec, TaskState::Settled),
-                    Err(e) => {
-                        tracing::debug!(task = id, error = %e, "cannot settle the task yet");
-                        Ok(Step::Wait("the other commitments"))
-                    }
+                if let Err(e) = cancelled {
+                    tracing::debug!(task = id, error = %e, "cannot move the task on yet");
+                    return Ok(Step::Wait("the other commitments"));
+                }
+                let task = self
+                    .chain
+                    .call(|h| async move { h.task(id).await })
+                    .await?
+                    .context("the task disappeared")?;
+                return if task.status.is_final() {
+                    self.enter(rec, TaskState::Settled)
+                } else {
+                    Ok(Step::Wait("the reveal to open"))
                 };
             }
             (Some(ContractError::RevealNotOpen), _) => {
