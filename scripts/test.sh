@@ -69,6 +69,13 @@ finish() {
   if (( ${#results[@]} )); then printf '  %s\n' "${results[@]}"; fi
   echo "  total      $(printf '%10s' "$(fmt_ms $(( $(now_ms) - total_start )))")"
   if (( rc == 0 )); then echo "test.sh: all phases passed"; else echo "test.sh: FAILED in phase '$current'"; fi
+  # What the build left on disk: the first thing to look at after "No space left".
+  local used
+  used="$(du -sh "$target_ws" 2>/dev/null | cut -f1) in $target_ws"
+  if [[ "$target_ink" != "$target_ws" ]]; then
+    used+=", $(du -sh "$target_ink" 2>/dev/null | cut -f1) in $target_ink"
+  fi
+  echo "disk: $used; $(df -Ph "$probe" | awk 'NR == 2 { print $4 }') free"
   # One closing line over every `cargo test` run above.
   awk '/^test result:/ { for (i = 1; i <= NF; i++) { v = $i + 0
          if ($(i+1) ~ /^passed/) p += v; else if ($(i+1) ~ /^failed/) f += v; else if ($(i+1) ~ /^ignored/) ig += v } }
@@ -76,6 +83,9 @@ finish() {
   rm -f "$test_log"
 }
 trap finish EXIT
+# Interrupted, the summary must not read "all phases passed".
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 begin() {
   current="$1"
