@@ -1,9 +1,9 @@
 //! Contract bundles (`*.contract` from `cargo contract build`) and
 //! instantiating them with `Contracts::instantiate_with_code`.
 
-use super::client::again_after_drop;
 use super::client::{
-    account_of, weight_value, with_margin, ChainClient, Included, GAS_MARGIN_PERCENT,
+    account_of, again_after_drop, weight_value, with_margin, ChainClient, Included,
+    GAS_MARGIN_PERCENT,
 };
 use super::contracts_api::{
     instantiate_request, Code, ContractResult, InstantiateReturnValue, StorageDeposit, Weight,

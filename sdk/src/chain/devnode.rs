@@ -53,6 +53,7 @@ impl DevNode {
         let log = std::env::temp_dir().join(format!("{name}.log"));
         // Left by an earlier process that had this id and port and was killed.
         let _ = std::fs::remove_dir_all(&base);
+        let _ = std::fs::remove_file(&log);
         let args: Vec<String> = chain_args.iter().map(|a| a.to_string()).collect();
         let child = start(&args, &base, port, &log)?;
         let mut node = DevNode {
