@@ -5,7 +5,7 @@
 //! failed). Callers retry on their next round.
 
 use hydrogen_sdk::chain::{ChainClient, ChainError, Hydrogen};
-use hydrogen_sdk::types::AccountId;
+use hydrogen_sdk::types::{AccountId, TaskId, TaskInfo};
 use std::time::Duration;
 use tokio::sync::Mutex;
 
@@ -69,6 +69,11 @@ impl Chain {
             }
         }
         result
+    }
+
+    /// The task's record on chain, `None` when there is no such task.
+    pub async fn task(&self, id: TaskId) -> Result<Option<TaskInfo>, ChainError> {
+        self.call(|h| async move { h.task(id).await }).await
     }
 
     /// Runs `f` on the handle, reconnecting on the next call after a transport failure.

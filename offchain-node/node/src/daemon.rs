@@ -302,7 +302,7 @@ impl Daemon {
         if ctx.store.task(id)?.is_some() {
             return Ok(());
         }
-        let task = ctx.chain.call(|h| async move { h.task(id).await }).await?;
+        let task = ctx.chain.task(id).await?;
         let deadline = task.map_or(0, |t| t.deadline);
         ctx.store.write(|w| {
             if w.task(id)?.is_none() {

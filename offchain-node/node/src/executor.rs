@@ -140,7 +140,7 @@ impl Context {
 
     async fn fetch_arguments(&self, rec: &mut TaskRecord) -> Result<Step> {
         let id = rec.id;
-        let task = self.chain.call(|h| async move { h.task(id).await }).await?;
+        let task = self.chain.task(id).await?;
         let Some(task) = task else {
             return self.abort(rec, "the chain has no such task");
         };
@@ -393,11 +393,7 @@ impl Context {
                     tracing::debug!(task = id, error = %e, "cannot move the task on yet");
                     return Ok(Step::Wait("the other commitments"));
                 }
-                let task = self
-                    .chain
-                    .call(|h| async move { h.task(id).await })
-                    .await?
-                    .context("the task disappeared")?;
+                let task = self.chain.task(id).await?.context("the task disappeared")?;
                 return if task.status.is_final() {
                     self.enter(rec, TaskState::Settled)
                 } else {
@@ -431,11 +427,7 @@ impl Context {
 
     async fn after_reveal(&self, rec: &mut TaskRecord) -> Result<Step> {
         let id = rec.id;
-        let task = self
-            .chain
-            .call(|h| async move { h.task(id).await })
-            .await?
-            .context("the task disappeared")?;
+        let task = self.chain.task(id).await?.context("the task disappeared")?;
         match task.status {
             TaskStatus::Succeeded if task.uploader == Some(self.me) => {
                 let pngs = (0..rec.images)
