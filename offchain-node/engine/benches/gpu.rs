@@ -50,9 +50,16 @@ struct Run {
     label: String,
     load_s: Option<f64>,
     step_s: f64,
+    decode_s: f64,
     image_s: f64,
+    /// Device memory reserved after the timed images (ours: Burn's pools, which
+    /// keep every page they ever took, so this is the peak; diffusers: torch's
+    /// `max_memory_reserved`).
+    peak_bytes: Option<u64>,
     phash: [u8; 8],
 }
+
+const GIB: f64 = (1u64 << 30) as f64;
 
 fn main() {
     let Ok(model) = std::env::var("HYDROGEN_BENCH_MODEL") else {
@@ -146,21 +153,29 @@ fn main() {
         image
             .save(out.join(format!("ours-{name}.png")))
             .expect("write the image");
+        let peak_bytes = device.memory_pool_usage().map(|u| u.bytes_reserved);
         println!(
             "ours {name}: load {load_s:.1} s, {:.1} ms per UNet step, {image_s:.2} s per image \
-             (of which VAE decode {decode_s:.2} s, prompt encoding {encode_s:.3} s)",
-            step_s * 1e3
+             (of which VAE decode {decode_s:.2} s, prompt encoding {encode_s:.3} s); \
+             device memory reserved {}",
+            step_s * 1e3,
+            peak_bytes.map_or("unknown".into(), |b| format!("{:.2} GiB", b as f64 / GIB))
         );
-        runs.push(Run {
+        let ours = Run {
             label: format!("ours {name}"),
             load_s: Some(load_s),
             step_s,
+            decode_s,
             image_s,
+            peak_bytes,
             phash: phash(&image),
-        });
+        };
         drop(sd);
 
-        let Some(python) = &python else { continue };
+        let Some(python) = &python else {
+            runs.push(ours);
+            continue;
+        };
         let theirs = measure::diffusers(
             python,
             &script().display().to_string(),
@@ -181,26 +196,35 @@ fn main() {
         );
         let path = theirs["image"].as_str().expect("image path");
         let image = image::open(path).expect("diffusers' image").to_rgb8();
-        let (step_t, image_t) = (
+        let (step_t, decode_t, image_t) = (
             theirs["unet_step_s"].as_f64().expect("step"),
+            theirs["vae_decode_s"].as_f64().expect("decode"),
             theirs["image_s"].as_f64().expect("image"),
         );
+        let peak_t = theirs["peak_reserved_bytes"].as_u64();
         println!(
-            "diffusers {name} (torch {}, {}): {:.1} ms per UNet step, {image_t:.2} s per image",
+            "diffusers {name} (torch {}, {}): {:.1} ms per UNet step, {image_t:.2} s per image \
+             (VAE decode {decode_t:.2} s); peak memory reserved {}",
             theirs["torch"],
             theirs["device"],
-            step_t * 1e3
+            step_t * 1e3,
+            peak_t.map_or("unknown".into(), |b| format!("{:.2} GiB", b as f64 / GIB))
         );
-        println!(
-            "ratio ours/diffusers {name}: UNet step {:.2}, image {:.2}",
-            step_s / step_t,
-            image_s / image_t
-        );
+        // One `ratio NAME VALUE` line per figure, ours/diffusers: below 1 is faster.
+        println!("ratio unet_step_gpu_{name} {:.3}", step_s / step_t);
+        println!("ratio vae_decode_gpu_{name} {:.3}", decode_s / decode_t);
+        println!("ratio image_gpu_{name} {:.3}", image_s / image_t);
+        if let (Some(a), Some(b)) = (ours.peak_bytes, peak_t) {
+            println!("ratio peak_memory_gpu_{name} {:.3}", a as f64 / b as f64);
+        }
+        runs.push(ours);
         runs.push(Run {
             label: format!("diffusers {name}"),
             load_s: None,
             step_s: step_t,
+            decode_s: decode_t,
             image_s: image_t,
+            peak_bytes: peak_t,
             phash: phash(&image),
         });
     }
@@ -224,7 +248,9 @@ fn main() {
             "label": r.label,
             "load_s": r.load_s,
             "unet_step_s": r.step_s,
+            "vae_decode_s": r.decode_s,
             "image_s": r.image_s,
+            "peak_reserved_bytes": r.peak_bytes,
             "phash": hex(&r.phash),
         })).collect::<Vec<_>>(),
     });

@@ -10,5 +10,7 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 export HYDROGEN_BENCH_PYTHON="$venv/bin/python"
 export HYDROGEN_BENCH_THREADS=${HYDROGEN_BENCH_THREADS:-2}
+# Ours on the same number of threads as torch (Burn's CPU backend runs on rayon's pool).
+export RAYON_NUM_THREADS=$HYDROGEN_BENCH_THREADS
 cd "$here"
 exec cargo bench -p hydrogen-engine --bench cpu

@@ -3,7 +3,8 @@
 writes the image it makes from the engine's host noise, so the two
 implementations can be compared by pHash as well as by speed.
 
-Prints one JSON line: {"unet_step_s", "image_s", "image", "torch", "device"}.
+Prints one JSON line: {"unet_step_s", "vae_decode_s", "image_s",
+"peak_allocated_bytes", "peak_reserved_bytes", "image", "torch", "device"}.
 
     python3 scripts/bench_diffusers_model.py --model /tmp/sd15-random --dtype f16 --out /tmp/bench
 """
@@ -58,15 +59,23 @@ def main():
         ctx = torch.cat([uncond, cond])
         x = torch.from_numpy(host_noise(a.seed, 0, 0, 2 * 4 * l * l).reshape(2, 4, l, l)).to(device, dtype)
         step = timed(lambda: pipe.unet(x, 500, encoder_hidden_states=ctx))
+        z = x[:1] / pipe.vae.config.scaling_factor
+        decode = timed(lambda: pipe.vae.decode(z))
         latents = torch.from_numpy(host_noise(a.seed, 0, 0, 4 * l * l).reshape(1, 4, l, l)).to(device, dtype)
         run = lambda: pipe(a.prompt, negative_prompt="", height=a.size, width=a.size, num_inference_steps=a.steps,
                            guidance_scale=7.5, latents=latents.clone())
+        if device == "cuda":
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
         image_s = timed(run)
+        peak = (torch.cuda.max_memory_allocated(), torch.cuda.max_memory_reserved()) if device == "cuda" else (None, None)
         os.makedirs(a.out, exist_ok=True)
         path = os.path.join(a.out, f"diffusers-{a.dtype}.png")
         run().images[0].save(path)
     name = torch.cuda.get_device_name() if device == "cuda" else "CPU"
-    print(json.dumps({"unet_step_s": step, "image_s": image_s, "image": path, "torch": torch.__version__, "device": name}))
+    print(json.dumps({"unet_step_s": step, "vae_decode_s": decode, "image_s": image_s,
+                      "peak_allocated_bytes": peak[0], "peak_reserved_bytes": peak[1],
+                      "image": path, "torch": torch.__version__, "device": name}))
 
 
 if __name__ == "__main__":

@@ -4,15 +4,14 @@
 
 use crate::config::ClipConfig;
 use crate::error::{Error, Result};
-use crate::nn::{attention, LayerNorm, Linear};
+use crate::nn::{attention, LayerNorm, Linear, MergedLinear};
+use crate::profile;
 use crate::weights::Weights;
 use burn::tensor::activation::{gelu, sigmoid};
-use burn::tensor::{DType, Int, Tensor, TensorData};
+use burn::tensor::{Int, Tensor, TensorData};
 
 struct EncoderLayer {
-    q: Linear,
-    k: Linear,
-    v: Linear,
+    qkv: MergedLinear,
     out: Linear,
     ln1: LayerNorm,
     ln2: LayerNorm,
@@ -59,9 +58,13 @@ impl ClipTextModel {
         for i in 0..c.num_hidden_layers {
             let l = format!("{p}encoder.layers.{i}");
             layers.push(EncoderLayer {
-                q: Linear::load(w, &format!("{l}.self_attn.q_proj"), h, h, true)?,
-                k: Linear::load(w, &format!("{l}.self_attn.k_proj"), h, h, true)?,
-                v: Linear::load(w, &format!("{l}.self_attn.v_proj"), h, h, true)?,
+                qkv: MergedLinear::load(
+                    w,
+                    &["q_proj", "k_proj", "v_proj"].map(|n| format!("{l}.self_attn.{n}")),
+                    h,
+                    h,
+                    true,
+                )?,
                 out: Linear::load(w, &format!("{l}.self_attn.out_proj"), h, h, true)?,
                 ln1: LayerNorm::load(w, &format!("{l}.layer_norm1"), h, c.layer_norm_eps)?,
                 ln2: LayerNorm::load(w, &format!("{l}.layer_norm2"), h, c.layer_norm_eps)?,
@@ -111,39 +114,24 @@ impl ClipTextModel {
             .reshape([1, s, h]);
         let mut x = tokens + positions;
 
-        // Causal mask: position i attends to positions <= i.
-        let mask: Vec<f32> = (0..s * s)
-            .map(|k| {
-                if k % s > k / s {
-                    f32::NEG_INFINITY
-                } else {
-                    0.0
-                }
-            })
-            .collect();
-        let mask =
-            Tensor::<4>::from_data(TensorData::new(mask, [1, 1, s, s]), (&device, DType::F32));
         let heads = self.config.num_attention_heads;
         let quick = self.config.hidden_act == "quick_gelu";
-        for l in &self.layers {
-            let r = x.clone();
-            let y = l.ln1.forward(x);
-            let a = attention(
-                l.q.forward(y.clone()),
-                l.k.forward(y.clone()),
-                l.v.forward(y),
-                heads,
-                Some(mask.clone()),
-            );
-            x = r + l.out.forward(a);
-            let r = x.clone();
-            let y = l.fc1.forward(l.ln2.forward(x));
-            let y = if quick {
-                y.clone() * sigmoid(y.mul_scalar(1.702))
-            } else {
-                gelu(y)
-            };
-            x = r + l.fc2.forward(y);
+        for (i, l) in self.layers.iter().enumerate() {
+            x = profile::span(&format!("layer.{i}"), || {
+                let r = x.clone();
+                let [q, k, v] = <[Tensor<3>; 3]>::try_from(l.qkv.forward(l.ln1.forward(x)))
+                    .expect("q, k and v");
+                // Causal: position i attends to positions <= i.
+                let x = r + l.out.forward(attention(q, k, v, heads, true));
+                let r = x.clone();
+                let y = l.fc1.forward(l.ln2.forward(x));
+                let y = if quick {
+                    y.clone() * sigmoid(y.mul_scalar(1.702))
+                } else {
+                    gelu(y)
+                };
+                r + l.fc2.forward(y)
+            });
         }
         self.final_ln.forward(x)
     }

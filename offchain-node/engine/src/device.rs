@@ -1,5 +1,11 @@
 //! Backend choice at run time: wgpu (Vulkan on a GPU, or Mesa's lavapipe on
-//! a machine without one) by default, Burn's pure-Rust CPU backend for tests.
+//! a machine without one) by default, Burn's pure-Rust CPU backend for tests,
+//! and with the `cuda` cargo feature Burn's CUDA backend for NVIDIA GPUs.
+//!
+//! On Vulkan adapters wgpu compiles CubeCL's kernels to SPIR-V (Burn's
+//! `vulkan` feature), not WGSL: only the SPIR-V compiler registers the
+//! cooperative-matrix instructions that reach tensor cores, which the matmul,
+//! convolution and flash-attention kernels then pick by autotune.
 
 use crate::error::{Error, Result};
 use burn::tensor::{Device, DeviceKind};
@@ -11,8 +17,10 @@ pub enum Backend {
     Wgpu,
     /// wgpu on a software adapter (lavapipe): slow, for testing the wgpu path without a GPU.
     WgpuSoftware,
-    /// Burn's Flex backend on the host CPU.
+    /// Burn's Flex backend on the host CPU (every core, SIMD).
     Cpu,
+    /// Burn's CUDA backend on the first NVIDIA GPU (cargo feature `cuda`).
+    Cuda,
 }
 
 impl FromStr for Backend {
@@ -22,8 +30,13 @@ impl FromStr for Backend {
             "wgpu" | "gpu" => Ok(Backend::Wgpu),
             "wgpu-cpu" | "lavapipe" => Ok(Backend::WgpuSoftware),
             "cpu" | "flex" => Ok(Backend::Cpu),
+            "cuda" if cfg!(feature = "cuda") => Ok(Backend::Cuda),
+            "cuda" => Err(Error::Device(
+                "backend cuda: this build has no CUDA support (build with --features cuda)".into(),
+            )),
             other => Err(Error::Device(format!(
-                "unknown backend {other} (wgpu, wgpu-cpu, cpu)"
+                "unknown backend {other} (wgpu, wgpu-cpu, cpu{})",
+                if cfg!(feature = "cuda") { ", cuda" } else { "" }
             ))),
         }
     }
@@ -35,10 +48,24 @@ impl Backend {
             Backend::Wgpu => Device::wgpu(DeviceKind::DefaultDevice),
             Backend::WgpuSoftware => Device::wgpu(DeviceKind::Cpu),
             Backend::Cpu => Device::flex(),
+            #[cfg(feature = "cuda")]
+            Backend::Cuda => Device::cuda(0),
+            #[cfg(not(feature = "cuda"))]
+            Backend::Cuda => unreachable!("Backend::Cuda is only parsed in builds with CUDA"),
         }
     }
 
-    /// Whether the backend computes in f16 (a wgpu adapter with shader-f16; never the CPU backend).
+    /// The name `FromStr` takes for this backend.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Wgpu => "wgpu",
+            Backend::WgpuSoftware => "wgpu-cpu",
+            Backend::Cpu => "cpu",
+            Backend::Cuda => "cuda",
+        }
+    }
+
+    /// Whether the backend computes in f16 (a wgpu adapter with shader-f16, CUDA; never the CPU backend).
     pub fn supports_f16(self, device: &Device) -> bool {
         self != Backend::Cpu && device.supports_dtype(burn::tensor::DType::F16)
     }
@@ -49,7 +76,7 @@ pub fn describe(backend: Backend, device: &Device) -> String {
     let name = match backend {
         Backend::Cpu => format!(
             "CPU (Burn Flex, {} threads)",
-            std::thread::available_parallelism().map_or(1, |n| n.get())
+            rayon::current_num_threads()
         ),
         _ => device
             .identity()

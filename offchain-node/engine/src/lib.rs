@@ -13,6 +13,7 @@ pub mod error;
 pub mod nn;
 pub mod noise;
 pub mod pipeline;
+pub mod profile;
 pub mod resnet;
 pub mod scheduler;
 pub mod tiny;

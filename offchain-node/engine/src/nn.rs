@@ -4,11 +4,13 @@
 //! model computes in f16: f16 sums over a 64x64x320 activation overflow.
 
 use crate::error::Result;
+use crate::profile;
 use crate::weights::Weights;
-use burn::tensor::activation::softmax;
-use burn::tensor::module::{conv2d, layer_norm, linear};
-use burn::tensor::ops::ConvOptions;
+use burn::tensor::activation::{silu, softmax};
+use burn::tensor::module::{self, conv2d, layer_norm, linear};
+use burn::tensor::ops::{AttentionModuleOptions, ConvOptions};
 use burn::tensor::{DType, FloatDType, Tensor};
+use std::sync::atomic::{AtomicU8, Ordering};
 
 fn to_f32<const D: usize>(x: Tensor<D>) -> (Tensor<D>, DType) {
     let dtype = x.dtype();
@@ -43,6 +45,59 @@ pub struct Linear {
     bias: Option<Tensor<1>>,
 }
 
+/// Several `torch.nn.Linear`s on the same input as one matmul: their weights
+/// side by side (`[in, n·out]`), split after. q/k/v projections use it, so an
+/// attention reads its input once and launches one matmul instead of three.
+pub struct MergedLinear {
+    inner: Linear,
+    d_out: usize,
+    parts: usize,
+}
+
+impl MergedLinear {
+    /// The layers `prefixes` (each `d_in`→`d_out`) merged.
+    pub fn load(
+        w: &mut Weights,
+        prefixes: &[String],
+        d_in: usize,
+        d_out: usize,
+        bias: bool,
+    ) -> Result<Self> {
+        let layers = prefixes
+            .iter()
+            .map(|p| Linear::load(w, p, d_in, d_out, bias))
+            .collect::<Result<Vec<_>>>()?;
+        let parts = layers.len();
+        let weight = Tensor::cat(layers.iter().map(|l| l.weight.clone()).collect(), 1);
+        let bias = bias.then(|| {
+            Tensor::cat(
+                layers
+                    .iter()
+                    .map(|l| l.bias.clone().expect("loaded with bias"))
+                    .collect(),
+                0,
+            )
+        });
+        Ok(Self {
+            inner: Linear { weight, bias },
+            d_out,
+            parts,
+        })
+    }
+
+    /// One output per merged layer, in the order of `prefixes`.
+    pub fn forward(&self, x: Tensor<3>) -> Vec<Tensor<3>> {
+        let y = self.inner.forward(x);
+        let [b, s, _] = y.dims();
+        (0..self.parts)
+            .map(|i| {
+                y.clone()
+                    .slice([0..b, 0..s, i * self.d_out..(i + 1) * self.d_out])
+            })
+            .collect()
+    }
+}
+
 impl Linear {
     pub fn load(
         w: &mut Weights,
@@ -63,6 +118,14 @@ impl Linear {
     }
 
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        if profile::active() {
+            let [d_in, d_out] = self.weight.dims();
+            profile::count(profile::linear_flops(
+                x.shape().num_elements() / d_in,
+                d_in,
+                d_out,
+            ));
+        }
         linear(x, self.weight.clone(), self.bias.clone())
     }
 }
@@ -116,12 +179,18 @@ impl Conv2d {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        conv2d(
+        let y = conv2d(
             x,
             self.weight.clone(),
             Some(self.bias.clone()),
             self.options.clone(),
-        )
+        );
+        if profile::active() {
+            let [c_out, c_in, k, _] = self.weight.dims();
+            let [b, _, h, w] = y.dims();
+            profile::count(profile::conv_flops(b, c_in, c_out, k, h, w));
+        }
+        y
     }
 }
 
@@ -156,13 +225,34 @@ impl GroupNorm {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let [b, c, h, wd] = x.dims();
-        let (x, dtype) = to_f32(x);
-        let grouped = x.reshape([b, self.groups, (c / self.groups) * h * wd]);
-        let (var, mean) = grouped.clone().var_mean_bias(2);
-        let normed = (grouped - mean).div((var + self.eps).sqrt());
-        let y = normed.reshape([b, c, h, wd]) * self.gamma.clone() + self.beta.clone();
+        let (y, dtype) = self.normalize_f32(x);
         cast_to(y, dtype)
+    }
+
+    /// `silu(group_norm(x))`, the pair every resnet and output head runs.
+    pub fn forward_silu(&self, x: Tensor<4>) -> Tensor<4> {
+        let (y, dtype) = self.normalize_f32(x);
+        cast_to(silu(y), dtype)
+    }
+
+    /// The normalised tensor in f32 and the input's dtype. The statistics and
+    /// the affine parameters fold into one per-(image, channel) scale and
+    /// shift, so the full-size tensor is read for the statistics and once more
+    /// for `x·scale + shift`, not once per operation of the textbook formula.
+    fn normalize_f32(&self, x: Tensor<4>) -> (Tensor<4>, DType) {
+        let [b, c, h, wd] = x.dims();
+        let g = self.groups;
+        let (x, dtype) = to_f32(x);
+        let (var, mean) = x
+            .clone()
+            .reshape([b, g, (c / g) * h * wd])
+            .var_mean_bias(2);
+        // [b, g, 1] -> [b, g, c/g] -> [b, c, 1, 1]
+        let rstd = (var + self.eps).sqrt().recip();
+        let per_channel = |t: Tensor<3>| t.expand([b, g, c / g]).reshape([b, c, 1, 1]);
+        let scale = per_channel(rstd) * self.gamma.clone();
+        let shift = self.beta.clone() - per_channel(mean) * scale.clone();
+        (x * scale + shift, dtype)
     }
 }
 
@@ -191,27 +281,111 @@ impl LayerNorm {
     }
 }
 
-/// Multi-head scaled dot-product attention on `[b, s, heads*d]` inputs.
-/// `bias`, if given, is added to the f32 scores (the causal mask of CLIP).
+/// How [`attention`] computes: Burn's fused attention (no score matrix in
+/// memory; Flex's flash kernel on the CPU, CubeCL's flash kernels picked by
+/// autotune on wgpu/CUDA) or the materialised scores with an f32 softmax.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttentionPath {
+    Fused,
+    Materialized,
+}
+
+static ATTENTION_PATH: AtomicU8 = AtomicU8::new(0);
+
+/// Chooses the attention path for the whole process (tests compare the two).
+pub fn set_attention_path(path: AttentionPath) {
+    ATTENTION_PATH.store(path as u8, Ordering::Relaxed);
+}
+
+/// The attention path in force: [`AttentionPath::Fused`] unless set otherwise
+/// by [`set_attention_path`] or `HYDROGEN_ATTENTION=materialized`.
+pub fn attention_path() -> AttentionPath {
+    static FROM_ENV: std::sync::OnceLock<Option<AttentionPath>> = std::sync::OnceLock::new();
+    let env = FROM_ENV.get_or_init(|| match std::env::var("HYDROGEN_ATTENTION").as_deref() {
+        Ok("materialized") => Some(AttentionPath::Materialized),
+        Ok("fused") => Some(AttentionPath::Fused),
+        _ => None,
+    });
+    if let Some(p) = env {
+        return *p;
+    }
+    match ATTENTION_PATH.load(Ordering::Relaxed) {
+        1 => AttentionPath::Materialized,
+        _ => AttentionPath::Fused,
+    }
+}
+
+/// Multi-head scaled dot-product attention on `[b, s, heads*d]` inputs;
+/// `causal` masks each position from the ones after it (CLIP's text tower).
 pub fn attention(
     q: Tensor<3>,
     k: Tensor<3>,
     v: Tensor<3>,
     heads: usize,
-    bias: Option<Tensor<4>>,
+    causal: bool,
+) -> Tensor<3> {
+    attention_with(attention_path(), q, k, v, heads, causal)
+}
+
+/// [`attention`] on an explicit path.
+pub fn attention_with(
+    path: AttentionPath,
+    q: Tensor<3>,
+    k: Tensor<3>,
+    v: Tensor<3>,
+    heads: usize,
+    causal: bool,
 ) -> Tensor<3> {
     let [b, s, inner] = q.dims();
     let t = k.dims()[1];
     let d = inner / heads;
+    if profile::active() {
+        profile::count(profile::attention_flops(b * heads, s, t, d));
+    }
     let split = |x: Tensor<3>, n: usize| x.reshape([b, n, heads, d]).swap_dims(1, 2);
     let (q, k, v) = (split(q, s), split(k, t), split(v, t));
+    let out = match path {
+        AttentionPath::Fused => module::attention(
+            q,
+            k,
+            v,
+            None,
+            None,
+            AttentionModuleOptions {
+                scale: None,
+                softcap: None,
+                is_causal: causal,
+            },
+        ),
+        AttentionPath::Materialized => materialized(q, k, v, causal),
+    };
+    out.swap_dims(1, 2).reshape([b, s, inner])
+}
+
+/// softmax(q·kᵀ/√d)·v with the `[b, heads, s, t]` scores in memory and the softmax in f32.
+fn materialized(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, causal: bool) -> Tensor<4> {
+    let [_, _, s, d] = q.dims();
+    let t = k.dims()[2];
     let scores = q
         .matmul(k.swap_dims(2, 3))
         .mul_scalar(1.0 / (d as f64).sqrt());
     let (mut scores, dtype) = to_f32(scores);
-    if let Some(bias) = bias {
-        scores = scores + bias;
+    if causal {
+        let mask: Vec<f32> = (0..s * t)
+            .map(|i| {
+                if i % t > i / t {
+                    f32::NEG_INFINITY
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let device = scores.device();
+        scores = scores
+            + Tensor::<4>::from_data(
+                burn::tensor::TensorData::new(mask, [1, 1, s, t]),
+                (&device, DType::F32),
+            );
     }
-    let probs = cast_to(softmax(scores, 3), dtype);
-    probs.matmul(v).swap_dims(1, 2).reshape([b, s, inner])
+    cast_to(softmax(scores, 3), dtype).matmul(v)
 }

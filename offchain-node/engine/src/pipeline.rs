@@ -162,7 +162,7 @@ impl StableDiffusion {
             .max(self.tokenizer.chunks(negative, window, 1).len());
         let embed = |text: &str| {
             let chunks = self.tokenizer.chunks(text, window, n);
-            let e = self.text_encoder.forward(&chunks);
+            let e = crate::profile::span("text_encoder", || self.text_encoder.forward(&chunks));
             let [c, s, d] = e.dims();
             e.reshape([1, c * s, d])
         };
@@ -183,6 +183,7 @@ impl StableDiffusion {
         } else {
             cond
         };
+        let conditioning = self.unet.condition(&context);
         let f = self.vae_scale_factor();
         let (lh, lw) = (request.height as usize / f, request.width as usize / f);
         let channels = self.unet.config().in_channels;
@@ -206,7 +207,9 @@ impl StableDiffusion {
                 } else {
                     input
                 };
-                let out = cast_to(self.unet.forward(input, t, &context), DType::F32);
+                let out = crate::profile::span("unet", || {
+                    cast_to(self.unet.forward_conditioned(input, t, &conditioning), DType::F32)
+                });
                 let out = if guided {
                     let u = out.clone().slice([0..1, 0..channels, 0..lh, 0..lw]);
                     let c = out.slice([1..2, 0..channels, 0..lh, 0..lw]);
@@ -224,7 +227,10 @@ impl StableDiffusion {
                     steps,
                 });
             }
-            images.push(self.to_image(self.vae_decoder.decode(cast_to(x, self.dtype())))?);
+            let pixels = crate::profile::span("vae_decoder", || {
+                self.vae_decoder.decode(cast_to(x, self.dtype()))
+            });
+            images.push(self.to_image(pixels)?);
         }
         Ok(images)
     }

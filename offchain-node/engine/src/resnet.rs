@@ -3,7 +3,6 @@
 use crate::error::Result;
 use crate::nn::{Conv2d, GroupNorm, Linear};
 use crate::weights::Weights;
-use burn::tensor::activation::silu;
 use burn::tensor::Tensor;
 
 pub struct ResnetBlock {
@@ -58,7 +57,7 @@ impl ResnetBlock {
 
     /// `temb` is the already-activated time embedding `silu(emb)`, `[b, temb]`.
     pub fn forward(&self, x: Tensor<4>, temb: Option<&Tensor<2>>) -> Tensor<4> {
-        let h = self.conv1.forward(silu(self.norm1.forward(x.clone())));
+        let h = self.conv1.forward(self.norm1.forward_silu(x.clone()));
         let h = match (&self.time_emb_proj, temb) {
             (Some(proj), Some(t)) => {
                 let t = proj.forward(t.clone());
@@ -67,7 +66,7 @@ impl ResnetBlock {
             }
             _ => h,
         };
-        let h = self.conv2.forward(silu(self.norm2.forward(h)));
+        let h = self.conv2.forward(self.norm2.forward_silu(h));
         let skip = match &self.conv_shortcut {
             Some(conv) => conv.forward(x),
             None => x,

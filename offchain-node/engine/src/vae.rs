@@ -3,11 +3,11 @@
 
 use crate::config::VaeConfig;
 use crate::error::{Error, Result};
-use crate::nn::{attention, Conv2d, GroupNorm, Linear};
+use crate::nn::{attention, Conv2d, GroupNorm, Linear, MergedLinear};
+use crate::profile::span;
 use crate::resnet::ResnetBlock;
 use crate::unet::upsample_nearest_2x;
 use crate::weights::Weights;
-use burn::tensor::activation::silu;
 use burn::tensor::Tensor;
 
 const EPS: f64 = 1e-6;
@@ -17,9 +17,7 @@ const EPS: f64 = 1e-6;
 /// sometimes stored as 1x1 convs); both load.
 struct VaeAttention {
     norm: GroupNorm,
-    q: Linear,
-    k: Linear,
-    v: Linear,
+    qkv: MergedLinear,
     out: Linear,
 }
 
@@ -35,13 +33,16 @@ impl VaeAttention {
                 name: format!("{prefix}.to_q.weight (or {prefix}.query.weight)"),
             });
         };
-        let lin = |w: &mut Weights, n: &str| Linear::load(w, &format!("{prefix}.{n}"), c, c, true);
         Ok(Self {
             norm: GroupNorm::load(w, &format!("{prefix}.group_norm"), groups, c, EPS)?,
-            q: lin(w, names[0])?,
-            k: lin(w, names[1])?,
-            v: lin(w, names[2])?,
-            out: lin(w, names[3])?,
+            qkv: MergedLinear::load(
+                w,
+                &names[..3].iter().map(|n| format!("{prefix}.{n}")).collect::<Vec<_>>(),
+                c,
+                c,
+                true,
+            )?,
+            out: Linear::load(w, &format!("{prefix}.{}", names[3]), c, c, true)?,
         })
     }
 
@@ -52,13 +53,8 @@ impl VaeAttention {
             .forward(x.clone())
             .reshape([b, c, h * wd])
             .swap_dims(1, 2);
-        let a = attention(
-            self.q.forward(seq.clone()),
-            self.k.forward(seq.clone()),
-            self.v.forward(seq),
-            1,
-            None,
-        );
+        let [q, k, v] = <[Tensor<3>; 3]>::try_from(self.qkv.forward(seq)).expect("q, k and v");
+        let a = attention(q, k, v, 1, false);
         let y = self.out.forward(a).swap_dims(1, 2).reshape([b, c, h, wd]);
         x + y
     }
@@ -90,12 +86,12 @@ impl Mid {
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = self.resnet_0.forward(x, None);
+        let x = span("resnet.0", || self.resnet_0.forward(x, None));
         let x = match &self.attention {
-            Some(a) => a.forward(x),
+            Some(a) => span("attn.0", || a.forward(x)),
             None => x,
         };
-        self.resnet_1.forward(x, None)
+        span("resnet.1", || self.resnet_1.forward(x, None))
     }
 }
 
@@ -177,19 +173,28 @@ impl Decoder {
         let mut x = latents
             .div_scalar(self.scaling_factor)
             .add_scalar(self.shift_factor);
-        if let Some(conv) = &self.post_quant_conv {
-            x = conv.forward(x);
-        }
-        let mut x = self.mid.forward(self.conv_in.forward(x));
-        for (resnets, upsample) in &self.up {
-            for r in resnets {
-                x = r.forward(x, None);
+        x = span("conv_in", || {
+            if let Some(conv) = &self.post_quant_conv {
+                x = conv.forward(x);
             }
-            if let Some(conv) = upsample {
-                x = conv.forward(upsample_nearest_2x(x));
-            }
+            self.conv_in.forward(x)
+        });
+        let mut x = span("mid", || self.mid.forward(x));
+        for (i, (resnets, upsample)) in self.up.iter().enumerate() {
+            x = span(&format!("up.{i}"), || {
+                let mut x = x;
+                for (j, r) in resnets.iter().enumerate() {
+                    x = span(&format!("resnet.{j}"), || r.forward(x, None));
+                }
+                if let Some(conv) = upsample {
+                    x = span("upsample", || conv.forward(upsample_nearest_2x(x)));
+                }
+                x
+            });
         }
-        self.conv_out.forward(silu(self.norm_out.forward(x)))
+        span("conv_out", || {
+            self.conv_out.forward(self.norm_out.forward_silu(x))
+        })
     }
 }
 
@@ -277,7 +282,7 @@ impl Encoder {
         }
         let mut x = self
             .conv_out
-            .forward(silu(self.norm_out.forward(self.mid.forward(x))));
+            .forward(self.norm_out.forward_silu(self.mid.forward(x)));
         if let Some(conv) = &self.quant_conv {
             x = conv.forward(x);
         }

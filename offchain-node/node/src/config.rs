@@ -31,7 +31,8 @@ pub struct Config {
     pub models_dir: PathBuf,
     /// `burn` (the diffusion engine). Test builds also know `cheat` and `fail`.
     pub engine: String,
-    /// Where the engine runs: `wgpu` (the best GPU), `wgpu-cpu` (lavapipe), `cpu`.
+    /// Where the engine runs: `wgpu` (the best GPU; SPIR-V on Vulkan), `wgpu-cpu` (lavapipe),
+    /// `cpu` (every core), `cuda` (builds with the engine's `cuda` feature).
     pub backend: String,
     pub gpu: GpuConfig,
     /// What `run` does on SIGTERM/SIGINT once the current task is done:

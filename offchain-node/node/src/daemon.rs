@@ -60,6 +60,7 @@ impl Daemon {
         status.update(|s| {
             s.gpu = capacity.gpu_name.clone();
             s.vram_gb = capacity.vram_gb;
+            s.backend = backend.name().to_owned();
             s.counters = counters;
             s.last_block = store.last_block().ok().flatten();
         });
@@ -96,6 +97,7 @@ impl Daemon {
             account = %ss58(&ctx.me),
             gpu = %self.capacity.gpu_name,
             vram_gb = self.capacity.vram_gb,
+            backend = %self.config.backend,
             chain = %self.config.chain_url,
             relay = %self.config.relay_url,
             engine = %self.config.engine,

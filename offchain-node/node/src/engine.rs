@@ -34,6 +34,11 @@ pub trait Engine: Send + Sync {
         args: &TaskArgs,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Vec<RgbImage>, LocalFault>;
+
+    /// Device memory the engine's allocator holds, in bytes, where the backend reports it.
+    fn device_memory(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// The engine request for validated task arguments.
@@ -76,6 +81,16 @@ impl BurnEngine {
 }
 
 impl Engine for BurnEngine {
+    fn device_memory(&self) -> Option<u64> {
+        if self.backend == Backend::Cpu {
+            return None; // host memory; Flex keeps no pools
+        }
+        self.backend
+            .device()
+            .memory_pool_usage()
+            .map(|u| u.bytes_reserved)
+    }
+
     fn generate(
         &self,
         args: &TaskArgs,

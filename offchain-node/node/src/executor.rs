@@ -278,10 +278,13 @@ impl Context {
                 return self.local_fault(rec, LocalFault::Engine("the engine thread died".into()))
             }
         };
+        let memory = self.engine.device_memory();
+        self.status.update(|s| s.device_memory_bytes = memory);
         tracing::info!(
             task = rec.id,
             images = images.len(),
             seconds = started.elapsed().as_secs_f64(),
+            device_memory_bytes = memory,
             "generated"
         );
         let dir = self.task_dir(rec.id);

@@ -38,6 +38,11 @@ pub struct Snapshot {
     pub missed_in_a_row: u8,
     pub gpu: String,
     pub vram_gb: u32,
+    /// The engine's backend (`wgpu`, `cpu`, `cuda`...), as configured.
+    pub backend: String,
+    /// Device memory the engine's allocator holds (bytes), where the backend
+    /// reports it; refreshed after every generation.
+    pub device_memory_bytes: Option<u64>,
     pub chain_connected: bool,
     pub last_block: Option<u64>,
     pub current_task: Option<CurrentTask>,
@@ -64,6 +69,8 @@ struct Metrics {
     current_task: IntGauge,
     step: IntGauge,
     entropy: IntGauge,
+    backend: IntGaugeVec,
+    device_memory: IntGauge,
 }
 
 impl Metrics {
@@ -95,7 +102,20 @@ impl Metrics {
         registry
             .register(Box::new(outcomes.clone()))
             .expect("unique metric");
+        let backend = IntGaugeVec::new(
+            Opts::new("engine_backend", "1 for the engine backend this node runs"),
+            &["backend"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(backend.clone()))
+            .expect("unique metric");
         Metrics {
+            backend,
+            device_memory: int(
+                "device_memory_bytes",
+                "Device memory held by the engine's allocator (0 where unreported)",
+            ),
             tasks_run: int("tasks_run", "Tasks this node computed a result for"),
             outcomes,
             earnings: float("earnings_tokens", "Tokens earned from tasks (whole tokens)"),
@@ -166,6 +186,11 @@ impl Status {
         m.step
             .set(s.current_task.as_ref().map_or(0, |t| t.step as i64));
         m.entropy.set(c.entropy_contributions as i64);
+        if !s.backend.is_empty() {
+            m.backend.with_label_values(&[s.backend.as_str()]).set(1);
+        }
+        m.device_memory
+            .set(s.device_memory_bytes.unwrap_or(0) as i64);
     }
 
     /// The metrics in Prometheus' text format.

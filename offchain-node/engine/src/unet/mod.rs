@@ -7,13 +7,22 @@ mod transformer;
 use crate::config::UNetConfig;
 use crate::error::Result;
 use crate::nn::{cast_to, Conv2d, GroupNorm, Linear};
+use crate::profile::span;
 use crate::resnet::ResnetBlock;
 use crate::weights::Weights;
 use burn::tensor::activation::silu;
 use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 use burn::tensor::{DType, Tensor, TensorData};
-use transformer::{Transformer2D, TransformerShape};
+use transformer::{CrossKv, Transformer2D, TransformerShape};
+
+/// The text conditioning prepared for the UNet: every cross-attention's keys
+/// and values, computed once per image ([`UNet::condition`]) and reused by
+/// every denoising step.
+pub struct Conditioning {
+    /// One entry per transformer, in the order [`UNet::forward_conditioned`] runs them.
+    per_transformer: Vec<Vec<CrossKv>>,
+}
 
 struct Layer {
     resnet: ResnetBlock,
@@ -21,10 +30,19 @@ struct Layer {
 }
 
 impl Layer {
-    fn forward(&self, x: Tensor<4>, temb: &Tensor<2>, context: &Tensor<3>) -> Tensor<4> {
-        let x = self.resnet.forward(x, Some(temb));
+    fn forward<'a>(
+        &self,
+        j: usize,
+        x: Tensor<4>,
+        temb: &Tensor<2>,
+        kv: &mut impl Iterator<Item = &'a Vec<CrossKv>>,
+    ) -> Tensor<4> {
+        let x = span(&format!("resnet.{j}"), || self.resnet.forward(x, Some(temb)));
         match &self.attention {
-            Some(t) => t.forward(x, context),
+            Some(t) => {
+                let kv = kv.next().expect("conditioning for every transformer");
+                span(&format!("attn.{j}"), || t.forward(x, kv))
+            }
             None => x,
         }
     }
@@ -251,48 +269,86 @@ impl UNet {
         )
     }
 
+    /// Every transformer in the order the forward pass runs them.
+    fn transformers(&self) -> impl Iterator<Item = &Transformer2D> {
+        fn of<'a>(layers: impl Iterator<Item = &'a Layer>) -> impl Iterator<Item = &'a Transformer2D> {
+            layers.filter_map(|l| l.attention.as_ref())
+        }
+        of(self.down.iter().flat_map(|b| &b.layers))
+            .chain(std::iter::once(&self.mid_attention))
+            .chain(of(self.up.iter().flat_map(|b| &b.layers)))
+    }
+
+    /// Prepares `context: [b, s, d]` (the text embedding) for [`Self::forward_conditioned`].
+    pub fn condition(&self, context: &Tensor<3>) -> Conditioning {
+        span("cross_kv", || Conditioning {
+            per_transformer: self.transformers().map(|t| t.cross_kv(context)).collect(),
+        })
+    }
+
     /// Predicts noise (or `v`) for `x: [b, c, h, w]` at timestep `t`, conditioned on `context: [b, s, d]`.
     pub fn forward(&self, x: Tensor<4>, t: f64, context: &Tensor<3>) -> Tensor<4> {
+        self.forward_conditioned(x, t, &self.condition(context))
+    }
+
+    /// [`Self::forward`] with the text conditioning prepared once by [`Self::condition`].
+    pub fn forward_conditioned(&self, x: Tensor<4>, t: f64, cond: &Conditioning) -> Tensor<4> {
+        let mut kv = cond.per_transformer.iter();
         let b = x.dims()[0];
-        let emb = self.time_features(t, b, x.dtype());
-        let emb = self
-            .time_linear_2
-            .forward(silu(self.time_linear_1.forward(emb)));
-        // Every resnet takes silu(emb); apply it once here.
-        let temb = silu(emb);
+        let temb = span("time_embedding", || {
+            let emb = self.time_features(t, b, x.dtype());
+            let emb = self
+                .time_linear_2
+                .forward(silu(self.time_linear_1.forward(emb)));
+            // Every resnet takes silu(emb); apply it once here.
+            silu(emb)
+        });
 
-        let mut x = self.conv_in.forward(x);
+        let mut x = span("conv_in", || self.conv_in.forward(x));
         let mut skips = vec![x.clone()];
-        for block in &self.down {
-            for layer in &block.layers {
-                x = layer.forward(x, &temb, context);
-                skips.push(x.clone());
-            }
-            if let Some(conv) = &block.downsample {
-                x = conv.forward(x);
-                skips.push(x.clone());
-            }
+        for (i, block) in self.down.iter().enumerate() {
+            x = span(&format!("down.{i}"), || {
+                let mut x = x;
+                for (j, layer) in block.layers.iter().enumerate() {
+                    x = layer.forward(j, x, &temb, &mut kv);
+                    skips.push(x.clone());
+                }
+                if let Some(conv) = &block.downsample {
+                    x = span("downsample", || conv.forward(x));
+                    skips.push(x.clone());
+                }
+                x
+            });
         }
 
-        x = self.mid_resnet_0.forward(x, Some(&temb));
-        x = self.mid_attention.forward(x, context);
-        x = self.mid_resnet_1.forward(x, Some(&temb));
+        x = span("mid", || {
+            let x = span("resnet.0", || self.mid_resnet_0.forward(x, Some(&temb)));
+            let kv = kv.next().expect("conditioning for the mid transformer");
+            let x = span("attn.0", || self.mid_attention.forward(x, kv));
+            span("resnet.1", || self.mid_resnet_1.forward(x, Some(&temb)))
+        });
 
-        for block in &self.up {
-            for layer in &block.layers {
-                let skip = skips.pop().expect("one skip per up-block layer");
-                x = layer.forward(Tensor::cat(vec![x, skip], 1), &temb, context);
-            }
-            if let Some(conv) = &block.upsample {
-                // Latent sides that are not multiples of 8 shrink to odd sizes on the way down
-                // (65 -> 33 -> 17); upsample to the next skip's size, as diffusers' `upsample_size` does.
-                let [_, _, h, w] = skips.last().expect("a skip below every upsampler").dims();
-                x = conv.forward(upsample_nearest(x, [h, w]));
-            }
+        for (i, block) in self.up.iter().enumerate() {
+            x = span(&format!("up.{i}"), || {
+                let mut x = x;
+                for (j, layer) in block.layers.iter().enumerate() {
+                    let skip = skips.pop().expect("one skip per up-block layer");
+                    x = layer.forward(j, Tensor::cat(vec![x, skip], 1), &temb, &mut kv);
+                }
+                if let Some(conv) = &block.upsample {
+                    // Latent sides that are not multiples of 8 shrink to odd sizes on the way down
+                    // (65 -> 33 -> 17); upsample to the next skip's size, as diffusers' `upsample_size` does.
+                    let [_, _, h, w] = skips.last().expect("a skip below every upsampler").dims();
+                    x = span("upsample", || conv.forward(upsample_nearest(x, [h, w])));
+                }
+                x
+            });
         }
 
-        let x = silu(self.conv_norm_out.forward(x));
-        self.conv_out.forward(x)
+        span("conv_out", || {
+            self.conv_out
+                .forward(self.conv_norm_out.forward_silu(x))
+        })
     }
 }
 

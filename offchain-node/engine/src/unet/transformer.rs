@@ -2,20 +2,57 @@
 //! cross-attention on the text embedding, GEGLU feed-forward.
 
 use crate::error::Result;
-use crate::nn::{attention, Conv2d, GroupNorm, LayerNorm, Linear};
+use crate::nn::{attention, Conv2d, GroupNorm, LayerNorm, Linear, MergedLinear};
 use crate::weights::Weights;
 use burn::tensor::activation::gelu;
 use burn::tensor::Tensor;
 
-struct Attention {
-    to_q: Linear,
-    to_k: Linear,
-    to_v: Linear,
+/// Self-attention: q, k and v from the same input, one merged projection.
+struct SelfAttention {
+    qkv: MergedLinear,
     to_out: Linear,
     heads: usize,
 }
 
-impl Attention {
+impl SelfAttention {
+    fn load(w: &mut Weights, prefix: &str, dim: usize, heads: usize) -> Result<Self> {
+        Ok(Self {
+            qkv: MergedLinear::load(
+                w,
+                &["to_q", "to_k", "to_v"].map(|n| format!("{prefix}.{n}")),
+                dim,
+                dim,
+                false,
+            )?,
+            to_out: Linear::load(w, &format!("{prefix}.to_out.0"), dim, dim, true)?,
+            heads,
+        })
+    }
+
+    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let [q, k, v] = <[Tensor<3>; 3]>::try_from(self.qkv.forward(x)).expect("q, k and v");
+        self.to_out.forward(attention(q, k, v, self.heads, false))
+    }
+}
+
+/// Keys and values of a cross-attention over the text embedding: the text
+/// does not change between denoising steps, so they are computed once per
+/// image ([`Transformer2D::cross_kv`]) instead of once per step.
+#[derive(Clone)]
+pub struct CrossKv {
+    k: Tensor<3>,
+    v: Tensor<3>,
+}
+
+/// Cross-attention: q from the image, k and v from the text embedding.
+struct CrossAttention {
+    to_q: Linear,
+    kv: MergedLinear,
+    to_out: Linear,
+    heads: usize,
+}
+
+impl CrossAttention {
     fn load(
         w: &mut Weights,
         prefix: &str,
@@ -25,26 +62,35 @@ impl Attention {
     ) -> Result<Self> {
         Ok(Self {
             to_q: Linear::load(w, &format!("{prefix}.to_q"), dim, dim, false)?,
-            to_k: Linear::load(w, &format!("{prefix}.to_k"), context_dim, dim, false)?,
-            to_v: Linear::load(w, &format!("{prefix}.to_v"), context_dim, dim, false)?,
+            kv: MergedLinear::load(
+                w,
+                &["to_k", "to_v"].map(|n| format!("{prefix}.{n}")),
+                context_dim,
+                dim,
+                false,
+            )?,
             to_out: Linear::load(w, &format!("{prefix}.to_out.0"), dim, dim, true)?,
             heads,
         })
     }
 
-    fn forward(&self, x: Tensor<3>, context: Tensor<3>) -> Tensor<3> {
+    fn kv(&self, context: &Tensor<3>) -> CrossKv {
+        let [k, v] = <[Tensor<3>; 2]>::try_from(self.kv.forward(context.clone())).expect("k and v");
+        CrossKv { k, v }
+    }
+
+    fn forward(&self, x: Tensor<3>, kv: &CrossKv) -> Tensor<3> {
         let q = self.to_q.forward(x);
-        let k = self.to_k.forward(context.clone());
-        let v = self.to_v.forward(context);
-        self.to_out.forward(attention(q, k, v, self.heads, None))
+        self.to_out
+            .forward(attention(q, kv.k.clone(), kv.v.clone(), self.heads, false))
     }
 }
 
 struct Block {
     norm1: LayerNorm,
-    attn1: Attention,
+    attn1: SelfAttention,
     norm2: LayerNorm,
-    attn2: Attention,
+    attn2: CrossAttention,
     norm3: LayerNorm,
     ff_in: Linear,
     ff_out: Linear,
@@ -62,9 +108,9 @@ impl Block {
         let inner = 4 * dim;
         Ok(Self {
             norm1: LayerNorm::load(w, &format!("{prefix}.norm1"), dim, 1e-5)?,
-            attn1: Attention::load(w, &format!("{prefix}.attn1"), dim, dim, heads)?,
+            attn1: SelfAttention::load(w, &format!("{prefix}.attn1"), dim, heads)?,
             norm2: LayerNorm::load(w, &format!("{prefix}.norm2"), dim, 1e-5)?,
-            attn2: Attention::load(w, &format!("{prefix}.attn2"), dim, context_dim, heads)?,
+            attn2: CrossAttention::load(w, &format!("{prefix}.attn2"), dim, context_dim, heads)?,
             norm3: LayerNorm::load(w, &format!("{prefix}.norm3"), dim, 1e-5)?,
             ff_in: Linear::load(w, &format!("{prefix}.ff.net.0.proj"), dim, 2 * inner, true)?,
             ff_out: Linear::load(w, &format!("{prefix}.ff.net.2"), inner, dim, true)?,
@@ -72,10 +118,9 @@ impl Block {
         })
     }
 
-    fn forward(&self, x: Tensor<3>, context: &Tensor<3>) -> Tensor<3> {
-        let y = self.norm1.forward(x.clone());
-        let x = x + self.attn1.forward(y.clone(), y);
-        let x = x.clone() + self.attn2.forward(self.norm2.forward(x), context.clone());
+    fn forward(&self, x: Tensor<3>, kv: &CrossKv) -> Tensor<3> {
+        let x = x.clone() + self.attn1.forward(self.norm1.forward(x));
+        let x = x.clone() + self.attn2.forward(self.norm2.forward(x), kv);
         let h = self.ff_in.forward(self.norm3.forward(x.clone()));
         let [b, s, _] = h.dims();
         let value = h.clone().slice([0..b, 0..s, 0..self.inner]);
@@ -138,7 +183,13 @@ impl Transformer2D {
         })
     }
 
-    pub fn forward(&self, x: Tensor<4>, context: &Tensor<3>) -> Tensor<4> {
+    /// The cross-attention keys and values of every block for `context`.
+    pub fn cross_kv(&self, context: &Tensor<3>) -> Vec<CrossKv> {
+        self.blocks.iter().map(|b| b.attn2.kv(context)).collect()
+    }
+
+    /// `kv` from [`Self::cross_kv`] on this transformer.
+    pub fn forward(&self, x: Tensor<4>, kv: &[CrossKv]) -> Tensor<4> {
         let [b, c, h, wd] = x.dims();
         let residual = x.clone();
         let x = self.norm.forward(x);
@@ -147,8 +198,8 @@ impl Transformer2D {
             Projection::Conv(conv) => to_seq(conv.forward(x)),
             Projection::Linear(lin) => lin.forward(to_seq(x)),
         };
-        for block in &self.blocks {
-            seq = block.forward(seq, context);
+        for (block, kv) in self.blocks.iter().zip(kv) {
+            seq = block.forward(seq, kv);
         }
         let from_seq = |s: Tensor<3>| s.swap_dims(1, 2).reshape([b, c, h, wd]);
         let out = match &self.proj_out {
