@@ -8,6 +8,7 @@
 
 pub mod clip;
 pub mod config;
+pub mod cpu_kernels;
 pub mod device;
 pub mod error;
 pub mod nn;

@@ -3,10 +3,11 @@
 //! Normalisation statistics and attention softmax run in f32 even when the
 //! model computes in f16: f16 sums over a 64x64x320 activation overflow.
 
+use crate::cpu_kernels;
 use crate::error::Result;
 use crate::profile;
 use crate::weights::Weights;
-use burn::tensor::activation::{silu, softmax};
+use burn::tensor::activation::softmax;
 use burn::tensor::module::{self, conv2d, layer_norm, linear};
 use burn::tensor::ops::{AttentionModuleOptions, ConvOptions};
 use burn::tensor::{DType, FloatDType, Tensor};
@@ -27,6 +28,32 @@ pub fn cast_to<const D: usize>(x: Tensor<D>, dtype: DType) -> Tensor<D> {
         x
     } else {
         x.cast(float_dtype(dtype))
+    }
+}
+
+/// `torch.nn.functional.silu`, with the vectorized kernel on the CPU backend.
+pub fn silu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    if cpu_kernels::applies(&x) {
+        cpu_kernels::silu(x)
+    } else {
+        burn::tensor::activation::silu(x)
+    }
+}
+
+/// `torch.nn.functional.gelu` (erf form), with the vectorized kernel on the CPU backend.
+pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    if cpu_kernels::applies(&x) {
+        cpu_kernels::gelu(x)
+    } else {
+        burn::tensor::activation::gelu(x)
+    }
+}
+
+fn softmax_last<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    if cpu_kernels::applies(&x) {
+        cpu_kernels::softmax_last(x)
+    } else {
+        softmax(x, D - 1)
     }
 }
 
@@ -114,6 +141,24 @@ impl Linear {
         } else {
             None
         };
+        Ok(Self { weight, bias })
+    }
+
+    /// A 1x1 `torch.nn.Conv2d` (weight `[out, in, 1, 1]`) as the linear layer
+    /// it is over the channels: applied to a `[b, h·w, c]` sequence, the
+    /// matmul's output is contiguous, where the conv's `[b, c, h, w]` output
+    /// would need a transpose that leaves every later op a strided view.
+    pub fn load_pointwise_conv(
+        w: &mut Weights,
+        prefix: &str,
+        d_in: usize,
+        d_out: usize,
+    ) -> Result<Self> {
+        let weight = w
+            .get(&format!("{prefix}.weight"), [d_out, d_in, 1, 1])?
+            .reshape([d_out, d_in])
+            .transpose();
+        let bias = Some(w.get(&format!("{prefix}.bias"), [d_out])?);
         Ok(Self { weight, bias })
     }
 
@@ -225,21 +270,19 @@ impl GroupNorm {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let (y, dtype) = self.normalize_f32(x);
-        cast_to(y, dtype)
+        self.normalize(x, false)
     }
 
     /// `silu(group_norm(x))`, the pair every resnet and output head runs.
     pub fn forward_silu(&self, x: Tensor<4>) -> Tensor<4> {
-        let (y, dtype) = self.normalize_f32(x);
-        cast_to(silu(y), dtype)
+        self.normalize(x, true)
     }
 
-    /// The normalised tensor in f32 and the input's dtype. The statistics and
-    /// the affine parameters fold into one per-(image, channel) scale and
-    /// shift, so the full-size tensor is read for the statistics and once more
-    /// for `x·scale + shift`, not once per operation of the textbook formula.
-    fn normalize_f32(&self, x: Tensor<4>) -> (Tensor<4>, DType) {
+    /// The statistics (in f32) and the affine parameters fold into one
+    /// per-(image, channel) scale and shift, so the full-size tensor is read
+    /// for the statistics and once more for `x·scale + shift` (and the SiLU),
+    /// not once per operation of the textbook formula.
+    fn normalize(&self, x: Tensor<4>, then_silu: bool) -> Tensor<4> {
         let [b, c, h, wd] = x.dims();
         let g = self.groups;
         let (x, dtype) = to_f32(x);
@@ -247,12 +290,22 @@ impl GroupNorm {
             .clone()
             .reshape([b, g, (c / g) * h * wd])
             .var_mean_bias(2);
-        // [b, g, 1] -> [b, g, c/g] -> [b, c, 1, 1]
+        // [b, g, 1] -> [b, g, c/g] -> [b, c]
         let rstd = (var + self.eps).sqrt().recip();
-        let per_channel = |t: Tensor<3>| t.expand([b, g, c / g]).reshape([b, c, 1, 1]);
-        let scale = per_channel(rstd) * self.gamma.clone();
-        let shift = self.beta.clone() - per_channel(mean) * scale.clone();
-        (x * scale + shift, dtype)
+        let per_channel = |t: Tensor<3>| t.expand([b, g, c / g]).reshape([b, c]);
+        let scale = per_channel(rstd) * self.gamma.clone().reshape([1, c]);
+        let shift = self.beta.clone().reshape([1, c]) - per_channel(mean) * scale.clone();
+        let y = if cpu_kernels::applies(&x) {
+            cpu_kernels::scale_shift(x, scale, shift, then_silu)
+        } else {
+            let y = x * scale.reshape([b, c, 1, 1]) + shift.reshape([b, c, 1, 1]);
+            if then_silu {
+                silu(y)
+            } else {
+                y
+            }
+        };
+        cast_to(y, dtype)
     }
 }
 
@@ -281,9 +334,10 @@ impl LayerNorm {
     }
 }
 
-/// How [`attention`] computes: Burn's fused attention (no score matrix in
-/// memory; Flex's flash kernel on the CPU, CubeCL's flash kernels picked by
-/// autotune on wgpu/CUDA) or the materialised scores with an f32 softmax.
+/// How [`attention`] computes: fused (no full score matrix in memory: on the
+/// CPU backend [`cpu_kernels::attention`], blocks of query rows; on wgpu/CUDA
+/// Burn's `module::attention`, CubeCL's flash kernels picked by autotune) or
+/// the materialised `[b, heads, s, t]` scores with an f32 softmax.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AttentionPath {
     Fused,
@@ -345,6 +399,7 @@ pub fn attention_with(
     let split = |x: Tensor<3>, n: usize| x.reshape([b, n, heads, d]).swap_dims(1, 2);
     let (q, k, v) = (split(q, s), split(k, t), split(v, t));
     let out = match path {
+        AttentionPath::Fused if cpu_kernels::applies(&q) => cpu_kernels::attention(q, k, v, causal),
         AttentionPath::Fused => module::attention(
             q,
             k,
@@ -387,5 +442,5 @@ fn materialized(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, causal: bool) -> Tenso
                 (&device, DType::F32),
             );
     }
-    cast_to(softmax(scores, 3), dtype).matmul(v)
+    cast_to(softmax_last(scores), dtype).matmul(v)
 }

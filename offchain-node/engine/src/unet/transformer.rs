@@ -2,9 +2,9 @@
 //! cross-attention on the text embedding, GEGLU feed-forward.
 
 use crate::error::Result;
-use crate::nn::{attention, Conv2d, GroupNorm, LayerNorm, Linear, MergedLinear};
+use crate::nn::{attention, gelu, GroupNorm, LayerNorm, Linear, MergedLinear};
+use crate::profile::span;
 use crate::weights::Weights;
-use burn::tensor::activation::gelu;
 use burn::tensor::Tensor;
 
 /// Self-attention: q, k and v from the same input, one merged projection.
@@ -119,26 +119,29 @@ impl Block {
     }
 
     fn forward(&self, x: Tensor<3>, kv: &CrossKv) -> Tensor<3> {
-        let x = x.clone() + self.attn1.forward(self.norm1.forward(x));
-        let x = x.clone() + self.attn2.forward(self.norm2.forward(x), kv);
-        let h = self.ff_in.forward(self.norm3.forward(x.clone()));
-        let [b, s, _] = h.dims();
-        let value = h.clone().slice([0..b, 0..s, 0..self.inner]);
-        let gate = h.slice([0..b, 0..s, self.inner..2 * self.inner]);
-        x + self.ff_out.forward(value * gelu(gate))
+        let x = span("self_attn", || {
+            x.clone() + self.attn1.forward(self.norm1.forward(x))
+        });
+        let x = span("cross_attn", || {
+            x.clone() + self.attn2.forward(self.norm2.forward(x), kv)
+        });
+        span("feed_forward", || {
+            let h = self.ff_in.forward(self.norm3.forward(x.clone()));
+            let [b, s, _] = h.dims();
+            let value = h.clone().slice([0..b, 0..s, 0..self.inner]);
+            let gate = h.slice([0..b, 0..s, self.inner..2 * self.inner]);
+            x + self.ff_out.forward(value * gelu(gate))
+        })
     }
-}
-
-enum Projection {
-    Conv(Conv2d),
-    Linear(Linear),
 }
 
 pub struct Transformer2D {
     norm: GroupNorm,
-    proj_in: Projection,
+    /// `proj_in`/`proj_out` are 1x1 convs (SD 1.x) or linear layers (SD 2.x):
+    /// both load as linear layers over the `[b, h·w, c]` sequence.
+    proj_in: Linear,
     blocks: Vec<Block>,
-    proj_out: Projection,
+    proj_out: Linear,
 }
 
 pub struct TransformerShape {
@@ -153,13 +156,13 @@ pub struct TransformerShape {
 impl Transformer2D {
     pub fn load(w: &mut Weights, prefix: &str, s: &TransformerShape) -> Result<Self> {
         let c = s.channels;
-        let proj = |w: &mut Weights, name: &str| -> Result<Projection> {
+        let proj = |w: &mut Weights, name: &str| -> Result<Linear> {
             let p = format!("{prefix}.{name}");
-            Ok(if s.linear_projection {
-                Projection::Linear(Linear::load(w, &p, c, c, true)?)
+            if s.linear_projection {
+                Linear::load(w, &p, c, c, true)
             } else {
-                Projection::Conv(Conv2d::load(w, &p, c, c, 1, 1)?)
-            })
+                Linear::load_pointwise_conv(w, &p, c, c)
+            }
         };
         let norm = GroupNorm::load(w, &format!("{prefix}.norm"), s.groups, c, 1e-6)?;
         let proj_in = proj(w, "proj_in")?;
@@ -192,20 +195,12 @@ impl Transformer2D {
     pub fn forward(&self, x: Tensor<4>, kv: &[CrossKv]) -> Tensor<4> {
         let [b, c, h, wd] = x.dims();
         let residual = x.clone();
-        let x = self.norm.forward(x);
         let to_seq = |x: Tensor<4>| x.reshape([b, c, h * wd]).swap_dims(1, 2);
-        let mut seq = match &self.proj_in {
-            Projection::Conv(conv) => to_seq(conv.forward(x)),
-            Projection::Linear(lin) => lin.forward(to_seq(x)),
-        };
+        let mut seq = span("proj_in", || self.proj_in.forward(to_seq(self.norm.forward(x))));
         for (block, kv) in self.blocks.iter().zip(kv) {
             seq = block.forward(seq, kv);
         }
         let from_seq = |s: Tensor<3>| s.swap_dims(1, 2).reshape([b, c, h, wd]);
-        let out = match &self.proj_out {
-            Projection::Conv(conv) => conv.forward(from_seq(seq)),
-            Projection::Linear(lin) => from_seq(lin.forward(seq)),
-        };
-        out + residual
+        span("proj_out", || from_seq(self.proj_out.forward(seq)) + residual)
     }
 }
