@@ -92,16 +92,26 @@ fn run() -> Result<(), String> {
     generate()?; // warm-up
     let t0 = Instant::now();
     generate()?;
-    println!("image without profiling: {:.1} ms", t0.elapsed().as_secs_f64() * 1e3);
+    println!(
+        "image without profiling: {:.1} ms",
+        t0.elapsed().as_secs_f64() * 1e3
+    );
 
     let session = Session::start(&device);
     let t0 = Instant::now();
     generate()?;
     let total = t0.elapsed().as_secs_f64();
     let records = session.finish();
-    println!("image with profiling:    {:.1} ms (spans below; unet is summed over {steps} steps)\n", total * 1e3);
+    println!(
+        "image with profiling:    {:.1} ms (spans below; unet is summed over {steps} steps)\n",
+        total * 1e3
+    );
     print!("{}", profile::table(&records, total));
-    let counted: f64 = records.iter().filter(|r| r.depth == 0).map(|r| r.seconds).sum();
+    let counted: f64 = records
+        .iter()
+        .filter(|r| r.depth == 0)
+        .map(|r| r.seconds)
+        .sum();
     println!(
         "{:<44} {:>10.2} {:>9} {:>6.1}%",
         "(outside spans: host work, tokenizer, scheduler)",

@@ -143,16 +143,12 @@ fn gelu_scalar(x: f32) -> f32 {
 
 /// `x · sigmoid(x)`.
 pub fn silu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    with_host(x, |v| {
-        v.par_chunks_mut(CHUNK).for_each(silu_slice)
-    })
+    with_host(x, |v| v.par_chunks_mut(CHUNK).for_each(silu_slice))
 }
 
 /// GELU with the exact (erf) form, as `torch.nn.functional.gelu`.
 pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    with_host(x, |v| {
-        v.par_chunks_mut(CHUNK).for_each(gelu_slice)
-    })
+    with_host(x, |v| v.par_chunks_mut(CHUNK).for_each(gelu_slice))
 }
 
 /// `y = x·scale[b, c] + shift[b, c]` over `x: [b, c, h, w]`, then SiLU if
@@ -196,50 +192,81 @@ pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, causal: bool) -> Tens
     let [b, heads, s, d] = q.dims();
     let t = k.dims()[2];
     let dv = v.dims()[3];
-    assert!(!causal || s == t, "causal attention needs as many keys as queries");
+    assert!(
+        !causal || s == t,
+        "causal attention needs as many keys as queries"
+    );
     let device = q.device();
     let host = |x: Tensor<4>| -> Vec<f32> { x.into_data().try_into_vec::<f32>().expect("f32") };
     let (q, k, v) = (host(q), host(k), host(v));
     let scale = 1.0 / (d as f32).sqrt();
     let mut out = vec![0.0f32; b * heads * s * dv];
-    out.par_chunks_mut(s * dv).enumerate().for_each(|(bh, out)| {
-        let (q, k, v) = (
-            &q[bh * s * d..(bh + 1) * s * d],
-            &k[bh * t * d..(bh + 1) * t * d],
-            &v[bh * t * dv..(bh + 1) * t * dv],
-        );
-        out.par_chunks_mut(QUERY_BLOCK * dv)
-            .enumerate()
-            .for_each(|(blk, out)| {
-                let r0 = blk * QUERY_BLOCK;
-                let n = out.len() / dv;
-                let mut scores = vec![0.0f32; n * t];
-                // SAFETY: every pointer/stride pair below stays inside its slice:
-                // q rows r0..r0+n of width d, k as a d×t matrix (column stride d),
-                // scores n×t, v t×dv and out n×dv, all row-major.
-                unsafe {
-                    gemm::gemm(
-                        n, t, d,
-                        scores.as_mut_ptr(), 1, t as isize, false,
-                        q[r0 * d..].as_ptr(), 1, d as isize,
-                        k.as_ptr(), d as isize, 1,
-                        0.0, scale, false, false, false,
-                        gemm::Parallelism::None,
-                    );
-                }
-                softmax_rows(&mut scores, t, causal.then_some(r0));
-                unsafe {
-                    gemm::gemm(
-                        n, dv, t,
-                        out.as_mut_ptr(), 1, dv as isize, false,
-                        scores.as_ptr(), 1, t as isize,
-                        v.as_ptr(), 1, dv as isize,
-                        0.0, 1.0, false, false, false,
-                        gemm::Parallelism::None,
-                    );
-                }
-            });
-    });
+    out.par_chunks_mut(s * dv)
+        .enumerate()
+        .for_each(|(bh, out)| {
+            let (q, k, v) = (
+                &q[bh * s * d..(bh + 1) * s * d],
+                &k[bh * t * d..(bh + 1) * t * d],
+                &v[bh * t * dv..(bh + 1) * t * dv],
+            );
+            out.par_chunks_mut(QUERY_BLOCK * dv)
+                .enumerate()
+                .for_each(|(blk, out)| {
+                    let r0 = blk * QUERY_BLOCK;
+                    let n = out.len() / dv;
+                    let mut scores = vec![0.0f32; n * t];
+                    // SAFETY: every pointer/stride pair below stays inside its slice:
+                    // q rows r0..r0+n of width d, k as a d×t matrix (column stride d),
+                    // scores n×t, v t×dv and out n×dv, all row-major.
+                    unsafe {
+                        gemm::gemm(
+                            n,
+                            t,
+                            d,
+                            scores.as_mut_ptr(),
+                            1,
+                            t as isize,
+                            false,
+                            q[r0 * d..].as_ptr(),
+                            1,
+                            d as isize,
+                            k.as_ptr(),
+                            d as isize,
+                            1,
+                            0.0,
+                            scale,
+                            false,
+                            false,
+                            false,
+                            gemm::Parallelism::None,
+                        );
+                    }
+                    softmax_rows(&mut scores, t, causal.then_some(r0));
+                    unsafe {
+                        gemm::gemm(
+                            n,
+                            dv,
+                            t,
+                            out.as_mut_ptr(),
+                            1,
+                            dv as isize,
+                            false,
+                            scores.as_ptr(),
+                            1,
+                            t as isize,
+                            v.as_ptr(),
+                            1,
+                            dv as isize,
+                            0.0,
+                            1.0,
+                            false,
+                            false,
+                            false,
+                            gemm::Parallelism::None,
+                        );
+                    }
+                });
+        });
     Tensor::from_data(TensorData::new(out, [b, heads, s, dv]), &device)
 }
 
@@ -253,10 +280,10 @@ fn softmax_row(r: &mut [f32]) {
             m[i] = m[i].max(c[i]);
         }
     }
-    let max = chunks
-        .remainder()
-        .iter()
-        .fold(m.iter().copied().fold(f32::NEG_INFINITY, f32::max), |a, &b| a.max(b));
+    let max = chunks.remainder().iter().fold(
+        m.iter().copied().fold(f32::NEG_INFINITY, f32::max),
+        |a, &b| a.max(b),
+    );
     let mut s = [0.0f32; 8];
     let mut chunks = r.chunks_exact_mut(8);
     for c in &mut chunks {
@@ -291,7 +318,10 @@ mod tests {
             worst_erf = worst_erf.max((erf(x) as f64 - libm_erf(x as f64)).abs());
             // Past 3, erf is within 2.3e-5 of ±1 and must stay there.
             let x = 3.0 + (i + 20000) as f32 * 1e-4; // 3 .. 7
-            assert!((1.0 - erf(x)).abs() <= 2.3e-5 && erf(-x) == -erf(x), "erf({x})");
+            assert!(
+                (1.0 - erf(x)).abs() <= 2.3e-5 && erf(-x) == -erf(x),
+                "erf({x})"
+            );
         }
         assert!(worst_exp < 3e-7, "exp relative error {worst_exp}");
         // 7.1.26 is within 1.5e-7; evaluating it in f32 adds a few ulp of 1.
@@ -321,12 +351,21 @@ mod tests {
         let close = |a: Tensor<3>, b: Tensor<3>, tol: f32, what: &str| {
             let a: Vec<f32> = a.into_data().try_into_vec::<f32>().unwrap();
             let b: Vec<f32> = b.into_data().try_into_vec::<f32>().unwrap();
-            let worst = a.iter().zip(&b).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+            let worst = a
+                .iter()
+                .zip(&b)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f32::max);
             assert!(worst <= tol, "{what}: differs by {worst}");
         };
         close(silu(x.clone()), bsilu(x.clone()), 1e-5, "silu");
         close(gelu(x.clone()), bgelu(x.clone()), 1e-5, "gelu");
-        close(softmax_last(x.clone()), softmax(x.clone(), 2), 1e-6, "softmax");
+        close(
+            softmax_last(x.clone()),
+            softmax(x.clone(), 2),
+            1e-6,
+            "softmax",
+        );
         // Attention against Burn's fused kernel, with and without the causal mask.
         for (s, t, causal) in [(70, 70, true), (130, 77, false)] {
             let q = Tensor::<4>::random([2, 3, s, 40], Distribution::Default, &d);
@@ -337,7 +376,8 @@ mod tests {
                 softcap: None,
                 is_causal: causal,
             };
-            let want = burn::tensor::module::attention(q.clone(), k.clone(), v.clone(), None, None, opts);
+            let want =
+                burn::tensor::module::attention(q.clone(), k.clone(), v.clone(), None, None, opts);
             close(
                 attention(q, k, v, causal).reshape([6, s, 40]),
                 want.reshape([6, s, 40]),

@@ -74,10 +74,7 @@ impl Backend {
 /// A one-line description of the adapter: its name and, where the backend reports it, memory in use.
 pub fn describe(backend: Backend, device: &Device) -> String {
     let name = match backend {
-        Backend::Cpu => format!(
-            "CPU (Burn Flex, {} threads)",
-            rayon::current_num_threads()
-        ),
+        Backend::Cpu => format!("CPU (Burn Flex, {} threads)", rayon::current_num_threads()),
         _ => device
             .identity()
             .map(|i| i.name)

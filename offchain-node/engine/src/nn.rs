@@ -286,10 +286,7 @@ impl GroupNorm {
         let [b, c, h, wd] = x.dims();
         let g = self.groups;
         let (x, dtype) = to_f32(x);
-        let (var, mean) = x
-            .clone()
-            .reshape([b, g, (c / g) * h * wd])
-            .var_mean_bias(2);
+        let (var, mean) = x.clone().reshape([b, g, (c / g) * h * wd]).var_mean_bias(2);
         // [b, g, 1] -> [b, g, c/g] -> [b, c]
         let rstd = (var + self.eps).sqrt().recip();
         let per_channel = |t: Tensor<3>| t.expand([b, g, c / g]).reshape([b, c]);

@@ -208,7 +208,10 @@ impl StableDiffusion {
                     input
                 };
                 let out = crate::profile::span("unet", || {
-                    cast_to(self.unet.forward_conditioned(input, t, &conditioning), DType::F32)
+                    cast_to(
+                        self.unet.forward_conditioned(input, t, &conditioning),
+                        DType::F32,
+                    )
                 });
                 let out = if guided {
                     let u = out.clone().slice([0..1, 0..channels, 0..lh, 0..lw]);

@@ -138,7 +138,14 @@ pub fn span<T>(name: &str, f: impl FnOnce() -> T) -> T {
 }
 
 /// FLOPs of a 2D convolution producing `[b, c_out, h_out, w_out]` with a `k`×`k` kernel.
-pub fn conv_flops(b: usize, c_in: usize, c_out: usize, k: usize, h_out: usize, w_out: usize) -> f64 {
+pub fn conv_flops(
+    b: usize,
+    c_in: usize,
+    c_out: usize,
+    k: usize,
+    h_out: usize,
+    w_out: usize,
+) -> f64 {
     2.0 * (b * c_in * c_out * k * k * h_out * w_out) as f64
 }
 
@@ -197,7 +204,10 @@ mod tests {
         });
         count(100.0); // outside every span: charged to none
         let r = session.finish();
-        let paths: Vec<_> = r.iter().map(|r| (r.path.as_str(), r.depth, r.flops)).collect();
+        let paths: Vec<_> = r
+            .iter()
+            .map(|r| (r.path.as_str(), r.depth, r.flops))
+            .collect();
         assert_eq!(
             paths,
             vec![

@@ -37,7 +37,10 @@ impl VaeAttention {
             norm: GroupNorm::load(w, &format!("{prefix}.group_norm"), groups, c, EPS)?,
             qkv: MergedLinear::load(
                 w,
-                &names[..3].iter().map(|n| format!("{prefix}.{n}")).collect::<Vec<_>>(),
+                &names[..3]
+                    .iter()
+                    .map(|n| format!("{prefix}.{n}"))
+                    .collect::<Vec<_>>(),
                 c,
                 c,
                 true,

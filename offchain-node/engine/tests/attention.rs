@@ -41,9 +41,15 @@ fn check(backend: Backend, dtype: DType, tolerance: f32) {
     };
     for (i, &(label, b, heads, d, s, t, causal)) in CASES.iter().enumerate() {
         let seed = 100 * i as u64;
-        let q = input(&device, seed, b * s, heads * d).reshape([b, s, heads * d]).cast(float);
-        let k = input(&device, seed + 1, b * t, heads * d).reshape([b, t, heads * d]).cast(float);
-        let v = input(&device, seed + 2, b * t, heads * d).reshape([b, t, heads * d]).cast(float);
+        let q = input(&device, seed, b * s, heads * d)
+            .reshape([b, s, heads * d])
+            .cast(float);
+        let k = input(&device, seed + 1, b * t, heads * d)
+            .reshape([b, t, heads * d])
+            .cast(float);
+        let v = input(&device, seed + 2, b * t, heads * d)
+            .reshape([b, t, heads * d])
+            .cast(float);
         let run = |path| {
             attention_with(path, q.clone(), k.clone(), v.clone(), heads, causal)
                 .cast(FloatDType::F32)

@@ -37,7 +37,9 @@ impl Layer {
         temb: &Tensor<2>,
         kv: &mut impl Iterator<Item = &'a Vec<CrossKv>>,
     ) -> Tensor<4> {
-        let x = span(&format!("resnet.{j}"), || self.resnet.forward(x, Some(temb)));
+        let x = span(&format!("resnet.{j}"), || {
+            self.resnet.forward(x, Some(temb))
+        });
         match &self.attention {
             Some(t) => {
                 let kv = kv.next().expect("conditioning for every transformer");
@@ -271,7 +273,9 @@ impl UNet {
 
     /// Every transformer in the order the forward pass runs them.
     fn transformers(&self) -> impl Iterator<Item = &Transformer2D> {
-        fn of<'a>(layers: impl Iterator<Item = &'a Layer>) -> impl Iterator<Item = &'a Transformer2D> {
+        fn of<'a>(
+            layers: impl Iterator<Item = &'a Layer>,
+        ) -> impl Iterator<Item = &'a Transformer2D> {
             layers.filter_map(|l| l.attention.as_ref())
         }
         of(self.down.iter().flat_map(|b| &b.layers))
@@ -346,8 +350,7 @@ impl UNet {
         }
 
         span("conv_out", || {
-            self.conv_out
-                .forward(self.conv_norm_out.forward_silu(x))
+            self.conv_out.forward(self.conv_norm_out.forward_silu(x))
         })
     }
 }

@@ -196,11 +196,15 @@ impl Transformer2D {
         let [b, c, h, wd] = x.dims();
         let residual = x.clone();
         let to_seq = |x: Tensor<4>| x.reshape([b, c, h * wd]).swap_dims(1, 2);
-        let mut seq = span("proj_in", || self.proj_in.forward(to_seq(self.norm.forward(x))));
+        let mut seq = span("proj_in", || {
+            self.proj_in.forward(to_seq(self.norm.forward(x)))
+        });
         for (block, kv) in self.blocks.iter().zip(kv) {
             seq = block.forward(seq, kv);
         }
         let from_seq = |s: Tensor<3>| s.swap_dims(1, 2).reshape([b, c, h, wd]);
-        span("proj_out", || from_seq(self.proj_out.forward(seq)) + residual)
+        span("proj_out", || {
+            from_seq(self.proj_out.forward(seq)) + residual
+        })
     }
 }
