@@ -54,7 +54,7 @@ fn check(backend: Backend, dtype: DType, tolerance: f32) {
             attention_with(path, q.clone(), k.clone(), v.clone(), heads, causal)
                 .cast(FloatDType::F32)
                 .into_data()
-                .to_vec::<f32>()
+                .try_to_vec::<f32>()
                 .expect("f32")
         };
         let fused = run(AttentionPath::Fused);

@@ -118,6 +118,40 @@ fn same_seed_is_byte_identical_and_other_seeds_differ() {
     assert!(d > 0);
 }
 
+/// The CPU backend splits its work across threads by rows and elements, never
+/// inside a sum: a node's images must not depend on how many cores it has.
+#[test]
+fn cpu_images_do_not_depend_on_the_thread_count() {
+    let model = write_tiny_model("threads", Variant::F32, &|_| {});
+    let sd = load(&model.dir);
+    let req = Request {
+        prompt: "a lighthouse on a cliff at dusk".into(),
+        negative_prompt: "blurry".into(),
+        width: 64,
+        height: 64,
+        steps: 3,
+        guidance: 7.5,
+        seed: 5,
+        num_images: 1,
+        scheduler: Method::DpmSolverMultistep,
+    };
+    let on = |threads: usize| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("a thread pool")
+            .install(|| sd.generate(&req, |_| {}).expect("generate"))
+    };
+    let one = on(1);
+    for threads in [2, 3] {
+        assert_eq!(
+            one[0].as_raw(),
+            on(threads)[0].as_raw(),
+            "1 vs {threads} threads"
+        );
+    }
+}
+
 #[test]
 fn fp16_variant_files_and_older_key_names_load() {
     let rename = |t: &mut Vec<(String, Vec<usize>)>| {
