@@ -23,4 +23,5 @@ if [ ! -f "$model/model_index.json" ]; then
 fi
 export HYDROGEN_BENCH_MODEL="$model"
 cd "$here"
-exec cargo bench -p hydrogen-engine --bench gpu
+# HYDROGEN_ENGINE_FEATURES: the engine's cargo features (vulkan for SPIR-V/tensor cores).
+exec cargo bench -p hydrogen-engine ${HYDROGEN_ENGINE_FEATURES:+--features "$HYDROGEN_ENGINE_FEATURES"} --bench gpu

@@ -10,7 +10,9 @@
 # 4. scripts/bench_gpu.sh: ours vs diffusers on the same GPU (ratio lines, peak memory, pHash).
 # Each step's output goes to OUT (default $OUT or ./gpu-session) and to stdout;
 # a failed step is reported and the next one still runs.
-# HYDROGEN_GPU_BACKEND: the backend measured (default wgpu, i.e. Vulkan/SPIR-V).
+# HYDROGEN_GPU_BACKEND: the backend measured (default wgpu); HYDROGEN_ENGINE_FEATURES:
+# the engine's cargo features (default vulkan: SPIR-V, tensor cores; add cuda
+# for --backend cuda where the machine can build it).
 set -u
 root=$(cd "$(dirname "$0")/../../.." && pwd)
 out=${1:-${OUT:-$root/gpu-session}}
@@ -19,6 +21,8 @@ mkdir -p "$out"
 cd "$root"
 export HYDROGEN_BENCH_MODEL=${HYDROGEN_BENCH_MODEL:-${TMPDIR:-/tmp}/hydrogen-sd15-random}
 export HYDROGEN_BENCH_OUT="$out/bench"
+features=${HYDROGEN_ENGINE_FEATURES-vulkan}
+export HYDROGEN_ENGINE_FEATURES="$features"
 failed=""
 step() {
     name=$1
@@ -36,13 +40,13 @@ step() {
 
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv >"$out/gpu.txt" 2>&1 || true
 cat "$out/gpu.txt"
-step build cargo build --release -p hydrogen-engine --example profile --tests --benches
+step build cargo build --release -p hydrogen-engine --features "$features" --example profile --tests --benches
 step attention env HYDROGEN_TEST_GPU="$backend" cargo test --release -p hydrogen-engine \
-    --test attention -- --nocapture --test-threads 1
+    --features "$features" --test attention -- --nocapture --test-threads 1
 # bench_gpu.sh makes the random-weight SD 1.5 model the profiler uses too.
 step bench sh offchain-node/engine/scripts/bench_gpu.sh
 for p in f16 f32; do
-    step "profile-$p" cargo run --release -p hydrogen-engine --example profile -- \
+    step "profile-$p" cargo run --release -p hydrogen-engine --features "$features" --example profile -- \
         "$HYDROGEN_BENCH_MODEL" "$backend" "$p" --size 512 --steps 2
 done
 grep -h '^ratio ' "$out/bench.log" | tee "$out/ratios.txt"

@@ -2,10 +2,11 @@
 //! a machine without one) by default, Burn's pure-Rust CPU backend for tests,
 //! and with the `cuda` cargo feature Burn's CUDA backend for NVIDIA GPUs.
 //!
-//! On Vulkan adapters wgpu compiles CubeCL's kernels to SPIR-V (Burn's
-//! `vulkan` feature), not WGSL: only the SPIR-V compiler registers the
+//! Built with the `vulkan` feature, wgpu compiles CubeCL's kernels to SPIR-V
+//! on Vulkan adapters instead of WGSL: only the SPIR-V compiler registers the
 //! cooperative-matrix instructions that reach tensor cores, which the matmul,
-//! convolution and flash-attention kernels then pick by autotune.
+//! convolution and flash-attention kernels then pick by autotune. It is off by
+//! default because Mesa 22.3's lavapipe crashes on those kernels.
 
 use crate::error::{Error, Result};
 use burn::tensor::{Device, DeviceKind};

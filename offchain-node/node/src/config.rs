@@ -31,7 +31,7 @@ pub struct Config {
     pub models_dir: PathBuf,
     /// `burn` (the diffusion engine). Test builds also know `cheat` and `fail`.
     pub engine: String,
-    /// Where the engine runs: `wgpu` (the best GPU; SPIR-V on Vulkan), `wgpu-cpu` (lavapipe),
+    /// Where the engine runs: `wgpu` (the best GPU; SPIR-V with the engine's `vulkan` feature), `wgpu-cpu` (lavapipe),
     /// `cpu` (every core), `cuda` (builds with the engine's `cuda` feature).
     pub backend: String,
     pub gpu: GpuConfig,
