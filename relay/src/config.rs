@@ -153,7 +153,7 @@ impl Default for AuthConfig {
 }
 
 fn default_listen() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 8080))
+    SocketAddr::from(([127, 0, 0, 1], 8700))
 }
 
 fn default_rpc_url() -> String {

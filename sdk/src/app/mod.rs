@@ -22,7 +22,7 @@
 //! let signer = keypair_from_suri("//HydrogenApp").expect("a valid key URI");
 //! let client = Client::connect(
 //!     "ws://127.0.0.1:9944",
-//!     "http://127.0.0.1:8080",
+//!     "http://127.0.0.1:8700",
 //!     parse_account("5C...").expect("the contract's address"),
 //!     signer,
 //! ).await?;

@@ -31,7 +31,7 @@ impl std::fmt::Debug for RelayClient {
 }
 
 impl RelayClient {
-    /// A client of the relay at `base_url` (`http://127.0.0.1:8080`; a path
+    /// A client of the relay at `base_url` (`http://127.0.0.1:8700`, the relay's default; a path
     /// prefix such as `https://host/relay` is kept) signing as `signer`.
     pub fn new(base_url: &str, signer: Keypair) -> Result<RelayClient, RelayError> {
         let invalid = |reason: String| RelayError::InvalidUrl {
