@@ -11,7 +11,6 @@ use burn::tensor::activation::softmax;
 use burn::tensor::module::{self, conv2d, layer_norm, linear};
 use burn::tensor::ops::{AttentionModuleOptions, ConvOptions};
 use burn::tensor::{DType, FloatDType, Tensor};
-use std::sync::atomic::{AtomicU8, Ordering};
 
 fn to_f32<const D: usize>(x: Tensor<D>) -> (Tensor<D>, DType) {
     let dtype = x.dtype();
@@ -341,29 +340,15 @@ pub enum AttentionPath {
     Materialized,
 }
 
-static ATTENTION_PATH: AtomicU8 = AtomicU8::new(0);
-
-/// Chooses the attention path for the whole process (tests compare the two).
-pub fn set_attention_path(path: AttentionPath) {
-    ATTENTION_PATH.store(path as u8, Ordering::Relaxed);
-}
-
-/// The attention path in force: [`AttentionPath::Fused`] unless set otherwise
-/// by [`set_attention_path`] or `HYDROGEN_ATTENTION=materialized`.
+/// The attention path in force: [`AttentionPath::Fused`] unless
+/// `HYDROGEN_ATTENTION=materialized` (read once). Tests compare the two
+/// through [`attention_with`].
 pub fn attention_path() -> AttentionPath {
-    static FROM_ENV: std::sync::OnceLock<Option<AttentionPath>> = std::sync::OnceLock::new();
-    let env = FROM_ENV.get_or_init(|| match std::env::var("HYDROGEN_ATTENTION").as_deref() {
-        Ok("materialized") => Some(AttentionPath::Materialized),
-        Ok("fused") => Some(AttentionPath::Fused),
-        _ => None,
-    });
-    if let Some(p) = env {
-        return *p;
-    }
-    match ATTENTION_PATH.load(Ordering::Relaxed) {
-        1 => AttentionPath::Materialized,
+    static PATH: std::sync::OnceLock<AttentionPath> = std::sync::OnceLock::new();
+    *PATH.get_or_init(|| match std::env::var("HYDROGEN_ATTENTION").as_deref() {
+        Ok("materialized") => AttentionPath::Materialized,
         _ => AttentionPath::Fused,
-    }
+    })
 }
 
 /// Multi-head scaled dot-product attention on `[b, s, heads*d]` inputs;
