@@ -805,6 +805,7 @@ mod tests {
             nodes: NODES.to_vec(),
             result: None,
             uploader,
+            distance_threshold: 10,
         }
     }
 

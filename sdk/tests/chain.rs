@@ -456,7 +456,7 @@ async fn staking_and_task_views_decode() {
         cancelled.events
     );
     let _ = hydrogen.entropy_needed().await.unwrap();
-    assert_eq!(hydrogen.pool().await.unwrap(), 0);
+    assert_eq!(hydrogen.burned().await.unwrap(), 0);
 }
 
 #[tokio::test]

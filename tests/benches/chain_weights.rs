@@ -139,6 +139,7 @@ async fn main() {
     let node = spawn_dev_node().await.expect("dev node");
     let params = Params {
         timeout_ms: 3_000,
+        warmup_ms: 0,
         ..Params::default()
     };
     let mut net = Network::setup(node.url(), "bench", params, 3).await;

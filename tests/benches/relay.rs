@@ -253,6 +253,7 @@ async fn main() {
         "relay-bench",
         Params {
             max_queue: 256,
+            warmup_ms: 0,
             ..Params::default()
         },
         66,

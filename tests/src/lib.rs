@@ -168,6 +168,16 @@ pub async fn fund_native(
 }
 
 /// A one-image pHash result whose bytes are all `byte`.
+/// The default parameters without the selection warm-up: these tests join
+/// nodes and create a task at once (the contract's own tests cover the
+/// warm-up).
+pub fn test_params() -> Params {
+    Params {
+        warmup_ms: 0,
+        ..Params::default()
+    }
+}
+
 pub fn phash(byte: u8) -> Outcome {
     Outcome::Images(vec![byte; 8])
 }
@@ -423,15 +433,20 @@ impl Network {
         self.expect(
             "create_task",
             &created,
-            vec![self.created_event(task_id, fee)],
+            vec![
+                self.created_event(task_id, fee),
+                Event::TasksArmed {
+                    tasks: vec![task_id],
+                },
+            ],
         );
         self.ripen(task_id).await;
         task_id
     }
 
-    /// Nodes 0 and 1 contribute entropy, which starts the just-created
+    /// Nodes 0 and 1 contribute entropy, which starts the armed
     /// `task_id`; records the expected events.
-    async fn ripen(&mut self, task_id: TaskId) {
+    pub async fn ripen(&mut self, task_id: TaskId) {
         for i in [0, 1] {
             let contributed = self.contribute(i).await.expect("contribute_entropy");
             let mut events = vec![Event::EntropyContributed { node: self.node(i) }];
@@ -607,7 +622,10 @@ impl Network {
             num_images,
             fee,
         };
-        self.expect("create_task", &created, vec![event]);
+        let armed = Event::TasksArmed {
+            tasks: vec![task_id],
+        };
+        self.expect("create_task", &created, vec![event, armed]);
         self.ripen(task_id).await;
         task_id
     }

@@ -66,6 +66,7 @@ impl Options {
                 // short enough that tests of silent nodes end in minutes.
                 timeout_ms: 45_000,
                 min_fee: UNIT,
+                warmup_ms: 0,
                 ..Params::default()
             },
             apps: 1,

@@ -13,11 +13,11 @@
 use hydrogen_sdk::types::{
     fee_share, AbortReason, Error, Event, NodeCounts, NodeStatus, Params, TaskStatus,
 };
-use hydrogen_tests::{phash, Network, CREATOR_TOKENS, FEE};
+use hydrogen_tests::{phash, test_params, Network, CREATOR_TOKENS, FEE};
 
 /// Parameters for tests that never reach a deadline.
 fn patient() -> Params {
-    Params::default()
+    test_params()
 }
 
 /// Parameters for tests that wait for deadlines: short, but long enough for
@@ -25,7 +25,7 @@ fn patient() -> Params {
 fn hasty(timeout_ms: u64) -> Params {
     Params {
         timeout_ms,
-        ..Params::default()
+        ..test_params()
     }
 }
 
@@ -140,7 +140,7 @@ async fn honest_nodes_are_paid_by_commit_order() {
             paused: 0
         }
     );
-    assert_eq!(net.hydrogen.pool().await.unwrap(), 0);
+    assert_eq!(net.hydrogen.burned().await.unwrap(), 0);
     net.check_events().await;
 }
 
@@ -193,7 +193,7 @@ async fn cheater_is_slashed_when_two_agree() {
         net.status_event(1, NodeStatus::Quit),
     ];
     net.expect("reveal node2", &revealed, events);
-    assert_eq!(net.hydrogen.pool().await.unwrap(), stake);
+    assert_eq!(net.hydrogen.burned().await.unwrap(), stake);
     assert_eq!(net.node_status(1).await, (NodeStatus::Quit, 0));
     assert_eq!(net.tokens(net.node(1)).await, 0);
 
@@ -225,9 +225,9 @@ async fn cheater_is_slashed_when_two_agree() {
         net.tokens(net.creator_account()).await,
         CREATOR_TOKENS - FEE + cheater_share
     );
-    // Two stakes and the pool (the cheater's stake) stay in the contract.
-    assert_eq!(net.tokens(net.contract()).await, 3 * stake);
-    assert_eq!(net.hydrogen.pool().await.unwrap(), stake);
+    // Two stakes stay in the contract; the cheater's was burned.
+    assert_eq!(net.tokens(net.contract()).await, 2 * stake);
+    assert_eq!(net.hydrogen.burned().await.unwrap(), stake);
     assert_eq!(
         net.hydrogen.node_counts().await.unwrap(),
         NodeCounts {
@@ -334,7 +334,7 @@ async fn silent_node_is_missed_and_its_share_refunded() {
         (info.status, info.stake, info.missed),
         (NodeStatus::Available, net.params.required_stake, 1)
     );
-    assert_eq!(net.hydrogen.pool().await.unwrap(), 0);
+    assert_eq!(net.hydrogen.burned().await.unwrap(), 0);
     net.check_events().await;
 }
 
@@ -364,12 +364,8 @@ async fn unanswered_task_times_out_with_a_full_refund() {
             amount: FEE,
         },
     ];
+    // Nobody committed: the task could not be run, so nobody is charged a miss.
     for i in 0..3 {
-        events.push(Event::NodeMissed {
-            task_id: id,
-            node: net.node(i),
-            missed: 1,
-        });
         events.push(net.status_event(i, NodeStatus::Available));
     }
     net.expect("cancel", &cancelled, events);
@@ -384,7 +380,7 @@ async fn unanswered_task_times_out_with_a_full_refund() {
         let info = net.hydrogen.node_info(net.node(i)).await.unwrap().unwrap();
         assert_eq!(
             (info.status, info.stake, info.missed),
-            (NodeStatus::Available, stake, 1)
+            (NodeStatus::Available, stake, 0)
         );
         assert_eq!(net.tokens(net.node(i)).await, 0);
     }
@@ -410,7 +406,10 @@ async fn second_task_waits_in_the_queue_until_nodes_are_free() {
     );
     assert_eq!(net.task(second).await.status, TaskStatus::Queued);
     assert_eq!(net.hydrogen.queue().await.unwrap(), vec![second]);
-    assert!(net.hydrogen.entropy_needed().await.unwrap());
+    assert!(
+        !net.hydrogen.entropy_needed().await.unwrap(),
+        "not armed while its nodes are busy"
+    );
 
     for i in 0..3 {
         let committed = net.commit(first, i, phash(0)).await.expect("commit");
@@ -421,8 +420,8 @@ async fn second_task_waits_in_the_queue_until_nodes_are_free() {
         };
         net.expect(&format!("commit node{i}"), &committed, events);
     }
-    // The reveals feed the beacon: after two, the second task has its
-    // entropy, but only two nodes are free until the upload is confirmed.
+    // Two nodes are free after the reveals, one short of arming the second
+    // task: the uploader is busy until it confirms.
     let revealed = net.reveal(first, 0).await.expect("reveal");
     let events = vec![Event::ResultRevealed {
         task_id: first,
@@ -460,23 +459,27 @@ async fn second_task_waits_in_the_queue_until_nodes_are_free() {
         }
     );
 
-    // The confirmation frees the uploader, and the second task starts in
-    // the same transaction.
+    // The confirmation frees the uploader and arms the second task in the
+    // same transaction; it starts once two nodes contributed entropy.
     let confirmed = net
         .hydrogen
         .confirm_upload(&net.nodes[0], first)
         .await
         .expect("confirm_upload");
-    let mut events = vec![
+    let events = vec![
         Event::ResultsUploaded {
             task_id: first,
             node: net.node(0),
         },
         paid(first, net.node(0), 0),
         net.status_event(0, NodeStatus::Available),
+        Event::TasksArmed {
+            tasks: vec![second],
+        },
     ];
-    events.extend(net.started_events(second).await);
     net.expect("confirm_upload", &confirmed, events);
+    assert!(net.hydrogen.entropy_needed().await.unwrap());
+    net.ripen(second).await;
 
     let task = net.task(second).await;
     assert_eq!(task.status, TaskStatus::Running);

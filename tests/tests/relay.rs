@@ -16,8 +16,8 @@ use hydrogen_sdk::phash::phash_images;
 use hydrogen_sdk::relay::auth::SignedRequest;
 use hydrogen_sdk::relay::{code, frames, RelayClient, RelayError};
 use hydrogen_sdk::task::TaskArgs;
-use hydrogen_sdk::types::{blake2_256, Hash, Outcome, Params, TaskId, TaskStatus};
-use hydrogen_tests::{now_ms, Network, FEE};
+use hydrogen_sdk::types::{blake2_256, Hash, Outcome, TaskId, TaskStatus};
+use hydrogen_tests::{now_ms, test_params, Network, FEE};
 use image::{ImageFormat, Rgb, RgbImage};
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
@@ -196,7 +196,7 @@ async fn cut_request(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn relay_carries_a_task_end_to_end() {
     let test = "relay-e2e";
-    let Some(mut net) = Network::new(test, Params::default(), 3).await else {
+    let Some(mut net) = Network::new(test, test_params(), 3).await else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -321,7 +321,7 @@ async fn relay_carries_a_task_end_to_end() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_are_refused_and_leave_nothing() {
     let test = "relay-refusals";
-    let Some(mut net) = Network::new(test, Params::default(), 3).await else {
+    let Some(mut net) = Network::new(test, test_params(), 3).await else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -492,7 +492,7 @@ async fn bad_requests_are_refused_and_leave_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_deletes_exactly_what_has_expired() {
     let test = "relay-retention";
-    let Some(mut net) = Network::new(test, Params::default(), 3).await else {
+    let Some(mut net) = Network::new(test, test_params(), 3).await else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();

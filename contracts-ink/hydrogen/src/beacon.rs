@@ -1,11 +1,13 @@
 //! The randomness beacon behind node selection.
 //!
 //! ink! 5 offers no random source, so nodes supply it: every reveal mixes the
-//! node's secret commitment nonce into an accumulator, and idle nodes can
-//! reveal pre-committed ticket secrets. A task is *ripe* for selection only
-//! once two different nodes have contributed after it was created, so its
-//! creator cannot know the seed when it commits to the task, and no single
-//! node knows it either. The threat model is in ARCHITECTURE.md.
+//! node's secret commitment nonce into an accumulator, and staked nodes
+//! reveal pre-committed ticket secrets. A batch of tasks is drawn only once
+//! two different nodes contributed after it was *armed* (its eligible nodes
+//! fixed), so nobody knows the seed while they can still change who is in
+//! the draw. The seed holds nothing a caller picks — no block number, no
+//! timestamp — so a draw cannot be ground by choosing when to send the
+//! transaction. The threat model is in ARCHITECTURE.md.
 
 use hydrogen_types::Hash;
 use ink::env::hash::{Blake2x256, HashOutput};
@@ -53,14 +55,12 @@ impl Beacon {
         self.epoch > epoch && self.other_epoch > epoch
     }
 
-    /// The selection seed for `task`: the accumulator bound to the task and
-    /// the block, so two tasks started in one block differ.
-    pub fn seed(&self, task: u64, block: u32, now: u64) -> Hash {
-        let mut input = [0u8; 52];
+    /// The selection seed for `task`: the accumulator bound to the task, so
+    /// two tasks drawn from one accumulator differ.
+    pub fn seed(&self, task: u64) -> Hash {
+        let mut input = [0u8; 40];
         input[..32].copy_from_slice(&self.value);
         input[32..40].copy_from_slice(&task.to_le_bytes());
-        input[40..44].copy_from_slice(&block.to_le_bytes());
-        input[44..52].copy_from_slice(&now.to_le_bytes());
         blake2_256(&input)
     }
 }

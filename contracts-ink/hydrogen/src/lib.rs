@@ -8,8 +8,9 @@
 //! the off-chain test engine. ARCHITECTURE.md explains the trade-off.
 //!
 //! The rules themselves live in plain modules: [`task`] (consensus state
-//! machine), [`registry`] (nodes and the availability index), [`beacon`]
-//! (randomness), [`queue`] (waiting tasks). This module applies them.
+//! machine), [`registry`] (nodes, the selection index and its warming
+//! list), [`beacon`] (randomness), [`queue`] (waiting tasks). This module
+//! applies them.
 #![cfg_attr(not(feature = "std"), no_std, no_main)]
 
 pub mod beacon;
@@ -26,7 +27,7 @@ pub struct HydrogenEvent {
     pub event: types::Event,
 }
 
-/// Tasks one call may start, so a single transaction's weight stays bounded.
+/// Tasks one batch may arm (and one call start), so a transaction's weight stays bounded.
 pub const MAX_STARTS_PER_CALL: u32 = 4;
 
 #[ink::contract]
@@ -34,12 +35,12 @@ mod hydrogen {
     use crate::beacon::{self, Beacon};
     use crate::queue::{self, Entry};
     use crate::registry::{Node, Registry};
-    use crate::task::{Slot, Task, Verdict};
+    use crate::task::{Rules, Slot, Task, Verdict};
     use crate::{HydrogenEvent, MAX_STARTS_PER_CALL};
     use hydrogen_types::{
         commitment_preimage, fee_share, AbortReason, Error, Event, Hash as Digest, NodeCounts,
         NodeInfo, NodeStatus, Outcome, Params, TaskId, TaskInfo, TaskStatus, TaskType, MAX_IMAGES,
-        NODES_PER_TASK, PHASH_BYTES, TOKEN_DECIMALS,
+        MAX_TASK_VRAM_GB, NODES_PER_TASK, PHASH_BYTES, QUEUED_CANCEL_FEE_PERCENT, TOKEN_DECIMALS,
     };
     use ink::prelude::{string::String, vec::Vec};
     use ink::storage::{Lazy, Mapping};
@@ -48,15 +49,30 @@ mod hydrogen {
     #[ink(storage)]
     pub struct Hydrogen {
         owner: AccountId,
+        /// Offered ownership; takes it with `accept_ownership`.
+        pending_owner: Option<AccountId>,
+        /// Whether the owner may still mint (turned off for good by `disable_minting`).
+        minting: bool,
         params: Params,
         token: PSP22Data,
-        /// Slashed stakes: the incentive pool.
-        pool: Balance,
+        /// Tokens burned by slashes, forfeits and cancellation fees.
+        burned: Balance,
         registry: Registry,
         beacon: Beacon,
         next_task: TaskId,
         tasks: Mapping<TaskId, Task>,
         queue: Lazy<Vec<Entry>>,
+        armed: Lazy<Armed>,
+    }
+
+    /// The batch of queued tasks armed for selection: its eligible nodes were
+    /// fixed at `epoch`; it is drawn once two nodes contributed after that.
+    #[derive(Debug, Default, Clone)]
+    #[ink::scale_derive(Encode, Decode, TypeInfo)]
+    #[cfg_attr(feature = "std", derive(ink::storage::traits::StorageLayout))]
+    pub struct Armed {
+        epoch: u64,
+        tasks: Vec<TaskId>,
     }
 
     fn raw(id: AccountId) -> [u8; 32] {
@@ -64,25 +80,29 @@ mod hydrogen {
     }
 
     impl Hydrogen {
-        /// Deploys the network with `params`, minting `initial_supply` to the deployer.
+        /// Deploys the network with `params`, minting `initial_supply` to the
+        /// deployer. Fails with `InvalidParams` when `params` are out of bounds.
         #[ink(constructor)]
-        pub fn new(params: Params, initial_supply: Balance) -> Self {
+        pub fn new(params: Params, initial_supply: Balance) -> Result<Self, Error> {
+            params.validate()?;
             let owner = Self::env().caller();
             let (token, events) = PSP22Data::new(initial_supply, owner);
-            assert!(params.validate().is_ok(), "invalid params");
             let contract = Self {
                 owner,
+                pending_owner: None,
+                minting: true,
                 params,
                 token,
-                pool: 0,
+                burned: 0,
                 registry: Registry::default(),
                 beacon: Beacon::default(),
                 next_task: 1,
                 tasks: Mapping::default(),
                 queue: Lazy::default(),
+                armed: Lazy::default(),
             };
             contract.emit_psp22(events);
-            contract
+            Ok(contract)
         }
 
         // ---- governance ----
@@ -97,12 +117,15 @@ mod hydrogen {
             self.params
         }
 
-        /// The incentive pool: every slashed stake.
+        /// Tokens burned so far by slashes, forfeits and cancellation fees:
+        /// nobody, the owner included, gains from a penalty.
         #[ink(message)]
-        pub fn pool(&self) -> Balance {
-            self.pool
+        pub fn burned(&self) -> Balance {
+            self.burned
         }
 
+        /// Replaces the parameters (bounded by `Params::validate`). Tasks
+        /// already created keep the rules they were created under.
         #[ink(message)]
         pub fn set_params(&mut self, params: Params) -> Result<(), Error> {
             self.only_owner()?;
@@ -112,19 +135,50 @@ mod hydrogen {
             Ok(())
         }
 
+        /// Offers ownership to `to`; it takes effect when `to` accepts, so a
+        /// typo cannot hand the contract to an account nobody controls.
         #[ink(message)]
-        pub fn set_owner(&mut self, owner: AccountId) -> Result<(), Error> {
+        pub fn transfer_ownership(&mut self, to: AccountId) -> Result<(), Error> {
             self.only_owner()?;
-            self.owner = owner;
+            self.pending_owner = Some(to);
+            self.emit(Event::OwnershipOffered { to: raw(to) });
             Ok(())
         }
 
-        /// The dev faucet: the owner mints tokens.
+        /// The offered account takes ownership.
+        #[ink(message)]
+        pub fn accept_ownership(&mut self) -> Result<(), Error> {
+            let caller = self.env().caller();
+            if self.pending_owner != Some(caller) {
+                return Err(Error::NotPendingOwner);
+            }
+            self.owner = caller;
+            self.pending_owner = None;
+            self.emit(Event::OwnershipTransferred { owner: raw(caller) });
+            Ok(())
+        }
+
+        /// The dev faucet: the owner mints tokens, until minting is disabled.
         #[ink(message)]
         pub fn mint(&mut self, to: AccountId, value: Balance) -> Result<(), Error> {
             self.only_owner()?;
+            if !self.minting {
+                return Err(Error::MintingDisabled);
+            }
             let events = self.token.mint(to, value).map_err(|_| Error::Overflow)?;
             self.emit_psp22(events);
+            Ok(())
+        }
+
+        /// Ends minting for good: a production deployment calls it once the
+        /// initial distribution is done, fixing the supply.
+        #[ink(message)]
+        pub fn disable_minting(&mut self) -> Result<(), Error> {
+            self.only_owner()?;
+            if self.minting {
+                self.minting = false;
+                self.emit(Event::MintingDisabled);
+            }
             Ok(())
         }
 
@@ -142,10 +196,15 @@ mod hydrogen {
             ticket: Digest,
         ) -> Result<(), Error> {
             let caller = self.env().caller();
-            if self.registry.get_staked(caller).is_ok() {
-                return Err(Error::AlreadyJoined);
+            let rejoin_after = match self.registry.get(caller) {
+                Some(old) if old.status != NodeStatus::Quit => return Err(Error::AlreadyJoined),
+                Some(old) => old.rejoin_after,
+                None => 0,
+            };
+            if self.env().block_timestamp() < rejoin_after {
+                return Err(Error::Cooldown);
             }
-            self.registry.validate_gpu(&gpu_name, vram_gb)?;
+            Registry::validate_gpu(&gpu_name, vram_gb)?;
             let stake = self.params.required_stake;
             self.move_tokens(caller, self.env().account_id(), stake)?;
             let mut node = Node {
@@ -156,7 +215,13 @@ mod hydrogen {
                 engine_version,
                 current_task: None,
                 missed: 0,
+                indexed: false,
                 slot: 0,
+                rejoin_after,
+                eligible_at: self
+                    .env()
+                    .block_timestamp()
+                    .saturating_add(self.params.warmup_ms),
             };
             self.registry.set_ticket(caller, ticket);
             self.set_node_status(caller, &mut node, NodeStatus::Available);
@@ -178,6 +243,8 @@ mod hydrogen {
             Ok(())
         }
 
+        /// Takes tasks again. The node enters the draws of batches armed once
+        /// `Params::warmup_ms` has passed, never one already armed.
         #[ink(message)]
         pub fn resume(&mut self) -> Result<(), Error> {
             let caller = self.env().caller();
@@ -187,6 +254,10 @@ mod hydrogen {
                 NodeStatus::PendingPause => NodeStatus::Busy,
                 _ => return Err(Error::WrongNodeStatus),
             };
+            node.eligible_at = self
+                .env()
+                .block_timestamp()
+                .saturating_add(self.params.warmup_ms);
             self.set_node_status(caller, &mut node, next);
             self.dispatch();
             Ok(())
@@ -209,8 +280,11 @@ mod hydrogen {
         }
 
         /// Reveals the secret behind the caller's ticket into the randomness
-        /// beacon and registers the next ticket. Nodes call it while tasks
-        /// wait for entropy ([`Self::entropy_needed`]).
+        /// beacon and registers the next ticket. Only a node taking tasks
+        /// (available or busy) may contribute, and only while an armed batch
+        /// waits ([`Self::entropy_needed`]); each batch takes the first two
+        /// distinct contributors and is drawn at once, so a contribution that
+        /// would not be needed fails its dry run and costs no fee.
         #[ink(message)]
         pub fn contribute_entropy(
             &mut self,
@@ -218,9 +292,17 @@ mod hydrogen {
             next_ticket: Digest,
         ) -> Result<(), Error> {
             let caller = self.env().caller();
-            self.registry.get_staked(caller)?;
+            let node = self.registry.get_staked(caller)?;
+            // The ticket first: a node recovering from a crash dry-runs this
+            // to learn which of its secrets the contract holds.
             if self.registry.ticket(caller) != Some(beacon::blake2_256(&secret)) {
                 return Err(Error::TicketMismatch);
+            }
+            if !matches!(node.status, NodeStatus::Available | NodeStatus::Busy) {
+                return Err(Error::WrongNodeStatus);
+            }
+            if self.armed.get_or_default().tasks.is_empty() {
+                return Err(Error::EntropyNotNeeded);
             }
             self.registry.set_ticket(caller, next_ticket);
             self.beacon.mix(caller, &secret);
@@ -242,13 +324,14 @@ mod hydrogen {
         /// Available nodes with at least `min_vram_gb` of VRAM.
         #[ink(message)]
         pub fn available_capacity(&self, min_vram_gb: u32) -> u32 {
-            self.registry.eligible(min_vram_gb)
+            self.registry.capacity(min_vram_gb)
         }
 
         // ---- tasks ----
 
-        /// Escrows `fee` from the caller and queues the task. It starts once
-        /// fresh entropy arrived and three nodes with `min_vram_gb` are free.
+        /// Escrows `fee` from the caller and queues the task. It is armed when
+        /// three nodes with `min_vram_gb` are free, and starts once fresh
+        /// entropy arrived after that.
         #[ink(message)]
         pub fn create_task(
             &mut self,
@@ -260,6 +343,9 @@ mod hydrogen {
         ) -> Result<TaskId, Error> {
             if num_images == 0 || num_images > MAX_IMAGES {
                 return Err(Error::InvalidNumImages);
+            }
+            if min_vram_gb > MAX_TASK_VRAM_GB {
+                return Err(Error::VramTooHigh);
             }
             if fee < self.params.min_fee {
                 return Err(Error::FeeTooLow);
@@ -283,7 +369,7 @@ mod hydrogen {
                 num_images,
                 fee,
                 now,
-                self.beacon.epoch(),
+                Rules::from(&self.params),
             );
             self.tasks.insert(id, &task);
             self.emit(Event::TaskCreated {
@@ -295,14 +381,17 @@ mod hydrogen {
                 num_images,
                 fee,
             });
-            let evicted = queue::insert(
-                &mut waiting,
-                Entry { task: id, price },
-                self.params.max_queue,
-            );
+            let entry = Entry {
+                task: id,
+                price,
+                min_vram_gb,
+                expires_at: task.expires_at(),
+            };
+            let evicted = queue::insert(&mut waiting, entry, self.params.max_queue);
             self.queue.set(&waiting);
             for entry in evicted {
-                self.abort_queued(entry.task, AbortReason::Evicted);
+                self.unarm(entry.task);
+                self.abort_queued(entry.task, AbortReason::Evicted, 0);
             }
             self.dispatch();
             Ok(id)
@@ -352,7 +441,7 @@ mod hydrogen {
             let Some(commitment) = slot.commitment else {
                 return Err(Error::NotCommitted);
             };
-            if slot.settled || now > task.reveal_deadline(self.params.timeout_ms) {
+            if slot.settled || now > task.reveal_deadline() {
                 return Err(Error::DeadlinePassed);
             }
             if !task.reveal_open(now) {
@@ -397,7 +486,7 @@ mod hydrogen {
             if task.slots[i].node != caller {
                 return Err(Error::NotUploader);
             }
-            if self.env().block_timestamp() > task.upload_deadline(self.params.timeout_ms) {
+            if self.env().block_timestamp() > task.upload_deadline() {
                 return Err(Error::DeadlinePassed);
             }
             task.status = TaskStatus::Completed;
@@ -412,33 +501,39 @@ mod hydrogen {
             Ok(())
         }
 
-        /// Cancels a queued task (creator, any time, full refund), or settles
-        /// a started one past its deadlines (creator or a selected node):
-        /// silent nodes are penalised and what is left is refunded.
+        /// Cancels a queued task (its creator; [`QUEUED_CANCEL_FEE_PERCENT`]
+        /// of the fee is burned, the rest refunded), or settles a started
+        /// one past its deadlines (anyone: the outcome depends only on the
+        /// clock): silent nodes are penalised and what is left is refunded.
         #[ink(message)]
         pub fn cancel(&mut self, task_id: TaskId) -> Result<(), Error> {
             let caller = self.env().caller();
             let mut task = self.tasks.get(task_id).ok_or(Error::TaskNotFound)?;
-            let is_creator = task.creator == caller;
-            if !is_creator && task.slot_of(caller).is_none() {
-                return Err(Error::NotAllowed);
-            }
             if task.status == TaskStatus::Queued {
+                if task.creator != caller {
+                    return Err(Error::NotAllowed);
+                }
                 let mut waiting = self.queue.get_or_default();
                 queue::remove(&mut waiting, task_id);
                 self.queue.set(&waiting);
-                self.abort_queued(task_id, AbortReason::Cancelled);
+                self.unarm(task_id);
+                let fee = task
+                    .fee
+                    .saturating_mul(QUEUED_CANCEL_FEE_PERCENT)
+                    .checked_div(100)
+                    .unwrap_or(0);
+                self.abort_queued(task_id, AbortReason::Cancelled, fee);
+                self.dispatch();
                 return Ok(());
             }
             if task.status.is_final() && task.all_settled() {
                 return Err(Error::WrongTaskStatus);
             }
             let now = self.env().block_timestamp();
-            let timeout = self.params.timeout_ms;
             let past = match task.status {
                 TaskStatus::Running => now > task.deadline,
-                TaskStatus::Succeeded => now > task.upload_deadline(timeout),
-                _ => now > task.reveal_deadline(timeout),
+                TaskStatus::Succeeded => now > task.upload_deadline(),
+                _ => now > task.reveal_deadline(),
             };
             if !past {
                 return Err(Error::DeadlineNotReached);
@@ -459,15 +554,16 @@ mod hydrogen {
             self.queue.get_or_default().iter().map(|e| e.task).collect()
         }
 
-        /// Whether a queued task waits for entropy contributions.
+        /// Whether an armed batch waits for entropy contributions.
         #[ink(message)]
         pub fn entropy_needed(&self) -> bool {
-            let waiting = self.queue.get_or_default();
-            waiting.iter().any(|e| {
-                self.tasks
-                    .get(e.task)
-                    .is_some_and(|t| !self.beacon.ripe_since(t.created_epoch))
-            })
+            !self.armed.get_or_default().tasks.is_empty()
+        }
+
+        /// The tasks armed for the next draw.
+        #[ink(message)]
+        pub fn armed(&self) -> Vec<TaskId> {
+            self.armed.get_or_default().tasks
         }
 
         // ---- internals ----
@@ -509,8 +605,19 @@ mod hydrogen {
 
         /// Pays out of the contract's own balance (escrow, stakes).
         fn pay_out(&mut self, to: AccountId, value: Balance) {
-            // The contract's balance always covers escrow + stakes + pool.
+            // The contract's balance always covers escrow + stakes.
             let _ = self.move_tokens(self.env().account_id(), to, value);
+        }
+
+        /// Burns `value` of the contract's own balance (a penalty or fee).
+        fn burn(&mut self, value: Balance) {
+            if value == 0 {
+                return;
+            }
+            if let Ok(events) = self.token.burn(self.env().account_id(), value) {
+                self.burned = self.burned.saturating_add(value);
+                self.emit_psp22(events);
+            }
         }
 
         fn set_node_status(&mut self, id: AccountId, node: &mut Node, status: NodeStatus) {
@@ -533,6 +640,8 @@ mod hydrogen {
                 return;
             };
             node.current_task = None;
+            // A released node skips the warm-up: it did not choose the moment.
+            node.eligible_at = self.env().block_timestamp();
             match node.status {
                 NodeStatus::Busy => self.set_node_status(id, &mut node, NodeStatus::Available),
                 NodeStatus::PendingPause => self.set_node_status(id, &mut node, NodeStatus::Paused),
@@ -541,12 +650,25 @@ mod hydrogen {
             }
         }
 
-        fn abort_queued(&mut self, task_id: TaskId, reason: AbortReason) {
+        /// Ends a queued task: `fee` burned, the rest refunded.
+        fn abort_queued(&mut self, task_id: TaskId, reason: AbortReason, fee: Balance) {
             if let Some(mut task) = self.tasks.get(task_id) {
                 task.status = TaskStatus::Aborted(reason);
                 self.emit(Event::TaskAborted { task_id, reason });
+                let fee = fee.min(task.escrow);
+                task.escrow = task.escrow.saturating_sub(fee);
+                self.burn(fee);
                 self.refund(task_id, &mut task);
                 self.tasks.insert(task_id, &task);
+            }
+        }
+
+        /// Takes a task out of the armed batch (cancelled or evicted).
+        fn unarm(&mut self, task_id: TaskId) {
+            let mut armed = self.armed.get_or_default();
+            if armed.tasks.contains(&task_id) {
+                armed.tasks.retain(|&t| t != task_id);
+                self.armed.set(&armed);
             }
         }
 
@@ -565,11 +687,7 @@ mod hydrogen {
         /// Runs the consensus state machine and applies its verdicts; refunds
         /// the rest once the task is over for every node. Stores the task.
         fn advance(&mut self, task_id: TaskId, task: &mut Task) {
-            let (changed, verdicts) = task.advance(
-                self.env().block_timestamp(),
-                self.params.timeout_ms,
-                self.params.distance_threshold,
-            );
+            let (changed, verdicts) = task.advance(self.env().block_timestamp());
             match changed {
                 Some(TaskStatus::Succeeded) => {
                     let uploader = task.uploader.map(|i| raw(task.slots[usize::from(i)].node));
@@ -616,7 +734,7 @@ mod hydrogen {
                 Verdict::Slash => {
                     if let Some(mut node) = self.registry.get(id) {
                         let amount = core::mem::take(&mut node.stake);
-                        self.pool = self.pool.saturating_add(amount);
+                        self.burn(amount);
                         node.current_task = None;
                         self.emit(Event::NodeSlashed {
                             task_id,
@@ -626,64 +744,146 @@ mod hydrogen {
                         self.set_node_status(id, &mut node, NodeStatus::Quit);
                     }
                 }
-                Verdict::Miss => {
-                    let Some(mut node) = self.registry.get(id) else {
-                        return;
-                    };
-                    node.missed = node.missed.saturating_add(1);
-                    self.emit(Event::NodeMissed {
-                        task_id,
-                        node: raw(id),
-                        missed: node.missed,
-                    });
-                    if node.missed >= self.params.max_missed {
-                        node.current_task = None;
-                        let stake_returned = node.stake;
-                        self.refund_stake(id, &mut node);
-                        self.emit(Event::NodeKickedOut {
-                            node: raw(id),
-                            stake_returned,
-                        });
-                    } else {
+                Verdict::Forfeit => {
+                    if let Some(mut node) = self.registry.get(id) {
+                        let amount = node
+                            .stake
+                            .saturating_mul(u128::from(task.rules.silence_penalty_percent))
+                            .checked_div(100)
+                            .unwrap_or(0);
+                        node.stake = node.stake.saturating_sub(amount);
                         self.registry.save(id, &node);
-                        self.release(id);
+                        self.burn(amount);
+                        self.emit(Event::StakeForfeited {
+                            task_id,
+                            node: raw(id),
+                            amount,
+                        });
                     }
+                    self.miss(task_id, id);
                 }
+                Verdict::Miss => self.miss(task_id, id),
                 Verdict::Release => self.release(id),
             }
         }
 
-        /// Starts every queued task that is ripe and has three suitable free
-        /// nodes, best price first, up to [`MAX_STARTS_PER_CALL`].
+        /// One more silent task for the node; past `max_missed` in a row it
+        /// is kicked out with what is left of its stake and may rejoin only
+        /// after the cooldown.
+        fn miss(&mut self, task_id: TaskId, id: AccountId) {
+            let Some(mut node) = self.registry.get(id) else {
+                return;
+            };
+            node.missed = node.missed.saturating_add(1);
+            self.emit(Event::NodeMissed {
+                task_id,
+                node: raw(id),
+                missed: node.missed,
+            });
+            if node.missed >= self.params.max_missed {
+                node.current_task = None;
+                node.rejoin_after = self
+                    .env()
+                    .block_timestamp()
+                    .saturating_add(self.params.rejoin_cooldown_ms);
+                let stake_returned = node.stake;
+                self.refund_stake(id, &mut node);
+                self.emit(Event::NodeKickedOut {
+                    node: raw(id),
+                    stake_returned,
+                });
+            } else {
+                self.registry.save(id, &node);
+                self.release(id);
+            }
+        }
+
+        /// Selection, in two steps so that nobody can know a draw while they
+        /// can still change who is in it:
+        ///
+        /// 1. *Arm*: with no batch armed, the warming nodes join the index and
+        ///    the best-paying queued tasks that the indexed nodes can serve
+        ///    are armed at the current beacon epoch.
+        /// 2. *Draw*: once two distinct nodes contributed after that epoch,
+        ///    each armed task draws its three nodes from the index. Nodes that
+        ///    became available after arming are warming, not indexed, so they
+        ///    cannot join a draw whose entropy they may already know.
+        ///
+        /// Expired queued tasks are refunded on the way.
         fn dispatch(&mut self) {
             let mut waiting = self.queue.get_or_default();
-            let (mut i, mut started) = (0, 0);
-            while i < waiting.len() && started < MAX_STARTS_PER_CALL {
-                let id = waiting[i].task;
-                let Some(mut task) = self.tasks.get(id) else {
-                    waiting.remove(i);
-                    continue;
-                };
-                let ready = self.beacon.ripe_since(task.created_epoch)
-                    && self.registry.eligible(task.min_vram_gb) as usize >= NODES_PER_TASK;
-                if !ready {
-                    i = i.saturating_add(1);
-                    continue;
+            let mut armed = self.armed.get_or_default();
+            let mut queue_changed = self.expire(&mut waiting, &armed.tasks);
+            if !armed.tasks.is_empty() {
+                if !self.beacon.ripe_since(armed.epoch) {
+                    if queue_changed {
+                        self.queue.set(&waiting);
+                    }
+                    return;
                 }
-                waiting.remove(i);
-                self.start(id, &mut task);
-                started = started.saturating_add(1);
+                for &id in &armed.tasks {
+                    let Some(mut task) = self.tasks.get(id) else {
+                        continue;
+                    };
+                    if task.status != TaskStatus::Queued
+                        || (self.registry.eligible(task.min_vram_gb) as usize) < NODES_PER_TASK
+                    {
+                        // Left the queue, or its nodes paused since: re-armed later.
+                        continue;
+                    }
+                    queue::remove(&mut waiting, id);
+                    queue_changed = true;
+                    self.start(id, &mut task);
+                }
+                armed.tasks.clear();
             }
-            if started > 0 {
+            self.registry.admit_warming(self.env().block_timestamp());
+            let mut reserved = 0usize;
+            for entry in waiting.iter() {
+                if armed.tasks.len() >= MAX_STARTS_PER_CALL as usize {
+                    break;
+                }
+                // Conservative: the nodes reserved by tasks armed before
+                // may all have been in this task's classes.
+                let free = self.registry.eligible(entry.min_vram_gb) as usize;
+                if free >= reserved.saturating_add(NODES_PER_TASK) {
+                    armed.tasks.push(entry.task);
+                    reserved = reserved.saturating_add(NODES_PER_TASK);
+                }
+            }
+            if !armed.tasks.is_empty() {
+                armed.epoch = self.beacon.epoch();
+                self.emit(Event::TasksArmed {
+                    tasks: armed.tasks.clone(),
+                });
+            }
+            self.armed.set(&armed);
+            if queue_changed {
                 self.queue.set(&waiting);
             }
         }
 
+        /// Refunds queued tasks past their expiry, except those armed (they
+        /// are about to start). Returns whether the queue changed.
+        fn expire(&mut self, waiting: &mut Vec<Entry>, armed: &[TaskId]) -> bool {
+            let now = self.env().block_timestamp();
+            let expired: Vec<TaskId> = waiting
+                .iter()
+                .filter(|e| now > e.expires_at && !armed.contains(&e.task))
+                .map(|e| e.task)
+                .collect();
+            for &id in &expired {
+                queue::remove(waiting, id);
+                self.abort_queued(id, AbortReason::Expired, 0);
+            }
+            !expired.is_empty()
+        }
+
         fn start(&mut self, task_id: TaskId, task: &mut Task) {
             let now = self.env().block_timestamp();
-            let seed = self.beacon.seed(task_id, self.env().block_number(), now);
+            let seed = self.beacon.seed(task_id);
             task.status = TaskStatus::Running;
-            task.deadline = now.saturating_add(self.params.timeout_ms);
+            task.deadline = now.saturating_add(task.rules.timeout_ms);
             for k in 0..NODES_PER_TASK {
                 let eligible = self.registry.eligible(task.min_vram_gb);
                 let Some(id) = self

@@ -1,7 +1,8 @@
 //! The bounded queue of tasks waiting for randomness and free nodes, best
-//! price per image first, then oldest first.
+//! price per image first, then oldest first. An entry carries what arming
+//! and expiry need, so a dispatch pass reads no task records.
 
-use hydrogen_types::TaskId;
+use hydrogen_types::{TaskId, Timestamp};
 use ink::prelude::vec::Vec;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -11,6 +12,8 @@ pub struct Entry {
     pub task: TaskId,
     /// Fee per image.
     pub price: u128,
+    pub min_vram_gb: u32,
+    pub expires_at: Timestamp,
 }
 
 fn before(a: &Entry, b: &Entry) -> bool {
@@ -49,7 +52,12 @@ mod tests {
     use super::*;
 
     fn e(task: TaskId, price: u128) -> Entry {
-        Entry { task, price }
+        Entry {
+            task,
+            price,
+            min_vram_gb: 0,
+            expires_at: 0,
+        }
     }
 
     #[test]

@@ -6,8 +6,8 @@
 //! rules live in one place and are tested without an environment.
 
 use hydrogen_types::{
-    outcomes_agree, AbortReason, Balance, Hash, Outcome, TaskId, TaskInfo, TaskStatus, TaskType,
-    Timestamp, NODES_PER_TASK,
+    outcomes_agree, AbortReason, Balance, Hash, Outcome, Params, TaskId, TaskInfo, TaskStatus,
+    TaskType, Timestamp, NODES_PER_TASK,
 };
 use ink::prelude::vec::Vec;
 use ink::primitives::AccountId;
@@ -39,8 +39,6 @@ pub struct Task {
     pub escrow: Balance,
     pub status: TaskStatus,
     pub created_at: Timestamp,
-    /// Beacon epoch at creation: selection waits for fresh entropy after it.
-    pub created_epoch: u64,
     /// Commit deadline; reveals may come until one timeout later.
     pub deadline: Timestamp,
     /// When two results agreed; the upload is due one timeout later.
@@ -49,19 +47,47 @@ pub struct Task {
     pub commits: u8,
     pub accepted: Option<Outcome>,
     pub uploader: Option<u8>,
+    /// The rules in force when the task was created: a later parameter
+    /// change never alters a task already paid for.
+    pub rules: Rules,
+}
+
+/// The parameters a task is judged by, copied from [`Params`] at creation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[ink::scale_derive(Encode, Decode, TypeInfo)]
+#[cfg_attr(feature = "std", derive(ink::storage::traits::StorageLayout))]
+pub struct Rules {
+    pub timeout_ms: Timestamp,
+    pub distance_threshold: u8,
+    pub silence_penalty_percent: u8,
+    pub queue_ttl_ms: Timestamp,
+}
+
+impl From<&Params> for Rules {
+    fn from(p: &Params) -> Self {
+        Rules {
+            timeout_ms: p.timeout_ms,
+            distance_threshold: p.distance_threshold,
+            silence_penalty_percent: p.silence_penalty_percent,
+            queue_ttl_ms: p.queue_ttl_ms,
+        }
+    }
 }
 
 /// What a selected node gets when its part in a task ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Verdict {
-    /// Its fee share: it agreed with the accepted result (or produced a real
-    /// result while two others voted the arguments invalid).
+    /// Its fee share: it agreed with an accepted image result.
     Pay,
     /// Its stake: it revealed a result that disagrees with the accepted one.
     Slash,
     /// Nothing, and a miss: it stayed silent past a deadline it had to meet.
     Miss,
-    /// Nothing, no penalty: no consensus, or it could never reveal.
+    /// Part of its stake and a miss: it committed, reveals were open to it,
+    /// and it stayed silent — what a node that sees it lost would do.
+    Forfeit,
+    /// Nothing, no penalty: no consensus, an invalid-arguments decision, or
+    /// it could never reveal.
     Release,
 }
 
@@ -75,7 +101,7 @@ impl Task {
         num_images: u8,
         fee: Balance,
         now: Timestamp,
-        epoch: u64,
+        rules: Rules,
     ) -> Self {
         Task {
             creator,
@@ -87,13 +113,13 @@ impl Task {
             escrow: fee,
             status: TaskStatus::Queued,
             created_at: now,
-            created_epoch: epoch,
             deadline: 0,
             decided_at: 0,
             slots: Vec::new(),
             commits: 0,
             accepted: None,
             uploader: None,
+            rules,
         }
     }
 
@@ -115,6 +141,7 @@ impl Task {
                 _ => None,
             },
             uploader: self.uploader.map(|i| *self.slots[i as usize].node.as_ref()),
+            distance_threshold: self.rules.distance_threshold,
         }
     }
 
@@ -122,12 +149,17 @@ impl Task {
         self.slots.iter().position(|s| s.node == node)
     }
 
-    pub fn reveal_deadline(&self, timeout: Timestamp) -> Timestamp {
-        self.deadline.saturating_add(timeout)
+    pub fn reveal_deadline(&self) -> Timestamp {
+        self.deadline.saturating_add(self.rules.timeout_ms)
     }
 
-    pub fn upload_deadline(&self, timeout: Timestamp) -> Timestamp {
-        self.decided_at.saturating_add(timeout)
+    pub fn upload_deadline(&self) -> Timestamp {
+        self.decided_at.saturating_add(self.rules.timeout_ms)
+    }
+
+    /// When a queued task expires.
+    pub fn expires_at(&self) -> Timestamp {
+        self.created_at.saturating_add(self.rules.queue_ttl_ms)
     }
 
     /// Reveals open once all nodes committed, or after the deadline once two
@@ -137,27 +169,37 @@ impl Task {
     }
 
     /// Whether slot `i` can still commit or reveal at `now`.
-    fn may_act(&self, i: usize, now: Timestamp, timeout: Timestamp) -> bool {
+    fn may_act(&self, i: usize, now: Timestamp) -> bool {
         let s = &self.slots[i];
         if s.settled || s.outcome.is_some() {
             return false;
         }
         match s.commitment {
             None => now <= self.deadline,
-            Some(_) if self.commits >= 2 => now <= self.reveal_deadline(timeout),
+            Some(_) if self.commits >= 2 => now <= self.reveal_deadline(),
             Some(_) => now <= self.deadline,
         }
     }
 
-    /// For a slot that can no longer act: did it fail a duty? Not committing
-    /// is silence; so is not revealing once reveals were open to it.
-    fn was_silent(&self, i: usize) -> bool {
+    /// For a slot that can no longer act: the duty it failed, if any. Not
+    /// committing is a miss — unless nobody committed, which says the task
+    /// could not be run (its arguments never arrived, no node has its
+    /// model), not that this node was lazy. Committing and then not
+    /// revealing once reveals were open forfeits part of the stake.
+    fn silence(&self, i: usize) -> Option<Verdict> {
         let s = &self.slots[i];
-        s.outcome.is_none() && (s.commitment.is_none() || self.commits >= 2)
+        match (&s.outcome, &s.commitment) {
+            (Some(_), _) => None,
+            (None, None) if self.commits == 0 => None,
+            (None, None) => Some(Verdict::Miss),
+            (None, Some(_)) if self.commits >= 2 => Some(Verdict::Forfeit),
+            (None, Some(_)) => None,
+        }
     }
 
     /// Two revealed outcomes that agree, earliest committer first.
-    fn agreeing_pair(&self, threshold: u8) -> Option<usize> {
+    fn agreeing_pair(&self) -> Option<usize> {
+        let threshold = self.rules.distance_threshold;
         let mut revealed: Vec<usize> = (0..self.slots.len())
             .filter(|&i| self.slots[i].outcome.is_some())
             .collect();
@@ -176,15 +218,11 @@ impl Task {
 
     /// Advances consensus at `now`. Returns the new status if it changed, and
     /// the verdicts of the slots that can be judged (marked settled here).
-    pub fn advance(
-        &mut self,
-        now: Timestamp,
-        timeout: Timestamp,
-        threshold: u8,
-    ) -> (Option<TaskStatus>, Vec<(usize, Verdict)>) {
+    pub fn advance(&mut self, now: Timestamp) -> (Option<TaskStatus>, Vec<(usize, Verdict)>) {
+        let threshold = self.rules.distance_threshold;
         let before = self.status;
         if self.status == TaskStatus::Running {
-            if let Some(first) = self.agreeing_pair(threshold) {
+            if let Some(first) = self.agreeing_pair() {
                 let accepted = self.slots[first].outcome.clone();
                 self.status = match accepted {
                     Some(Outcome::Images(_)) => {
@@ -195,7 +233,7 @@ impl Task {
                     _ => TaskStatus::Aborted(AbortReason::InvalidArgs),
                 };
                 self.accepted = accepted;
-            } else if !(0..self.slots.len()).any(|i| self.may_act(i, now, timeout)) {
+            } else if !(0..self.slots.len()).any(|i| self.may_act(i, now)) {
                 let revealed = self.slots.iter().filter(|s| s.outcome.is_some()).count();
                 let reason = if revealed >= 2 {
                     AbortReason::NoConsensus
@@ -205,7 +243,7 @@ impl Task {
                 self.status = TaskStatus::Aborted(reason);
             }
         }
-        if self.status == TaskStatus::Succeeded && now > self.upload_deadline(timeout) {
+        if self.status == TaskStatus::Succeeded && now > self.upload_deadline() {
             self.status = TaskStatus::Aborted(AbortReason::UploadMissed);
         }
 
@@ -216,27 +254,30 @@ impl Task {
             }
             let is_uploader = self.uploader.map(usize::from) == Some(i);
             let verdict = match (self.status, &self.slots[i].outcome, &self.accepted) {
-                // Undecided: only a missed commit is already final.
+                // Undecided: only a missed commit is already final (and
+                // only once somebody else committed: see `silence`).
                 (TaskStatus::Running, _, _) => (self.slots[i].commitment.is_none()
+                    && self.commits > 0
                     && now > self.deadline)
                     .then_some(Verdict::Miss),
                 (TaskStatus::Succeeded, _, _) if is_uploader => None,
                 (TaskStatus::Aborted(AbortReason::UploadMissed), _, _) if is_uploader => {
                     Some(Verdict::Miss)
                 }
+                // Arguments voted invalid: nobody did paid work, so nobody
+                // is paid (two colluders must not farm the fee this way),
+                // and a real result against the vote is not slashed.
+                (_, Some(_), Some(Outcome::InvalidArgs)) => Some(Verdict::Release),
                 (_, Some(outcome), Some(accepted)) => {
-                    if outcomes_agree(outcome, accepted, threshold)
-                        || *accepted == Outcome::InvalidArgs
-                    {
+                    if outcomes_agree(outcome, accepted, threshold) {
                         Some(Verdict::Pay)
                     } else {
                         Some(Verdict::Slash)
                     }
                 }
                 (_, Some(_), None) => Some(Verdict::Release),
-                (_, None, _) if self.may_act(i, now, timeout) => None,
-                (_, None, _) if self.was_silent(i) => Some(Verdict::Miss),
-                (_, None, _) => Some(Verdict::Release),
+                (_, None, _) if self.may_act(i, now) => None,
+                (_, None, _) => Some(self.silence(i).unwrap_or(Verdict::Release)),
             };
             if let Some(v) = verdict {
                 self.slots[i].settled = true;
@@ -267,7 +308,12 @@ mod tests {
             1,
             2500,
             0,
-            0,
+            Rules {
+                timeout_ms: T,
+                distance_threshold: 3,
+                silence_penalty_percent: 10,
+                queue_ttl_ms: T,
+            },
         );
         t.status = TaskStatus::Running;
         t.deadline = 1000;
@@ -292,15 +338,15 @@ mod tests {
     fn two_agreeing_reveals_succeed_and_the_earlier_committer_uploads() {
         let mut t = running(&[Some(1), Some(0), Some(2)]);
         t.slots[0].outcome = img(0b1);
-        assert_eq!(t.advance(10, T, 3), (None, vec![]));
+        assert_eq!(t.advance(10), (None, vec![]));
         t.slots[1].outcome = img(0b11);
-        let (status, verdicts) = t.advance(11, T, 3);
+        let (status, verdicts) = t.advance(11);
         assert_eq!(status, Some(TaskStatus::Succeeded));
         assert_eq!(t.uploader, Some(1), "slot 1 committed first");
         assert_eq!(verdicts, vec![(0, Verdict::Pay)]);
         // The third reveals a far result: slashed.
         t.slots[2].outcome = img(0xff);
-        assert_eq!(t.advance(12, T, 3), (None, vec![(2, Verdict::Slash)]));
+        assert_eq!(t.advance(12), (None, vec![(2, Verdict::Slash)]));
         assert!(!t.all_settled(), "the uploader waits for its confirmation");
     }
 
@@ -310,29 +356,33 @@ mod tests {
         t.slots[0].outcome = img(0x00);
         t.slots[1].outcome = img(0x0f);
         assert_eq!(
-            t.advance(10, T, 3).0,
+            t.advance(10).0,
             None,
             "the third may still break the tie"
         );
         t.slots[2].outcome = img(0xf0);
-        let (status, verdicts) = t.advance(11, T, 3);
+        let (status, verdicts) = t.advance(11);
         assert_eq!(status, Some(TaskStatus::Aborted(AbortReason::NoConsensus)));
         assert!(verdicts.iter().all(|(_, v)| *v == Verdict::Release));
         assert!(t.all_settled());
     }
 
     #[test]
-    fn two_error_votes_never_slash_a_real_result() {
+    fn two_error_votes_earn_nothing_and_never_slash_a_real_result() {
         let mut t = running(&[Some(0), Some(1), Some(2)]);
         t.slots[0].outcome = img(0);
         t.slots[1].outcome = Some(Outcome::InvalidArgs);
         t.slots[2].outcome = Some(Outcome::InvalidArgs);
-        let (status, mut verdicts) = t.advance(10, T, 3);
+        let (status, mut verdicts) = t.advance(10);
         verdicts.sort();
         assert_eq!(status, Some(TaskStatus::Aborted(AbortReason::InvalidArgs)));
         assert_eq!(
             verdicts,
-            vec![(0, Verdict::Pay), (1, Verdict::Pay), (2, Verdict::Pay)]
+            vec![
+                (0, Verdict::Release),
+                (1, Verdict::Release),
+                (2, Verdict::Release)
+            ]
         );
     }
 
@@ -342,7 +392,7 @@ mod tests {
         t.slots[0].outcome = Some(Outcome::InvalidArgs);
         t.slots[1].outcome = img(0);
         t.slots[2].outcome = img(1);
-        let (status, mut verdicts) = t.advance(10, T, 3);
+        let (status, mut verdicts) = t.advance(10);
         verdicts.sort();
         assert_eq!(status, Some(TaskStatus::Succeeded));
         assert_eq!(t.uploader, Some(1));
@@ -353,12 +403,12 @@ mod tests {
     fn a_silent_committer_is_missed_and_the_other_two_settle_after_the_deadline() {
         let mut t = running(&[Some(0), None, Some(1)]);
         assert!(!t.reveal_open(1000));
-        assert_eq!(t.advance(1000, T, 3), (None, vec![]));
+        assert_eq!(t.advance(1000), (None, vec![]));
         assert!(t.reveal_open(1001));
-        assert_eq!(t.advance(1001, T, 3), (None, vec![(1, Verdict::Miss)]));
+        assert_eq!(t.advance(1001), (None, vec![(1, Verdict::Miss)]));
         t.slots[0].outcome = img(0);
         t.slots[2].outcome = img(0);
-        let (status, verdicts) = t.advance(1002, T, 3);
+        let (status, verdicts) = t.advance(1002);
         assert_eq!(status, Some(TaskStatus::Succeeded));
         assert_eq!(verdicts, vec![(2, Verdict::Pay)]);
     }
@@ -367,7 +417,7 @@ mod tests {
     fn nobody_revealing_times_out_and_penalises_only_the_silent() {
         // One committed; reveals could never open for it: released, not missed.
         let mut t = running(&[Some(0), None, None]);
-        let (status, mut verdicts) = t.advance(1001, T, 3);
+        let (status, mut verdicts) = t.advance(1001);
         verdicts.sort();
         assert_eq!(status, Some(TaskStatus::Aborted(AbortReason::Timeout)));
         assert_eq!(
@@ -379,25 +429,37 @@ mod tests {
             ]
         );
 
-        // All committed, one revealed, the reveal window closed: the two others are silent.
+        // All committed, one revealed, the reveal window closed: the two
+        // others withheld their reveals and forfeit.
         let mut t = running(&[Some(0), Some(1), Some(2)]);
         t.slots[1].outcome = img(0);
         assert_eq!(
-            t.advance(1100, T, 3),
+            t.advance(1100),
             (None, vec![]),
             "reveals are open until deadline + timeout"
         );
-        let (status, mut verdicts) = t.advance(1101, T, 3);
+        let (status, mut verdicts) = t.advance(1101);
         verdicts.sort();
         assert_eq!(status, Some(TaskStatus::Aborted(AbortReason::Timeout)));
         assert_eq!(
             verdicts,
             vec![
-                (0, Verdict::Miss),
+                (0, Verdict::Forfeit),
                 (1, Verdict::Release),
-                (2, Verdict::Miss)
+                (2, Verdict::Forfeit)
             ]
         );
+    }
+
+    #[test]
+    fn nobody_is_missed_when_nobody_committed() {
+        // Arguments that never arrived, a model no node has: all three silent.
+        let mut t = running(&[None, None, None]);
+        assert_eq!(t.advance(1000), (None, vec![]));
+        let (status, verdicts) = t.advance(1001);
+        assert_eq!(status, Some(TaskStatus::Aborted(AbortReason::Timeout)));
+        assert!(verdicts.iter().all(|(_, v)| *v == Verdict::Release));
+        assert!(t.all_settled());
     }
 
     #[test]
@@ -406,11 +468,11 @@ mod tests {
         t.slots[0].outcome = img(0);
         t.slots[1].outcome = img(0);
         t.slots[2].outcome = img(0);
-        let (_, verdicts) = t.advance(10, T, 3);
+        let (_, verdicts) = t.advance(10);
         assert_eq!(verdicts, vec![(1, Verdict::Pay), (2, Verdict::Pay)]);
-        assert_eq!(t.advance(110, T, 3), (None, vec![]));
+        assert_eq!(t.advance(110), (None, vec![]));
         assert_eq!(
-            t.advance(111, T, 3),
+            t.advance(111),
             (
                 Some(TaskStatus::Aborted(AbortReason::UploadMissed)),
                 vec![(0, Verdict::Miss)]

@@ -16,7 +16,7 @@ use anyhow::{Context as _, Result};
 use hydrogen_engine::Backend;
 use hydrogen_sdk::chain::{account_of, parse_account, ss58, ChainError, Keypair};
 use hydrogen_sdk::relay::RelayClient;
-use hydrogen_sdk::types::{Error as ContractError, NodeInfo};
+use hydrogen_sdk::types::{Error as ContractError, NodeInfo, NodeStatus};
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -154,8 +154,15 @@ impl Daemon {
         let mut entropy = EntropyPacer::default();
         let mut stopping = false;
         let mut left = false;
+        let mut last_rejoin: Option<Instant> = None;
         loop {
             let info = self.round(stopping, &mut entropy).await;
+            if !stopping && last_rejoin.is_none_or(|t| t.elapsed() >= REJOIN_RETRY) {
+                if let Some(info) = info.as_ref().filter(|i| self.kicked_out(i)) {
+                    last_rejoin = Some(Instant::now());
+                    self.rejoin(info).await;
+                }
+            }
             if stopping {
                 if !left {
                     left = self.leave().await;
@@ -187,6 +194,33 @@ impl Daemon {
                 _ = self.notify.notified() => {}
                 _ = tokio::time::sleep(poll) => {}
             }
+        }
+    }
+
+    /// Whether `info` is this node's record after a kick-out (the contract
+    /// keeps the miss count on it; a voluntary quit happens below it).
+    fn kicked_out(&self, info: &NodeInfo) -> bool {
+        info.status == NodeStatus::Quit && info.rejoin_after > 0 && info.missed > 0
+    }
+
+    /// Joins again once the kick-out's cooldown has passed: the runner
+    /// started the daemon to be in the network, and a kick-out (for tasks no
+    /// node could run, say) must not end that silently.
+    async fn rejoin(&self, info: &NodeInfo) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        if now < info.rejoin_after {
+            tracing::info!(
+                in_s = (info.rejoin_after - now) / 1000,
+                "kicked out for missed tasks; rejoining when the cooldown ends"
+            );
+            return;
+        }
+        let ctx = &self.ctx;
+        match membership::join(&ctx.chain, &ctx.store, &ctx.signer, &self.capacity).await {
+            Ok(()) => tracing::info!("rejoined the network after a kick-out"),
+            Err(e) => tracing::warn!(error = format!("{e:#}"), "cannot rejoin after a kick-out"),
         }
     }
 
@@ -317,6 +351,9 @@ impl Daemon {
         Ok(())
     }
 }
+
+/// How often a kicked-out daemon tries to join again.
+const REJOIN_RETRY: Duration = Duration::from_secs(60);
 
 /// When to contribute entropy: once per new task seen, or again after
 /// [`ENTROPY_RETRY`] while tasks still wait.

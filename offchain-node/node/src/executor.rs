@@ -15,7 +15,7 @@ use anyhow::{Context as _, Result};
 use hydrogen_sdk::chain::{ChainError, Keypair};
 use hydrogen_sdk::task::{args_hash_of, TaskArgs};
 use hydrogen_sdk::types::{
-    commitment, AccountId, Error as ContractError, Hash, Outcome, TaskStatus,
+    commitment, outcomes_agree, AccountId, Error as ContractError, Hash, Outcome, TaskStatus,
 };
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -369,6 +369,19 @@ impl Context {
     async fn reveal(&self, rec: &mut TaskRecord) -> Result<Step> {
         let (outcome, nonce) = self.outcome_and_nonce(rec)?;
         let (id, signer) = (rec.id, self.signer.clone());
+        // Two others may already have decided against this result (a
+        // colluding pair, or our own fault): revealing it now would only
+        // hand them our stake, so stay silent and take the smaller penalty.
+        let task = self.chain.task(id).await?.context("the task disappeared")?;
+        if let Some(accepted) = task.result.clone().map(Outcome::Images) {
+            if !outcomes_agree(&outcome, &accepted, task.distance_threshold) {
+                tracing::warn!(
+                    task = id,
+                    "the accepted result contradicts this node's: not revealing into a slash"
+                );
+                return self.abort(rec, "the accepted result contradicts this node's");
+            }
+        }
         // A dry run first, so a closed reveal window is not recorded as a pending call.
         let dry = self
             .chain

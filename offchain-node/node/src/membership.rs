@@ -126,9 +126,27 @@ pub async fn contribute_entropy(chain: &Chain, store: &Store, signer: &Keypair) 
         pending: Some(next),
     })?;
     let signer = signer.clone();
-    chain
+    let sent = chain
         .call(|h| async move { h.contribute_entropy(&signer, current, ticket(&next)).await })
-        .await?;
+        .await;
+    match sent {
+        Ok(_) => {}
+        // Another node completed the batch first, or this node is paused:
+        // the dry run refused, nothing was sent, the ticket is unchanged.
+        Err(e)
+            if matches!(
+                e.contract_error(),
+                Some(ContractError::EntropyNotNeeded | ContractError::WrongNodeStatus)
+            ) =>
+        {
+            store.put_entropy(&Entropy {
+                current: Some(current),
+                pending: None,
+            })?;
+            return Ok(false);
+        }
+        Err(e) => return Err(e.into()),
+    }
     store.write(|w| {
         w.count(|c| c.entropy_contributions += 1)?;
         Ok(())
@@ -155,9 +173,12 @@ async fn settle_entropy(chain: &Chain, store: &Store, me: [u8; 32]) -> Result<Op
                     .await
             })
             .await;
+        // The contract checks the ticket before anything else, so any
+        // other refusal (not needed now, paused) still says it matched.
         match dry {
             Ok(_) => Ok(true),
             Err(e) if e.contract_error() == Some(ContractError::TicketMismatch) => Ok(false),
+            Err(e) if e.contract_error().is_some() => Ok(true),
             Err(e) => Err(e),
         }
     };

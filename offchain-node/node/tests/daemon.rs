@@ -27,6 +27,7 @@ fn params() -> Params {
     Params {
         // Long enough that no deadline passes on a loaded machine.
         timeout_ms: 10 * 60 * 1000,
+        warmup_ms: 0,
         ..Params::default()
     }
 }

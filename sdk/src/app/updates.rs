@@ -28,11 +28,17 @@ pub fn task_id_of(event: &Event) -> Option<TaskId> {
         | Event::NodePaid { task_id, .. }
         | Event::NodeSlashed { task_id, .. }
         | Event::NodeMissed { task_id, .. }
+        | Event::StakeForfeited { task_id, .. }
         | Event::Refunded { task_id, .. } => Some(*task_id),
+        // About several tasks at once; `Hydrogen::armed` says which.
+        Event::TasksArmed { .. } => None,
         Event::NodeStatusChanged { .. }
         | Event::NodeKickedOut { .. }
         | Event::EntropyContributed { .. }
-        | Event::ParamsUpdated { .. } => None,
+        | Event::ParamsUpdated { .. }
+        | Event::OwnershipOffered { .. }
+        | Event::OwnershipTransferred { .. }
+        | Event::MintingDisabled => None,
     }
 }
 

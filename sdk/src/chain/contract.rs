@@ -80,21 +80,29 @@ pub mod msg {
     pub fn params() -> Message<Params> {
         Message::infallible("params", ())
     }
-    /// Slashed stakes held by the contract.
-    pub fn pool() -> Message<Balance> {
-        Message::infallible("pool", ())
+    /// Tokens burned by slashes, forfeits and cancellation fees.
+    pub fn burned() -> Message<Balance> {
+        Message::infallible("burned", ())
     }
     /// Owner only: replaces the parameters (validated).
     pub fn set_params(params: Params) -> Message<()> {
         Message::fallible("set_params", (params,))
     }
-    /// Owner only: hands ownership to `owner`.
-    pub fn set_owner(owner: AccountId) -> Message<()> {
-        Message::fallible("set_owner", (owner,))
+    /// Owner only: offers ownership to `to`, who must accept it.
+    pub fn transfer_ownership(to: AccountId) -> Message<()> {
+        Message::fallible("transfer_ownership", (to,))
     }
-    /// Owner only: creates `value` tokens for `to`.
+    /// The offered account takes ownership.
+    pub fn accept_ownership() -> Message<()> {
+        Message::fallible("accept_ownership", ())
+    }
+    /// Owner only: creates `value` tokens for `to` (until minting is disabled).
     pub fn mint(to: AccountId, value: Balance) -> Message<()> {
         Message::fallible("mint", (to, value))
+    }
+    /// Owner only: ends minting for good.
+    pub fn disable_minting() -> Message<()> {
+        Message::fallible("disable_minting", ())
     }
 
     // Staking.
@@ -169,9 +177,13 @@ pub mod msg {
     pub fn queue() -> Message<Vec<TaskId>> {
         Message::infallible("queue", ())
     }
-    /// Whether queued tasks wait for fresh entropy.
+    /// Whether an armed batch of tasks waits for fresh entropy.
     pub fn entropy_needed() -> Message<bool> {
         Message::infallible("entropy_needed", ())
+    }
+    /// The tasks armed for the next draw.
+    pub fn armed() -> Message<Vec<TaskId>> {
+        Message::infallible("armed", ())
     }
 
     /// Every message name above, to check a bundle's metadata against.
@@ -189,10 +201,12 @@ pub mod msg {
         "PSP22Metadata::token_decimals",
         "owner",
         "params",
-        "pool",
+        "burned",
         "set_params",
-        "set_owner",
+        "transfer_ownership",
+        "accept_ownership",
         "mint",
+        "disable_minting",
         "join",
         "pause",
         "resume",
@@ -209,6 +223,7 @@ pub mod msg {
         "task",
         "queue",
         "entropy_needed",
+        "armed",
     ];
 }
 
@@ -400,9 +415,9 @@ impl Hydrogen {
     pub async fn params(&self) -> Result<Params, ChainError> {
         self.view(msg::params()).await
     }
-    /// Slashed stakes waiting to be distributed.
-    pub async fn pool(&self) -> Result<Balance, ChainError> {
-        self.view(msg::pool()).await
+    /// [`msg::burned`], read with a dry run.
+    pub async fn burned(&self) -> Result<Balance, ChainError> {
+        self.view(msg::burned()).await
     }
     /// [`msg::set_params`], signed by `signer`; refusals return before submitting.
     pub async fn set_params(
@@ -412,13 +427,21 @@ impl Hydrogen {
     ) -> Result<Submitted<()>, ChainError> {
         self.submit(signer, &msg::set_params(params)).await
     }
-    /// [`msg::set_owner`], signed by `signer`; refusals return before submitting.
-    pub async fn set_owner(
+    /// [`msg::transfer_ownership`], signed by `signer`; refusals return before submitting.
+    pub async fn transfer_ownership(
         &self,
         signer: &Keypair,
-        owner: AccountId,
+        to: AccountId,
     ) -> Result<Submitted<()>, ChainError> {
-        self.submit(signer, &msg::set_owner(owner)).await
+        self.submit(signer, &msg::transfer_ownership(to)).await
+    }
+    /// [`msg::accept_ownership`], signed by `signer`; refusals return before submitting.
+    pub async fn accept_ownership(&self, signer: &Keypair) -> Result<Submitted<()>, ChainError> {
+        self.submit(signer, &msg::accept_ownership()).await
+    }
+    /// [`msg::armed`], read with a dry run.
+    pub async fn armed(&self) -> Result<Vec<TaskId>, ChainError> {
+        self.view(msg::armed()).await
     }
     /// [`msg::mint`], signed by `signer`; refusals return before submitting.
     pub async fn mint(

@@ -77,7 +77,7 @@ pub enum Event {
         node: AccountId,
         amount: Balance,
     },
-    /// The node's result disagreed with the accepted one; its stake went to the pool.
+    /// The node's result disagreed with the accepted one; its stake was burned.
     NodeSlashed {
         task_id: TaskId,
         node: AccountId,
@@ -102,4 +102,25 @@ pub enum Event {
     ParamsUpdated {
         params: Params,
     },
+    /// A node committed and then stayed silent while reveals were open: it
+    /// forfeited `amount` of its stake (burned).
+    StakeForfeited {
+        task_id: TaskId,
+        node: AccountId,
+        amount: Balance,
+    },
+    /// Queued tasks were armed for selection: their eligible nodes are fixed
+    /// now, and they start once two nodes contributed entropy after this.
+    TasksArmed {
+        tasks: Vec<TaskId>,
+    },
+    /// The owner offered ownership to `to`, who must accept it.
+    OwnershipOffered {
+        to: AccountId,
+    },
+    OwnershipTransferred {
+        owner: AccountId,
+    },
+    /// The owner gave up minting for good.
+    MintingDisabled,
 }

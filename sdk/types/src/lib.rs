@@ -40,6 +40,24 @@ pub const ORDER_WEIGHTS: [u128; NODES_PER_TASK] = [10, 9, 6];
 pub const ORDER_WEIGHT_TOTAL: u128 = 25;
 /// Upper bound on `Params::max_queue`, so one dispatch pass stays within a block.
 pub const MAX_QUEUE_LIMIT: u32 = 256;
+/// The VRAM classes (GB) nodes are grouped in: a node counts as the largest
+/// class at or below its VRAM, and a task's `min_vram_gb` may not exceed the
+/// largest class. Fixed classes keep the availability index a constant size
+/// however many distinct VRAM figures nodes claim.
+pub const VRAM_CLASSES: [u32; 10] = [4, 6, 8, 10, 12, 16, 24, 32, 48, 80];
+/// Largest `min_vram_gb` a task may ask for.
+pub const MAX_TASK_VRAM_GB: u32 = 80;
+/// Percent of a queued task's fee that cancelling it costs (burned), so the
+/// queue's price floor cannot be held for free. Expiry and eviction refund all.
+pub const QUEUED_CANCEL_FEE_PERCENT: u128 = 1;
+/// Largest `Params::distance_threshold`: unrelated images differ in 32 bits
+/// on average, so a threshold near that would accept anything.
+pub const MAX_DISTANCE_THRESHOLD: u8 = 24;
+
+/// The VRAM class index of a node with `vram_gb`, if it reaches the smallest.
+pub fn vram_class(vram_gb: u32) -> Option<usize> {
+    VRAM_CLASSES.iter().rposition(|&c| c <= vram_gb)
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
 #[cfg_attr(feature = "type-info", derive(scale_info::TypeInfo))]
@@ -107,6 +125,8 @@ pub enum AbortReason {
     Timeout,
     /// Consensus was reached but the designated node never confirmed the upload.
     UploadMissed,
+    /// Waited in the queue longer than `Params::queue_ttl_ms`; refunded in full.
+    Expired,
 }
 
 /// What a node commits to and later reveals for a task.
@@ -137,16 +157,32 @@ pub struct Params {
     pub max_queue: u32,
     /// Consecutive tasks a node may leave silently before it is kicked out.
     pub max_missed: u8,
+    /// Percent of its stake a node forfeits (burned) when it committed and
+    /// then did not reveal although reveals were open to it.
+    pub silence_penalty_percent: u8,
+    /// Milliseconds a kicked-out node must wait before it may join again.
+    pub rejoin_cooldown_ms: Timestamp,
+    /// Milliseconds a task may wait in the queue before it expires (refunded).
+    pub queue_ttl_ms: Timestamp,
+    /// Milliseconds after `join` or `resume` before a node enters a draw, so
+    /// a node cannot step in exactly when the free nodes favour it.
+    pub warmup_ms: Timestamp,
 }
 
 impl Params {
     pub fn validate(&self) -> Result<(), Error> {
-        let ok = self.distance_threshold <= 64
-            && self.timeout_ms > 0
-            && self.max_queue > 0
-            && self.max_queue <= MAX_QUEUE_LIMIT
-            && self.max_missed > 0
-            && self.min_fee > 0;
+        const SECOND: Timestamp = 1_000;
+        const DAY: Timestamp = 24 * 60 * 60 * SECOND;
+        let ok = self.distance_threshold <= MAX_DISTANCE_THRESHOLD
+            && (SECOND..=DAY).contains(&self.timeout_ms)
+            && self.required_stake > 0
+            && self.min_fee > 0
+            && (1..=MAX_QUEUE_LIMIT).contains(&self.max_queue)
+            && (1..=16).contains(&self.max_missed)
+            && self.silence_penalty_percent <= 100
+            && self.rejoin_cooldown_ms <= 7 * DAY
+            && (SECOND..=7 * DAY).contains(&self.queue_ttl_ms)
+            && self.warmup_ms <= DAY;
         if ok {
             Ok(())
         } else {
@@ -164,6 +200,10 @@ impl Default for Params {
             min_fee: UNIT,
             max_queue: 50,
             max_missed: 3,
+            silence_penalty_percent: 10,
+            rejoin_cooldown_ms: 60 * 60 * 1000,
+            queue_ttl_ms: 60 * 60 * 1000,
+            warmup_ms: 2 * 60 * 1000,
         }
     }
 }
@@ -184,6 +224,8 @@ pub struct NodeInfo {
     pub current_task: Option<TaskId>,
     /// Consecutive tasks this node left without committing or revealing.
     pub missed: u8,
+    /// When a kicked-out node may join again (0: no cooldown).
+    pub rejoin_after: Timestamp,
 }
 
 /// Node numbers by status.
@@ -216,6 +258,8 @@ pub struct TaskInfo {
     pub result: Option<Vec<u8>>,
     /// The node that uploads the images and confirms it on chain.
     pub uploader: Option<AccountId>,
+    /// The agreement threshold this task is judged by (fixed at creation).
+    pub distance_threshold: u8,
 }
 
 /// Every way a contract call can fail. The SDK prints the variant name.
@@ -256,4 +300,15 @@ pub enum Error {
     /// The secret does not match the node's entropy ticket.
     TicketMismatch,
     Overflow,
+    /// No armed task waits for entropy, or this batch already has its two
+    /// contributions: the call would only cost the node a fee.
+    EntropyNotNeeded,
+    /// A task's `min_vram_gb` above [`MAX_TASK_VRAM_GB`].
+    VramTooHigh,
+    /// A kicked-out node joins again before `NodeInfo::rejoin_after`.
+    Cooldown,
+    /// `accept_ownership` by an account that was not offered ownership.
+    NotPendingOwner,
+    /// The owner gave up minting for good.
+    MintingDisabled,
 }

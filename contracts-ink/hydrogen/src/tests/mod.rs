@@ -32,6 +32,8 @@ pub fn params() -> Params {
     Params {
         timeout_ms: TIMEOUT,
         required_stake: STAKE,
+        // Most tests are not about the warm-up; `selection.rs` is.
+        warmup_ms: 0,
         ..Params::default()
     }
 }
@@ -66,7 +68,7 @@ impl Net {
         test::set_callee::<Env>(acct(CONTRACT));
         test::set_caller::<Env>(acct(OWNER));
         test::set_block_timestamp::<Env>(1_000);
-        let c = Hydrogen::new(params, 1_000_000 * UNIT);
+        let c = Hydrogen::new(params, 1_000_000 * UNIT).expect("valid params");
         Net {
             c,
             tickets: HashMap::new(),

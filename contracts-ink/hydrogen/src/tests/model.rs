@@ -13,7 +13,9 @@
 //! `PROPTEST_CASES` overrides the default of 10,000 sequences.
 
 use super::*;
-use hydrogen_types::{fee_share, outcomes_agree, AbortReason, NodeCounts, NodeStatus, UNIT};
+use hydrogen_types::{
+    fee_share, outcomes_agree, AbortReason, NodeCounts, NodeStatus, QUEUED_CANCEL_FEE_PERCENT, UNIT,
+};
 use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -23,6 +25,9 @@ const STRANGER: u8 = 99;
 const MINT_APP: u128 = 1_000 * UNIT;
 const MINT_NODE: u128 = 3 * STAKE;
 const MAX_QUEUE: u32 = 4;
+const PENALTY: u8 = 10;
+const COOLDOWN: u64 = 2 * TIMEOUT;
+const QUEUE_TTL: u64 = 3 * TIMEOUT;
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -96,6 +101,8 @@ struct ModelTask {
     paid: BTreeSet<AccountId>,
     paid_total: u128,
     refunded: u128,
+    /// Burned as the fee of cancelling it while queued.
+    burned: u128,
 }
 
 #[derive(Default)]
@@ -104,7 +111,10 @@ struct Model {
     minted: u128,
     stake: BTreeMap<AccountId, u128>,
     status: BTreeMap<AccountId, NodeStatus>,
-    pool: u128,
+    burned: u128,
+    /// Kicked-out nodes: when they may join again.
+    rejoin_after: BTreeMap<AccountId, u64>,
+    now: u64,
     tasks: BTreeMap<TaskId, ModelTask>,
     order: Vec<TaskId>,
     queued: BTreeSet<TaskId>,
@@ -178,6 +188,7 @@ impl Model {
                         paid: BTreeSet::new(),
                         paid_total: 0,
                         refunded: 0,
+                        burned: 0,
                     },
                 );
                 self.order.push(task_id);
@@ -225,6 +236,12 @@ impl Model {
                     assert!(votes >= 2, "an invalid-args abort needs two votes");
                     t.accepted = Some(Outcome::InvalidArgs);
                 }
+                if reason == AbortReason::Cancelled {
+                    let fee = (t.fee * QUEUED_CANCEL_FEE_PERCENT / 100).min(t.escrow);
+                    t.escrow -= fee;
+                    t.burned = fee;
+                    self.burned += fee;
+                }
                 t.aborted = Some(reason);
             }
             Event::NodePaid {
@@ -235,6 +252,11 @@ impl Model {
                 let node = AccountId::from(node);
                 let t = self.tasks.get_mut(&task_id).unwrap();
                 assert!(t.paid.insert(node), "paid twice for one task");
+                assert_ne!(
+                    t.accepted,
+                    Some(Outcome::InvalidArgs),
+                    "an invalid-arguments vote earns nothing"
+                );
                 assert!(t.revealed.contains_key(&node), "paid without revealing");
                 assert_eq!(
                     amount,
@@ -285,8 +307,26 @@ impl Model {
                     .count();
                 assert!(backing >= 2, "a slash needs two agreeing results");
                 assert_eq!(amount, self.stake[&node]);
-                self.pool += amount;
+                self.burned += amount;
                 self.stake.insert(node, 0);
+            }
+            Event::StakeForfeited {
+                task_id,
+                node,
+                amount,
+            } => {
+                let node = AccountId::from(node);
+                let t = &self.tasks[&task_id];
+                assert!(t.order.contains_key(&node), "forfeited without committing");
+                assert!(
+                    !t.revealed.contains_key(&node),
+                    "forfeited after revealing"
+                );
+                assert!(t.order.len() >= 2, "forfeited although reveals never opened");
+                let stake = self.stake[&node];
+                assert_eq!(amount, stake * u128::from(PENALTY) / 100);
+                self.burned += amount;
+                self.stake.insert(node, stake - amount);
             }
             Event::NodeMissed { task_id, node, .. } => {
                 let t = &self.tasks[&task_id];
@@ -300,6 +340,8 @@ impl Model {
             }
             Event::NodeKickedOut { node, .. } => {
                 assert_eq!(self.status(AccountId::from(node)), NodeStatus::Quit);
+                self.rejoin_after
+                    .insert(AccountId::from(node), self.now + COOLDOWN);
             }
             Event::NodeStatusChanged { node, status } => {
                 let node = AccountId::from(node);
@@ -313,7 +355,11 @@ impl Model {
             | Event::ResultRevealed { .. }
             | Event::ResultsUploaded { .. }
             | Event::EntropyContributed { .. }
-            | Event::ParamsUpdated { .. } => {}
+            | Event::ParamsUpdated { .. }
+            | Event::TasksArmed { .. }
+            | Event::OwnershipOffered { .. }
+            | Event::OwnershipTransferred { .. }
+            | Event::MintingDisabled => {}
         }
     }
 }
@@ -339,11 +385,15 @@ fn check(net: &Net, m: &Model) {
     let stakes: u128 = m.stake.values().sum();
     assert_eq!(
         net.balance(acct(CONTRACT)),
-        escrow + stakes + m.pool,
-        "contract holds escrow + stakes + pool"
+        escrow + stakes,
+        "contract holds escrow + stakes"
     );
-    assert_eq!(net.c.pool(), m.pool);
-    assert_eq!(net.c.total_supply(), m.minted, "supply conserved");
+    assert_eq!(net.c.burned(), m.burned);
+    assert_eq!(
+        net.c.total_supply(),
+        m.minted - m.burned,
+        "supply conserved but for burns"
+    );
     let mut counts = NodeCounts::default();
     for &n in &NODES {
         let id = acct(n);
@@ -378,8 +428,8 @@ fn check(net: &Net, m: &Model) {
     assert_eq!(net.c.available_capacity(0), counts.available);
     for t in m.tasks.values() {
         assert!(
-            t.paid_total + t.refunded + t.escrow == t.fee,
-            "every fee is escrowed, paid or refunded"
+            t.paid_total + t.refunded + t.escrow + t.burned == t.fee,
+            "every fee is escrowed, paid, refunded or burned as a cancellation fee"
         );
     }
 }
@@ -388,11 +438,15 @@ fn run(max_missed: u8, ops: &[Op], seen: &mut BTreeMap<&'static str, usize>) {
     let p = Params {
         max_queue: MAX_QUEUE,
         max_missed,
+        silence_penalty_percent: PENALTY,
+        rejoin_cooldown_ms: COOLDOWN,
+        queue_ttl_ms: QUEUE_TTL,
         ..params()
     };
     let threshold = p.distance_threshold;
     let mut net = Net::with(p);
     let mut m = Model::default();
+    m.now = net.now();
     *m.bal(acct(OWNER)) = 1_000_000 * UNIT;
     m.minted = 1_000_000 * UNIT;
     for (who, amount) in APPS
@@ -424,7 +478,8 @@ fn run(max_missed: u8, ops: &[Op], seen: &mut BTreeMap<&'static str, usize>) {
         let result: Result<(), Error> = match op.clone() {
             Op::Join { node, big } => {
                 let id = acct(NODES[usize::from(node)]);
-                predicted = Some(m.status(id) == NodeStatus::Quit && m.bal[&id] >= STAKE);
+                let cooled = m.rejoin_after.get(&id).is_none_or(|&t| net.now() >= t);
+                predicted = Some(m.status(id) == NodeStatus::Quit && m.bal[&id] >= STAKE && cooled);
                 joined = Some(id);
                 net.join(id, if big { 24 } else { 8 })
             }
@@ -454,7 +509,11 @@ fn run(max_missed: u8, ops: &[Op], seen: &mut BTreeMap<&'static str, usize>) {
             }
             Op::Contribute(n) => {
                 let id = acct(NODES[usize::from(n)]);
-                predicted = Some(m.status(id) != NodeStatus::Quit);
+                // Whether a batch is armed is the contract's business; a node
+                // not taking tasks may never contribute.
+                if !matches!(m.status(id), NodeStatus::Available | NodeStatus::Busy) {
+                    predicted = Some(false);
+                }
                 net.contribute(id)
             }
             Op::Create {
@@ -537,7 +596,9 @@ fn run(max_missed: u8, ops: &[Op], seen: &mut BTreeMap<&'static str, usize>) {
                         _ if t.slots.is_empty() => t.creator,
                         k => t.slots[usize::from(k - 1) % t.slots.len()],
                     };
-                    if by == 4 {
+                    if by == 4 && m.queued.contains(&id) {
+                        // Only the creator cancels a queued task; past its
+                        // deadlines anyone may settle a started one.
                         predicted = Some(false);
                     }
                     net.as_(caller).cancel(id)
@@ -547,6 +608,7 @@ fn run(max_missed: u8, ops: &[Op], seen: &mut BTreeMap<&'static str, usize>) {
             Op::Advance(k) => {
                 let step = [1_000, TIMEOUT / 2, TIMEOUT + 1, 2 * TIMEOUT + 1][usize::from(k)];
                 net.at(net.now() + step);
+                m.now = net.now();
                 continue;
             }
         };
@@ -607,7 +669,12 @@ fn kind(e: &Event) -> &'static str {
         } => "upload-missed",
         Event::TaskSucceeded { .. } => "succeeded",
         Event::ResultsUploaded { .. } => "uploaded",
+        Event::TaskAborted {
+            reason: AbortReason::Expired,
+            ..
+        } => "expired",
         Event::NodeSlashed { .. } => "slashed",
+        Event::StakeForfeited { .. } => "forfeited",
         Event::NodeMissed { .. } => "missed",
         Event::NodeKickedOut { .. } => "kicked-out",
         Event::NodePaid { .. } => "paid",
@@ -657,6 +724,8 @@ fn random_call_sequences_keep_the_invariants() {
             "succeeded",
             "uploaded",
             "slashed",
+            "forfeited",
+            "expired",
             "missed",
             "kicked-out",
             "evicted",
