@@ -435,22 +435,40 @@ impl Network {
             &created,
             vec![
                 self.created_event(task_id, fee),
-                Event::TasksArmed {
-                    tasks: vec![task_id],
-                },
+                self.armed_event(vec![task_id]).await,
             ],
         );
         self.ripen(task_id).await;
         task_id
     }
 
-    /// Nodes 0 and 1 contribute entropy, which starts the armed
-    /// `task_id`; records the expected events.
+    /// `TasksArmed` for `tasks` with the contributors the contract designated.
+    pub async fn armed_event(&self, tasks: Vec<TaskId>) -> Event {
+        let contributors = self
+            .hydrogen
+            .entropy_contributors()
+            .await
+            .expect("entropy_contributors");
+        Event::TasksArmed {
+            tasks,
+            contributors,
+        }
+    }
+
+    /// The armed batch's designated nodes contribute entropy, which starts
+    /// the armed `task_id`; records the expected events.
     pub async fn ripen(&mut self, task_id: TaskId) {
-        for i in [0, 1] {
+        let designated = self
+            .hydrogen
+            .entropy_contributors()
+            .await
+            .expect("entropy_contributors");
+        assert_eq!(designated.len(), 2, "task {task_id} is armed");
+        for (k, node) in designated.iter().enumerate() {
+            let i = self.index_of(node);
             let contributed = self.contribute(i).await.expect("contribute_entropy");
-            let mut events = vec![Event::EntropyContributed { node: self.node(i) }];
-            if i == 1 {
+            let mut events = vec![Event::EntropyContributed { node: *node }];
+            if k == 1 {
                 events.extend(self.started_events(task_id).await);
             }
             self.expect(&format!("contribute node{i}"), &contributed, events);
@@ -622,9 +640,7 @@ impl Network {
             num_images,
             fee,
         };
-        let armed = Event::TasksArmed {
-            tasks: vec![task_id],
-        };
+        let armed = self.armed_event(vec![task_id]).await;
         self.expect("create_task", &created, vec![event, armed]);
         self.ripen(task_id).await;
         task_id

@@ -473,9 +473,7 @@ async fn second_task_waits_in_the_queue_until_nodes_are_free() {
         },
         paid(first, net.node(0), 0),
         net.status_event(0, NodeStatus::Available),
-        Event::TasksArmed {
-            tasks: vec![second],
-        },
+        net.armed_event(vec![second]).await,
     ];
     net.expect("confirm_upload", &confirmed, events);
     assert!(net.hydrogen.entropy_needed().await.unwrap());

@@ -41,6 +41,7 @@ mod hydrogen {
         commitment_preimage, fee_share, AbortReason, Error, Event, Hash as Digest, NodeCounts,
         NodeInfo, NodeStatus, Outcome, Params, TaskId, TaskInfo, TaskStatus, TaskType, MAX_IMAGES,
         MAX_TASK_VRAM_GB, NODES_PER_TASK, PHASH_BYTES, QUEUED_CANCEL_FEE_PERCENT, TOKEN_DECIMALS,
+        CONTRIBUTORS_PER_BATCH, ENTROPY_WINDOW_MS,
     };
     use ink::prelude::{string::String, vec::Vec};
     use ink::storage::{Lazy, Mapping};
@@ -65,14 +66,28 @@ mod hydrogen {
         armed: Lazy<Armed>,
     }
 
-    /// The batch of queued tasks armed for selection: its eligible nodes were
-    /// fixed at `epoch`; it is drawn once two nodes contributed after that.
+    /// The batch of queued tasks armed for selection: its eligible nodes are
+    /// the index as it was at arming; it is drawn once every designated
+    /// contributor folded its secret into `acc`.
     #[derive(Debug, Default, Clone)]
     #[ink::scale_derive(Encode, Decode, TypeInfo)]
     #[cfg_attr(feature = "std", derive(ink::storage::traits::StorageLayout))]
     pub struct Armed {
-        epoch: u64,
         tasks: Vec<TaskId>,
+        /// The beacon at arming, then each designated secret folded in.
+        acc: Digest,
+        /// Designations so far (a withholder causes a new one).
+        attempt: u64,
+        /// When the current contributors were designated.
+        since: Timestamp,
+        contributors: Vec<AccountId>,
+        contributed: Vec<bool>,
+    }
+
+    impl Armed {
+        fn complete(&self) -> bool {
+            self.contributed.iter().all(|&c| c)
+        }
     }
 
     fn raw(id: AccountId) -> [u8; 32] {
@@ -280,11 +295,10 @@ mod hydrogen {
         }
 
         /// Reveals the secret behind the caller's ticket into the randomness
-        /// beacon and registers the next ticket. Only a node taking tasks
-        /// (available or busy) may contribute, and only while an armed batch
-        /// waits ([`Self::entropy_needed`]); each batch takes the first two
-        /// distinct contributors and is drawn at once, so a contribution that
-        /// would not be needed fails its dry run and costs no fee.
+        /// beacon and registers the next ticket. Only the armed batch's
+        /// designated contributors may ([`Self::entropy_contributors`]), each
+        /// once; the batch is drawn when both did. Anyone else's call fails
+        /// its dry run and costs no fee.
         #[ink(message)]
         pub fn contribute_entropy(
             &mut self,
@@ -301,11 +315,20 @@ mod hydrogen {
             if !matches!(node.status, NodeStatus::Available | NodeStatus::Busy) {
                 return Err(Error::WrongNodeStatus);
             }
-            if self.armed.get_or_default().tasks.is_empty() {
+            let mut armed = self.armed.get_or_default();
+            let pending = armed
+                .contributors
+                .iter()
+                .zip(&armed.contributed)
+                .position(|(c, done)| *c == caller && !done);
+            let (Some(i), false) = (pending, armed.tasks.is_empty()) else {
                 return Err(Error::EntropyNotNeeded);
-            }
+            };
             self.registry.set_ticket(caller, next_ticket);
             self.beacon.mix(caller, &secret);
+            armed.acc = beacon::mix(&armed.acc, caller, &secret);
+            armed.contributed[i] = true;
+            self.armed.set(&armed);
             self.emit(Event::EntropyContributed { node: raw(caller) });
             self.dispatch();
             Ok(())
@@ -560,6 +583,23 @@ mod hydrogen {
             !self.armed.get_or_default().tasks.is_empty()
         }
 
+        /// The designated contributors that have yet to reveal their secret
+        /// for the armed batch.
+        #[ink(message)]
+        pub fn entropy_contributors(&self) -> Vec<AccountId> {
+            let armed = self.armed.get_or_default();
+            if armed.tasks.is_empty() {
+                return Vec::new();
+            }
+            armed
+                .contributors
+                .iter()
+                .zip(&armed.contributed)
+                .filter(|(_, done)| !**done)
+                .map(|(c, _)| *c)
+                .collect()
+        }
+
         /// The tasks armed for the next draw.
         #[ink(message)]
         pub fn armed(&self) -> Vec<TaskId> {
@@ -782,62 +822,88 @@ mod hydrogen {
             });
             if node.missed >= self.params.max_missed {
                 node.current_task = None;
-                node.rejoin_after = self
-                    .env()
-                    .block_timestamp()
-                    .saturating_add(self.params.rejoin_cooldown_ms);
-                let stake_returned = node.stake;
-                self.refund_stake(id, &mut node);
-                self.emit(Event::NodeKickedOut {
-                    node: raw(id),
-                    stake_returned,
-                });
+                self.kick_out(id, &mut node);
             } else {
                 self.registry.save(id, &node);
                 self.release(id);
             }
         }
 
+        /// Out with what is left of its stake; it may rejoin after the cooldown.
+        fn kick_out(&mut self, id: AccountId, node: &mut Node) {
+            node.rejoin_after = self
+                .env()
+                .block_timestamp()
+                .saturating_add(self.params.rejoin_cooldown_ms);
+            let stake_returned = node.stake;
+            self.refund_stake(id, node);
+            self.emit(Event::NodeKickedOut {
+                node: raw(id),
+                stake_returned,
+            });
+        }
+
         /// Selection, in two steps so that nobody can know a draw while they
         /// can still change who is in it:
         ///
-        /// 1. *Arm*: with no batch armed, the warming nodes join the index and
-        ///    the best-paying queued tasks that the indexed nodes can serve
-        ///    are armed at the current beacon epoch.
-        /// 2. *Draw*: once two distinct nodes contributed after that epoch,
-        ///    each armed task draws its three nodes from the index. Nodes that
-        ///    became available after arming are warming, not indexed, so they
-        ///    cannot join a draw whose entropy they may already know.
+        /// 1. *Arm*: with no batch armed, the warming nodes whose warm-up
+        ///    ended join the index, the best-paying queued tasks the index
+        ///    can serve are armed, and two indexed nodes are designated to
+        ///    contribute entropy (chosen by the public beacon).
+        /// 2. *Draw*: once both revealed their pre-committed secrets, each
+        ///    armed task draws its three nodes from the index. Nodes that
+        ///    became available after arming are warming, not indexed. A
+        ///    contributor silent for [`ENTROPY_WINDOW_MS`] forfeits and is
+        ///    replaced.
         ///
         /// Expired queued tasks are refunded on the way.
         fn dispatch(&mut self) {
+            let now = self.env().block_timestamp();
             let mut waiting = self.queue.get_or_default();
             let mut armed = self.armed.get_or_default();
             let mut queue_changed = self.expire(&mut waiting, &armed.tasks);
             if !armed.tasks.is_empty() {
-                if !self.beacon.ripe_since(armed.epoch) {
+                if armed.complete() {
+                    for &id in &armed.tasks {
+                        let Some(mut task) = self.tasks.get(id) else {
+                            continue;
+                        };
+                        if task.status != TaskStatus::Queued
+                            || (self.registry.eligible(task.min_vram_gb) as usize) < NODES_PER_TASK
+                        {
+                            // Left the queue, or its nodes paused since: re-armed later.
+                            continue;
+                        }
+                        queue::remove(&mut waiting, id);
+                        queue_changed = true;
+                        self.start(id, &mut task, &armed.acc);
+                    }
+                    armed.tasks.clear();
+                } else if now > armed.since.saturating_add(ENTROPY_WINDOW_MS) {
+                    let silent: Vec<AccountId> = armed
+                        .contributors
+                        .iter()
+                        .zip(&armed.contributed)
+                        .filter(|(_, done)| !**done)
+                        .map(|(c, _)| *c)
+                        .collect();
+                    for id in silent {
+                        self.entropy_withheld(id);
+                    }
+                    armed.attempt = armed.attempt.saturating_add(1);
+                    if !self.designate(&mut armed, now) {
+                        armed.tasks.clear();
+                    }
+                }
+                if !armed.tasks.is_empty() {
+                    self.armed.set(&armed);
                     if queue_changed {
                         self.queue.set(&waiting);
                     }
                     return;
                 }
-                for &id in &armed.tasks {
-                    let Some(mut task) = self.tasks.get(id) else {
-                        continue;
-                    };
-                    if task.status != TaskStatus::Queued
-                        || (self.registry.eligible(task.min_vram_gb) as usize) < NODES_PER_TASK
-                    {
-                        // Left the queue, or its nodes paused since: re-armed later.
-                        continue;
-                    }
-                    queue::remove(&mut waiting, id);
-                    queue_changed = true;
-                    self.start(id, &mut task);
-                }
-                armed.tasks.clear();
             }
-            self.registry.admit_warming(self.env().block_timestamp());
+            self.registry.admit_warming(now);
             let mut reserved = 0usize;
             for entry in waiting.iter() {
                 if armed.tasks.len() >= MAX_STARTS_PER_CALL as usize {
@@ -852,14 +918,79 @@ mod hydrogen {
                 }
             }
             if !armed.tasks.is_empty() {
-                armed.epoch = self.beacon.epoch();
-                self.emit(Event::TasksArmed {
-                    tasks: armed.tasks.clone(),
-                });
+                armed.acc = self.beacon.value();
+                armed.attempt = 0;
+                if !self.designate(&mut armed, now) {
+                    armed.tasks.clear();
+                }
             }
             self.armed.set(&armed);
             if queue_changed {
                 self.queue.set(&waiting);
+            }
+        }
+
+        /// Designates the batch's contributors: distinct indexed nodes drawn
+        /// from the batch accumulator and the attempt. False when the index
+        /// has too few nodes.
+        fn designate(&mut self, armed: &mut Armed, now: Timestamp) -> bool {
+            let n = self.registry.eligible(0);
+            let want = CONTRIBUTORS_PER_BATCH as u32;
+            if n < want {
+                return false;
+            }
+            let seed = beacon::derive(&armed.acc, b"designat", armed.attempt);
+            let mut picked: Vec<u32> = Vec::new();
+            for k in 0..CONTRIBUTORS_PER_BATCH {
+                // The k-th pick among the n - k nodes not picked yet.
+                let mut index = beacon::draw(&seed, k, n.saturating_sub(k as u32));
+                picked.sort_unstable();
+                for &p in &picked {
+                    if index >= p {
+                        index = index.saturating_add(1);
+                    }
+                }
+                picked.push(index);
+            }
+            armed.contributors = picked
+                .iter()
+                .filter_map(|&i| self.registry.pick(0, i))
+                .collect();
+            armed.contributed = armed.contributors.iter().map(|_| false).collect();
+            armed.since = now;
+            self.emit(Event::TasksArmed {
+                tasks: armed.tasks.clone(),
+                contributors: armed.contributors.iter().map(|c| raw(*c)).collect(),
+            });
+            true
+        }
+
+        /// A designated contributor stayed silent: it forfeits like a node
+        /// that withholds a reveal, and counts a miss.
+        fn entropy_withheld(&mut self, id: AccountId) {
+            let Some(mut node) = self.registry.get(id) else {
+                return;
+            };
+            if node.status == NodeStatus::Quit {
+                return;
+            }
+            let forfeited = node
+                .stake
+                .saturating_mul(u128::from(self.params.silence_penalty_percent))
+                .checked_div(100)
+                .unwrap_or(0);
+            node.stake = node.stake.saturating_sub(forfeited);
+            node.missed = node.missed.saturating_add(1);
+            self.burn(forfeited);
+            self.emit(Event::EntropyWithheld {
+                node: raw(id),
+                forfeited,
+                missed: node.missed,
+            });
+            if node.missed >= self.params.max_missed {
+                self.kick_out(id, &mut node);
+            } else {
+                self.registry.save(id, &node);
             }
         }
 
@@ -879,9 +1010,9 @@ mod hydrogen {
             !expired.is_empty()
         }
 
-        fn start(&mut self, task_id: TaskId, task: &mut Task) {
+        fn start(&mut self, task_id: TaskId, task: &mut Task, acc: &Digest) {
             let now = self.env().block_timestamp();
-            let seed = self.beacon.seed(task_id);
+            let seed = beacon::seed(acc, task_id);
             task.status = TaskStatus::Running;
             task.deadline = now.saturating_add(task.rules.timeout_ms);
             for k in 0..NODES_PER_TASK {

@@ -21,6 +21,11 @@ pub const MAX_GPU_NAME: usize = 64;
 pub const MAX_VRAM_GB: u32 = 4096;
 const CLASSES: usize = VRAM_CLASSES.len();
 
+/// A class index as a storage key (there are fewer than 256 classes).
+fn key(class: usize) -> u8 {
+    u8::try_from(class).unwrap_or(u8::MAX)
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[ink::scale_derive(Encode, Decode, TypeInfo)]
 #[cfg_attr(feature = "std", derive(ink::storage::traits::StorageLayout))]
@@ -176,7 +181,7 @@ impl Registry {
         for c in Self::classes_for(min_vram_gb) {
             let len = self.class_len[c];
             if index < len {
-                return self.class_slot.get((c as u8, index));
+                return self.class_slot.get((key(c), index));
             }
             index = index.saturating_sub(len);
         }
@@ -234,7 +239,7 @@ impl Registry {
     fn add_indexed(&mut self, id: AccountId, node: &mut Node) {
         let c = node.class();
         let len = self.class_len[c];
-        self.class_slot.insert((c as u8, len), &id);
+        self.class_slot.insert((key(c), len), &id);
         self.class_len[c] = len.saturating_add(1);
         node.slot = len;
         node.indexed = true;
@@ -246,15 +251,15 @@ impl Registry {
         let last = len.saturating_sub(1);
         if node.slot != last {
             // Swap-remove: the last node of the class takes the freed slot.
-            if let Some(moved_id) = self.class_slot.get((c as u8, last)) {
-                self.class_slot.insert((c as u8, node.slot), &moved_id);
+            if let Some(moved_id) = self.class_slot.get((key(c), last)) {
+                self.class_slot.insert((key(c), node.slot), &moved_id);
                 if let Some(mut moved) = self.nodes.get(moved_id) {
                     moved.slot = node.slot;
                     self.nodes.insert(moved_id, &moved);
                 }
             }
         }
-        self.class_slot.remove((c as u8, last));
+        self.class_slot.remove((key(c), last));
         self.class_len[c] = last;
     }
 }

@@ -311,11 +311,13 @@ impl Daemon {
         if self.config.contribute_entropy && !stopping && is_staked(&info) {
             let created = self.tasks_created.load(Ordering::SeqCst);
             if entropy.due(created) {
+                // Only the armed batch's designated contributors may; anyone
+                // else's call would be refused (and cost nothing, but noise).
                 let needed = ctx
                     .chain
-                    .call(|h| async move { h.entropy_needed().await })
+                    .call(|h| async move { h.entropy_contributors().await })
                     .await
-                    .unwrap_or(false);
+                    .is_ok_and(|designated| designated.contains(&me));
                 if needed {
                     match membership::contribute_entropy(&ctx.chain, &ctx.store, &ctx.signer).await
                     {

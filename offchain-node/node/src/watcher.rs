@@ -116,11 +116,19 @@ impl Watcher {
                     Event::NodeKickedOut { node, .. } if *node == me => {
                         tracing::error!(
                             "this node was kicked out for missing too many tasks; its stake \
-                             was returned; fix the cause, then `hydrogen-node join`"
+                             was returned; the daemon joins again when the cooldown ends"
                         );
                         w.count(|c| c.kicked_out += 1)?;
                     }
-                    Event::TaskCreated { .. } => {
+                    Event::EntropyWithheld {
+                        node, forfeited, ..
+                    } if *node == me => {
+                        tracing::error!(
+                            forfeited = *forfeited,
+                            "this node was designated to contribute entropy and did not in time"
+                        );
+                    }
+                    Event::TaskCreated { .. } | Event::TasksArmed { .. } => {
                         self.tasks_created.fetch_add(1, Ordering::SeqCst);
                         wake = true;
                     }

@@ -35,6 +35,7 @@ pub fn task_id_of(event: &Event) -> Option<TaskId> {
         Event::NodeStatusChanged { .. }
         | Event::NodeKickedOut { .. }
         | Event::EntropyContributed { .. }
+        | Event::EntropyWithheld { .. }
         | Event::ParamsUpdated { .. }
         | Event::OwnershipOffered { .. }
         | Event::OwnershipTransferred { .. }

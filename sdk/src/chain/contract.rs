@@ -185,6 +185,10 @@ pub mod msg {
     pub fn armed() -> Message<Vec<TaskId>> {
         Message::infallible("armed", ())
     }
+    /// The armed batch's designated contributors that have yet to reveal.
+    pub fn entropy_contributors() -> Message<Vec<AccountId>> {
+        Message::infallible("entropy_contributors", ())
+    }
 
     /// Every message name above, to check a bundle's metadata against.
     pub const ALL: &[&str] = &[
@@ -223,6 +227,7 @@ pub mod msg {
         "task",
         "queue",
         "entropy_needed",
+        "entropy_contributors",
         "armed",
     ];
 }
@@ -438,6 +443,10 @@ impl Hydrogen {
     /// [`msg::accept_ownership`], signed by `signer`; refusals return before submitting.
     pub async fn accept_ownership(&self, signer: &Keypair) -> Result<Submitted<()>, ChainError> {
         self.submit(signer, &msg::accept_ownership()).await
+    }
+    /// [`msg::entropy_contributors`], read with a dry run.
+    pub async fn entropy_contributors(&self) -> Result<Vec<AccountId>, ChainError> {
+        self.view(msg::entropy_contributors()).await
     }
     /// [`msg::armed`], read with a dry run.
     pub async fn armed(&self) -> Result<Vec<TaskId>, ChainError> {

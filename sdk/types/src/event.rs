@@ -110,9 +110,18 @@ pub enum Event {
         amount: Balance,
     },
     /// Queued tasks were armed for selection: their eligible nodes are fixed
-    /// now, and they start once two nodes contributed entropy after this.
+    /// now, and they start once both `contributors` revealed their entropy
+    /// secrets. Emitted again with new contributors when one withheld.
     TasksArmed {
         tasks: Vec<TaskId>,
+        contributors: Vec<AccountId>,
+    },
+    /// A designated contributor did not reveal its secret in time: it
+    /// forfeited `forfeited` of its stake (burned) and one more miss.
+    EntropyWithheld {
+        node: AccountId,
+        forfeited: Balance,
+        missed: u8,
     },
     /// The owner offered ownership to `to`, who must accept it.
     OwnershipOffered {

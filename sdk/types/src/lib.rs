@@ -50,6 +50,11 @@ pub const MAX_TASK_VRAM_GB: u32 = 80;
 /// Percent of a queued task's fee that cancelling it costs (burned), so the
 /// queue's price floor cannot be held for free. Expiry and eviction refund all.
 pub const QUEUED_CANCEL_FEE_PERCENT: u128 = 1;
+/// Milliseconds a batch's designated contributors have to reveal their
+/// entropy secrets before a withholder is penalised and replaced.
+pub const ENTROPY_WINDOW_MS: Timestamp = 60_000;
+/// Entropy contributors designated per armed batch.
+pub const CONTRIBUTORS_PER_BATCH: usize = 2;
 /// Largest `Params::distance_threshold`: unrelated images differ in 32 bits
 /// on average, so a threshold near that would accept anything.
 pub const MAX_DISTANCE_THRESHOLD: u8 = 24;

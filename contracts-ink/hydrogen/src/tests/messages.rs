@@ -18,7 +18,7 @@ fn status(net: &Net, n: u8) -> NodeStatus {
 /// Five nodes (10..=14), a started 1-image task from APP; returns (id, selected).
 fn running_task(net: &mut Net) -> (TaskId, Vec<AccountId>) {
     net.nodes(&[10, 11, 12, 13, 14], 24);
-    let id = net.started_task(acct(APP), 1, [10, 11]);
+    let id = net.started_task(acct(APP), 1);
     assert_eq!(net.c.task(id).unwrap().status, TaskStatus::Running);
     (id, net.selected(id))
 }
@@ -252,10 +252,10 @@ fn pause_resume_quit_when_idle() {
 }
 
 #[ink::test]
-fn entropy_needs_a_matching_ticket_and_two_distinct_nodes() {
+fn entropy_needs_a_matching_ticket_and_a_node_taking_tasks() {
     let mut net = Net::new();
     assert_eq!(net.contribute(acct(10)), Err(Error::NotJoined));
-    net.nodes(&[10, 11, 12], 8);
+    net.nodes(&[10, 11, 12, 13], 8);
     assert_eq!(
         net.as_(acct(10)).contribute_entropy([1; 32], [0; 32]),
         Err(Error::TicketMismatch)
@@ -263,19 +263,17 @@ fn entropy_needs_a_matching_ticket_and_two_distinct_nodes() {
     net.fund(acct(APP), FEE);
     let id = net.create(acct(APP), 1, FEE).unwrap();
     assert!(net.c.entropy_needed());
-    net.contribute(acct(10)).unwrap();
-    net.contribute(acct(10)).unwrap();
-    assert_eq!(
-        net.c.task(id).unwrap().status,
-        TaskStatus::Queued,
-        "one node alone never ripens a task"
-    );
-    net.contribute(acct(11)).unwrap();
+    let designated = net.c.entropy_contributors();
+    // A designated node that paused may not contribute (a paused Sybil
+    // must not steer draws it takes no part in).
+    net.as_(designated[0]).pause().unwrap();
+    assert_eq!(net.contribute(designated[0]), Err(Error::WrongNodeStatus));
+    net.as_(designated[0]).resume().unwrap();
+    net.ripen();
     assert_eq!(net.c.task(id).unwrap().status, TaskStatus::Running);
-    assert!(!net.c.entropy_needed());
-    assert!(net
-        .events()
-        .contains(&Event::EntropyContributed { node: [11; 32] }));
+    assert!(net.events().contains(&Event::EntropyContributed {
+        node: raw(designated[1])
+    }));
 }
 
 #[ink::test]
@@ -374,8 +372,7 @@ fn selection_takes_three_distinct_nodes_with_enough_vram() {
         .as_(acct(APP))
         .create_task(TaskType::StableDiffusion, [1; 32], 16, 1, FEE)
         .unwrap();
-    net.contribute(acct(10)).unwrap();
-    net.contribute(acct(11)).unwrap();
+    net.ripen();
     let mut chosen = net.selected(id);
     chosen.sort();
     assert_eq!(chosen, vec![acct(20), acct(21), acct(22)]);
@@ -411,22 +408,38 @@ fn a_task_is_armed_when_three_nodes_are_free_and_drawn_after_two_fresh_contribut
     assert_eq!(net.contribute(acct(10)), Err(Error::EntropyNotNeeded));
     net.nodes(&[12], 8);
     assert_eq!(net.c.armed(), vec![id]);
-    assert!(net.events().contains(&Event::TasksArmed { tasks: vec![id] }));
-    net.contribute(acct(10)).unwrap();
-    net.contribute(acct(10)).unwrap();
+    let designated = net.c.entropy_contributors();
+    assert_eq!(designated.len(), 2);
+    assert_ne!(designated[0], designated[1]);
+    assert!(net.events().contains(&Event::TasksArmed {
+        tasks: vec![id],
+        contributors: designated.iter().map(|c| raw(*c)).collect(),
+    }));
+    let other = [10, 11, 12]
+        .map(acct)
+        .into_iter()
+        .find(|n| !designated.contains(n))
+        .unwrap();
+    assert_eq!(
+        net.contribute(other),
+        Err(Error::EntropyNotNeeded),
+        "only the designated contribute"
+    );
+    net.contribute(designated[0]).unwrap();
+    assert_eq!(
+        net.contribute(designated[0]),
+        Err(Error::EntropyNotNeeded),
+        "each contributes once"
+    );
     assert_eq!(
         net.c.task(id).unwrap().status,
         TaskStatus::Queued,
         "one node alone never completes the entropy"
     );
-    net.contribute(acct(11)).unwrap();
+    net.contribute(designated[1]).unwrap();
     assert_eq!(net.c.task(id).unwrap().status, TaskStatus::Running);
     assert!(!net.c.entropy_needed());
-    assert_eq!(
-        net.contribute(acct(12)),
-        Err(Error::EntropyNotNeeded),
-        "a drawn batch takes no more contributions"
-    );
+    assert!(net.c.entropy_contributors().is_empty());
 }
 
 #[ink::test]
@@ -504,8 +517,7 @@ fn commit_failure_paths() {
         net.as_(acct(10)).commit(queued, [0; 32]),
         Err(Error::WrongTaskStatus)
     );
-    net.contribute(acct(10)).unwrap();
-    net.contribute(acct(11)).unwrap();
+    net.ripen();
     let nodes = net.selected(queued);
     assert_eq!(
         net.as_(acct(STRANGER)).commit(queued, [0; 32]),
@@ -714,7 +726,7 @@ fn repeatedly_silent_nodes_are_kicked_out_with_their_stake_and_wait_to_rejoin() 
     });
     net.nodes(&[10, 11, 12], 8);
     for round in 0..2 {
-        let id = net.started_task(acct(APP), 1, [10, 11]);
+        let id = net.started_task(acct(APP), 1);
         net.commit(id, acct(10), phash(1, 3)).unwrap();
         net.commit(id, acct(11), phash(1, 3)).unwrap();
         net.at(net.c.task(id).unwrap().deadline + 1);
@@ -814,7 +826,7 @@ fn pause_and_quit_while_busy_take_effect_on_release() {
 fn a_queued_task_starts_when_a_busy_node_is_released() {
     let mut net = Net::new();
     net.nodes(&[10, 11, 12], 8);
-    let first = net.started_task(acct(APP), 1, [10, 11]);
+    let first = net.started_task(acct(APP), 1);
     net.fund(acct(APP2), FEE);
     let second = net.create(acct(APP2), 1, FEE).unwrap();
     assert_eq!(
@@ -835,7 +847,6 @@ fn a_queued_task_starts_when_a_busy_node_is_released() {
     let uploader = AccountId::from(net.c.task(first).unwrap().uploader.unwrap());
     net.as_(uploader).confirm_upload(first).unwrap();
     assert_eq!(net.c.armed(), vec![second]);
-    net.contribute(acct(10)).unwrap();
-    net.contribute(acct(11)).unwrap();
+    net.ripen();
     assert_eq!(net.c.task(second).unwrap().status, TaskStatus::Running);
 }

@@ -131,13 +131,20 @@ impl Net {
             .create_task(TaskType::StableDiffusion, [7; 32], 0, images, fee)
     }
 
-    /// Funds `creator`, creates a task and feeds the beacon from two nodes so it starts.
-    pub fn started_task(&mut self, creator: AccountId, images: u8, entropy: [u8; 2]) -> TaskId {
+    /// Funds `creator`, creates a task and has the armed batch's designated
+    /// nodes contribute, so it starts.
+    pub fn started_task(&mut self, creator: AccountId, images: u8) -> TaskId {
         self.fund(creator, FEE);
         let id = self.create(creator, images, FEE).unwrap();
-        self.contribute(acct(entropy[0])).unwrap();
-        self.contribute(acct(entropy[1])).unwrap();
+        self.ripen();
         id
+    }
+
+    /// The armed batch's designated contributors reveal their secrets.
+    pub fn ripen(&mut self) {
+        for node in self.c.entropy_contributors() {
+            self.contribute(node).unwrap();
+        }
     }
 
     pub fn selected(&self, id: TaskId) -> Vec<AccountId> {

@@ -338,6 +338,15 @@ impl Model {
                     "missed after revealing"
                 );
             }
+            Event::EntropyWithheld {
+                node, forfeited, ..
+            } => {
+                let node = AccountId::from(node);
+                let stake = self.stake[&node];
+                assert_eq!(forfeited, stake * u128::from(PENALTY) / 100);
+                self.burned += forfeited;
+                self.stake.insert(node, stake - forfeited);
+            }
             Event::NodeKickedOut { node, .. } => {
                 assert_eq!(self.status(AccountId::from(node)), NodeStatus::Quit);
                 self.rejoin_after
@@ -508,7 +517,14 @@ fn run(max_missed: u8, ops: &[Op], seen: &mut BTreeMap<&'static str, usize>) {
                 net.as_(id).quit()
             }
             Op::Contribute(n) => {
-                let id = acct(NODES[usize::from(n)]);
+                // Mostly a designated contributor, so batches get drawn;
+                // sometimes any node, so refusals are exercised.
+                let designated = net.c.entropy_contributors();
+                let id = if n % 2 == 0 && !designated.is_empty() {
+                    designated[usize::from(n / 2) % designated.len()]
+                } else {
+                    acct(NODES[usize::from(n)])
+                };
                 // Whether a batch is armed is the contract's business; a node
                 // not taking tasks may never contribute.
                 if !matches!(m.status(id), NodeStatus::Available | NodeStatus::Busy) {
@@ -675,6 +691,7 @@ fn kind(e: &Event) -> &'static str {
         } => "expired",
         Event::NodeSlashed { .. } => "slashed",
         Event::StakeForfeited { .. } => "forfeited",
+        Event::EntropyWithheld { .. } => "entropy-withheld",
         Event::NodeMissed { .. } => "missed",
         Event::NodeKickedOut { .. } => "kicked-out",
         Event::NodePaid { .. } => "paid",
@@ -725,6 +742,7 @@ fn random_call_sequences_keep_the_invariants() {
             "uploaded",
             "slashed",
             "forfeited",
+            "entropy-withheld",
             "expired",
             "missed",
             "kicked-out",
