@@ -39,9 +39,9 @@ mod hydrogen {
     use crate::{HydrogenEvent, MAX_STARTS_PER_CALL};
     use hydrogen_types::{
         commitment_preimage, fee_share, AbortReason, Error, Event, Hash as Digest, NodeCounts,
-        NodeInfo, NodeStatus, Outcome, Params, TaskId, TaskInfo, TaskStatus, TaskType, MAX_IMAGES,
-        MAX_TASK_VRAM_GB, NODES_PER_TASK, PHASH_BYTES, QUEUED_CANCEL_FEE_PERCENT, TOKEN_DECIMALS,
-        CONTRIBUTORS_PER_BATCH, ENTROPY_WINDOW_MS,
+        NodeInfo, NodeStatus, Outcome, Params, TaskId, TaskInfo, TaskStatus, TaskType,
+        CONTRIBUTORS_PER_BATCH, ENTROPY_WINDOW_MS, MAX_IMAGES, MAX_TASK_VRAM_GB, NODES_PER_TASK,
+        PHASH_BYTES, QUEUED_CANCEL_FEE_PERCENT, TOKEN_DECIMALS,
     };
     use ink::prelude::{string::String, vec::Vec};
     use ink::storage::{Lazy, Mapping};
@@ -330,6 +330,22 @@ mod hydrogen {
             armed.contributed[i] = true;
             self.armed.set(&armed);
             self.emit(Event::EntropyContributed { node: raw(caller) });
+            self.dispatch();
+            Ok(())
+        }
+
+        /// Replaces the armed batch's silent contributors once
+        /// [`ENTROPY_WINDOW_MS`] has passed (they forfeit). Anyone may call
+        /// it; any other call past the window does the same on its way.
+        #[ink(message)]
+        pub fn redesignate(&mut self) -> Result<(), Error> {
+            let armed = self.armed.get_or_default();
+            if armed.tasks.is_empty() || armed.complete() {
+                return Err(Error::EntropyNotNeeded);
+            }
+            if self.env().block_timestamp() <= armed.since.saturating_add(ENTROPY_WINDOW_MS) {
+                return Err(Error::DeadlineNotReached);
+            }
             self.dispatch();
             Ok(())
         }
@@ -935,15 +951,15 @@ mod hydrogen {
         /// has too few nodes.
         fn designate(&mut self, armed: &mut Armed, now: Timestamp) -> bool {
             let n = self.registry.eligible(0);
-            let want = CONTRIBUTORS_PER_BATCH as u32;
-            if n < want {
+            if (n as usize) < CONTRIBUTORS_PER_BATCH {
                 return false;
             }
             let seed = beacon::derive(&armed.acc, b"designat", armed.attempt);
             let mut picked: Vec<u32> = Vec::new();
             for k in 0..CONTRIBUTORS_PER_BATCH {
-                // The k-th pick among the n - k nodes not picked yet.
-                let mut index = beacon::draw(&seed, k, n.saturating_sub(k as u32));
+                // The k-th pick among the nodes not picked yet.
+                let left = n.saturating_sub(u32::try_from(k).unwrap_or(u32::MAX));
+                let mut index = beacon::draw(&seed, k, left);
                 picked.sort_unstable();
                 for &p in &picked {
                     if index >= p {

@@ -256,10 +256,10 @@ impl Task {
             let verdict = match (self.status, &self.slots[i].outcome, &self.accepted) {
                 // Undecided: only a missed commit is already final (and
                 // only once somebody else committed: see `silence`).
-                (TaskStatus::Running, _, _) => (self.slots[i].commitment.is_none()
-                    && self.commits > 0
-                    && now > self.deadline)
-                    .then_some(Verdict::Miss),
+                (TaskStatus::Running, _, _) => {
+                    (self.slots[i].commitment.is_none() && self.commits > 0 && now > self.deadline)
+                        .then_some(Verdict::Miss)
+                }
                 (TaskStatus::Succeeded, _, _) if is_uploader => None,
                 (TaskStatus::Aborted(AbortReason::UploadMissed), _, _) if is_uploader => {
                     Some(Verdict::Miss)
@@ -355,11 +355,7 @@ mod tests {
         let mut t = running(&[Some(0), Some(1), Some(2)]);
         t.slots[0].outcome = img(0x00);
         t.slots[1].outcome = img(0x0f);
-        assert_eq!(
-            t.advance(10).0,
-            None,
-            "the third may still break the tie"
-        );
+        assert_eq!(t.advance(10).0, None, "the third may still break the tie");
         t.slots[2].outcome = img(0xf0);
         let (status, verdicts) = t.advance(11);
         assert_eq!(status, Some(TaskStatus::Aborted(AbortReason::NoConsensus)));

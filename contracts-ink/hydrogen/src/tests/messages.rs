@@ -404,7 +404,10 @@ fn a_task_is_armed_when_three_nodes_are_free_and_drawn_after_two_fresh_contribut
     net.nodes(&[10, 11], 8);
     net.fund(acct(APP), FEE);
     let id = net.create(acct(APP), 1, FEE).unwrap();
-    assert!(!net.c.entropy_needed(), "two nodes cannot serve it: not armed");
+    assert!(
+        !net.c.entropy_needed(),
+        "two nodes cannot serve it: not armed"
+    );
     assert_eq!(net.contribute(acct(10)), Err(Error::EntropyNotNeeded));
     net.nodes(&[12], 8);
     assert_eq!(net.c.armed(), vec![id]);
@@ -657,8 +660,14 @@ fn two_invalid_args_votes_abort_earn_nothing_and_never_slash_the_real_result() {
         nodes.iter().all(|n| net.balance(*n) == 0),
         "nobody is paid for an invalid-arguments decision"
     );
-    assert_eq!(net.balance(acct(APP)), FEE, "the creator gets all of it back");
-    assert!(nodes.iter().all(|n| status(&net, raw(*n)[0]) == NodeStatus::Available));
+    assert_eq!(
+        net.balance(acct(APP)),
+        FEE,
+        "the creator gets all of it back"
+    );
+    assert!(nodes
+        .iter()
+        .all(|n| status(&net, raw(*n)[0]) == NodeStatus::Available));
 }
 
 #[ink::test]

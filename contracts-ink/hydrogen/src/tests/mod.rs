@@ -1,8 +1,10 @@
 //! Off-chain tests of the contract: a harness driving it as several
 //! accounts, per-message tests, and a property test against a reference model.
 
+mod attacks;
 mod messages;
 mod model;
+mod selection;
 
 use crate::beacon::blake2_256;
 use crate::Hydrogen;

@@ -318,11 +318,11 @@ impl Model {
                 let node = AccountId::from(node);
                 let t = &self.tasks[&task_id];
                 assert!(t.order.contains_key(&node), "forfeited without committing");
+                assert!(!t.revealed.contains_key(&node), "forfeited after revealing");
                 assert!(
-                    !t.revealed.contains_key(&node),
-                    "forfeited after revealing"
+                    t.order.len() >= 2,
+                    "forfeited although reveals never opened"
                 );
-                assert!(t.order.len() >= 2, "forfeited although reveals never opened");
                 let stake = self.stake[&node];
                 assert_eq!(amount, stake * u128::from(PENALTY) / 100);
                 self.burned += amount;
@@ -454,8 +454,10 @@ fn run(max_missed: u8, ops: &[Op], seen: &mut BTreeMap<&'static str, usize>) {
     };
     let threshold = p.distance_threshold;
     let mut net = Net::with(p);
-    let mut m = Model::default();
-    m.now = net.now();
+    let mut m = Model {
+        now: net.now(),
+        ..Model::default()
+    };
     *m.bal(acct(OWNER)) = 1_000_000 * UNIT;
     m.minted = 1_000_000 * UNIT;
     for (who, amount) in APPS
