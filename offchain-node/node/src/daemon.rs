@@ -16,7 +16,7 @@ use anyhow::{Context as _, Result};
 use hydrogen_engine::Backend;
 use hydrogen_sdk::chain::{account_of, parse_account, ss58, ChainError, Keypair};
 use hydrogen_sdk::relay::RelayClient;
-use hydrogen_sdk::types::{Error as ContractError, NodeInfo, NodeStatus};
+use hydrogen_sdk::types::{Error as ContractError, NodeInfo, NodeStatus, ENTROPY_WINDOW_MS};
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -313,12 +313,25 @@ impl Daemon {
             if entropy.due(created) {
                 // Only the armed batch's designated contributors may; anyone
                 // else's call would be refused (and cost nothing, but noise).
-                let needed = ctx
+                let designated = ctx
                     .chain
                     .call(|h| async move { h.entropy_contributors().await })
                     .await
-                    .is_ok_and(|designated| designated.contains(&me));
-                if needed {
+                    .unwrap_or_default();
+                if entropy.stalled(&designated) {
+                    // Someone must move a batch on whose contributors went
+                    // silent; refused in the dry run unless it is due.
+                    let signer = ctx.signer.clone();
+                    if ctx
+                        .chain
+                        .call(|h| async move { h.redesignate(&signer).await })
+                        .await
+                        .is_ok()
+                    {
+                        tracing::info!("replaced silent entropy contributors");
+                    }
+                }
+                if designated.contains(&me) {
                     match membership::contribute_entropy(&ctx.chain, &ctx.store, &ctx.signer).await
                     {
                         Ok(true) => {
@@ -363,6 +376,8 @@ const REJOIN_RETRY: Duration = Duration::from_secs(60);
 struct EntropyPacer {
     last: Option<Instant>,
     created_then: u64,
+    /// The pending contributors last seen, and since when.
+    waiting: Option<(Vec<[u8; 32]>, Instant)>,
 }
 
 impl EntropyPacer {
@@ -376,6 +391,24 @@ impl EntropyPacer {
     fn done(&mut self, created: u64) {
         self.last = Some(Instant::now());
         self.created_then = created;
+    }
+
+    /// Whether the same contributors have been pending for longer than the
+    /// contract's window (by this machine's clock, with a margin).
+    fn stalled(&mut self, designated: &[[u8; 32]]) -> bool {
+        if designated.is_empty() {
+            self.waiting = None;
+            return false;
+        }
+        match &self.waiting {
+            Some((seen, since)) if seen == designated => {
+                since.elapsed() > Duration::from_millis(ENTROPY_WINDOW_MS) + ENTROPY_RETRY
+            }
+            _ => {
+                self.waiting = Some((designated.to_vec(), Instant::now()));
+                false
+            }
+        }
     }
 }
 

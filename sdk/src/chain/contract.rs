@@ -185,6 +185,10 @@ pub mod msg {
     pub fn armed() -> Message<Vec<TaskId>> {
         Message::infallible("armed", ())
     }
+    /// Anyone: replaces an armed batch's contributors silent past the window.
+    pub fn redesignate() -> Message<()> {
+        Message::fallible("redesignate", ())
+    }
     /// The armed batch's designated contributors that have yet to reveal.
     pub fn entropy_contributors() -> Message<Vec<AccountId>> {
         Message::infallible("entropy_contributors", ())
@@ -228,6 +232,7 @@ pub mod msg {
         "queue",
         "entropy_needed",
         "entropy_contributors",
+        "redesignate",
         "armed",
     ];
 }
@@ -447,6 +452,10 @@ impl Hydrogen {
     /// [`msg::entropy_contributors`], read with a dry run.
     pub async fn entropy_contributors(&self) -> Result<Vec<AccountId>, ChainError> {
         self.view(msg::entropy_contributors()).await
+    }
+    /// [`msg::redesignate`], signed by `signer`; refusals return before submitting.
+    pub async fn redesignate(&self, signer: &Keypair) -> Result<Submitted<()>, ChainError> {
+        self.submit(signer, &msg::redesignate()).await
     }
     /// [`msg::armed`], read with a dry run.
     pub async fn armed(&self) -> Result<Vec<TaskId>, ChainError> {

@@ -52,7 +52,12 @@ fn a_draw_does_not_depend_on_when_its_transaction_lands() {
         })
         .unwrap();
     }
-    assert_eq!(draws.len(), 1, "40 landing times gave {} draws", draws.len());
+    assert_eq!(
+        draws.len(),
+        1,
+        "40 landing times gave {} draws",
+        draws.len()
+    );
 }
 
 /// Finding 1a: with one honest node free and a task waiting, two paused
@@ -223,13 +228,8 @@ fn unstartable_tasks_cannot_squat_the_queue() {
     let mut net = Net::new();
     net.fund(acct(APP), 2 * FEE);
     assert_eq!(
-        net.as_(acct(APP)).create_task(
-            TaskType::StableDiffusion,
-            [1; 32],
-            u32::MAX,
-            1,
-            FEE
-        ),
+        net.as_(acct(APP))
+            .create_task(TaskType::StableDiffusion, [1; 32], u32::MAX, 1, FEE),
         Err(Error::VramTooHigh)
     );
     let id = net

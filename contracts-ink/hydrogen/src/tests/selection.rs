@@ -107,7 +107,11 @@ fn play(strategy: Strategy) -> (usize, usize) {
         // Kicked-out Sybils come back as soon as they may.
         for &s in &SYBILS {
             let node = acct(s);
-            if net.c.node_info(node).is_some_and(|i| i.status == NodeStatus::Quit) {
+            if net
+                .c
+                .node_info(node)
+                .is_some_and(|i| i.status == NodeStatus::Quit)
+            {
                 let _ = net.join(node, 24);
             }
         }
