@@ -544,10 +544,12 @@ async fn get_args(state: Arc<State>, id: TaskId, req: Req) -> Result<Response, A
         .chain
         .authorize(id, |t| may_fetch_args(t, &signed.account))
         .await?;
-    if state.store.blobs(id).args != Slot::Stored {
+    // An audit re-executes another task: it runs that task's arguments.
+    let blobs = task.audit_of.unwrap_or(id);
+    if state.store.blobs(blobs).args != Slot::Stored {
         return Err(absent(&task, "arguments"));
     }
-    let args = state.store.args(id).await.map_err(ApiError::internal)?;
+    let args = state.store.args(blobs).await.map_err(ApiError::internal)?;
     count_bytes(&state, "get_args", "out", args.len());
     Ok(warp::reply::with_header(args.to_vec(), "content-type", "application/json").into_response())
 }
@@ -806,6 +808,8 @@ mod tests {
             result: None,
             uploader,
             distance_threshold: 10,
+            audit_of: None,
+            audit: None,
         }
     }
 

@@ -456,7 +456,11 @@ async fn staking_and_task_views_decode() {
         cancelled.events
     );
     let _ = hydrogen.entropy_needed().await.unwrap();
-    assert_eq!(hydrogen.burned().await.unwrap(), 0);
+    assert_eq!(
+        hydrogen.burned().await.unwrap(),
+        fee / 100,
+        "cancelling a queued task burns 1% of its fee"
+    );
 }
 
 #[tokio::test]

@@ -11,9 +11,9 @@
 //! `cargo test -p hydrogen-tests --test chain_lifecycle`
 
 use hydrogen_sdk::types::{
-    fee_share, AbortReason, Error, Event, NodeCounts, NodeStatus, Params, TaskStatus,
+    fee_share, AbortReason, Error, Event, NodeCounts, NodeStatus, Params, TaskStatus, TaskType,
 };
-use hydrogen_tests::{phash, test_params, Network, CREATOR_TOKENS, FEE};
+use hydrogen_tests::{phash, test_params, Network, ARGS_HASH, CREATOR_TOKENS, FEE, MIN_VRAM_GB};
 
 /// Parameters for tests that never reach a deadline.
 fn patient() -> Params {
@@ -145,7 +145,7 @@ async fn honest_nodes_are_paid_by_commit_order() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cheater_is_slashed_when_two_agree() {
+async fn a_cheater_on_a_two_to_one_is_audited_not_slashed_outright() {
     let Some(mut net) = Network::new("cheater", patient(), 3).await else {
         return;
     };
@@ -172,6 +172,7 @@ async fn cheater_is_slashed_when_two_agree() {
         assert_eq!(net.task(id).await.status, TaskStatus::Running);
     }
     let stake = net.params.required_stake;
+    let audit = id + 1;
     let revealed = net.reveal(id, 2).await.expect("reveal");
     let events = vec![
         Event::ResultRevealed {
@@ -183,19 +184,33 @@ async fn cheater_is_slashed_when_two_agree() {
             result: vec![0; 8],
             uploader: net.node(0),
         },
+        net.status_event(1, NodeStatus::Available),
+        Event::TaskCreated {
+            task_id: audit,
+            creator: net.contract(),
+            task_type: TaskType::StableDiffusion,
+            args_hash: ARGS_HASH,
+            min_vram_gb: MIN_VRAM_GB,
+            num_images: 1,
+            fee: 0,
+        },
+        Event::AuditOpened {
+            task_id: id,
+            audit,
+            disputed: net.node(1),
+        },
         paid(id, net.node(2), 2),
         net.status_event(2, NodeStatus::Available),
-        Event::NodeSlashed {
-            task_id: id,
-            node: net.node(1),
-            amount: stake,
-        },
-        net.status_event(1, NodeStatus::Quit),
     ];
     net.expect("reveal node2", &revealed, events);
-    assert_eq!(net.hydrogen.burned().await.unwrap(), stake);
-    assert_eq!(net.node_status(1).await, (NodeStatus::Quit, 0));
-    assert_eq!(net.tokens(net.node(1)).await, 0);
+    // Nobody is slashed on a 2-vs-1; the three stakes are held for the audit.
+    assert_eq!(net.hydrogen.burned().await.unwrap(), 0);
+    let info = net.hydrogen.node_info(net.node(1)).await.unwrap().unwrap();
+    assert_eq!((info.stake, info.disputes), (stake, 1));
+    let task = net.task(id).await;
+    assert_eq!(task.audit, Some(audit));
+    assert_eq!(net.task(audit).await.audit_of, Some(id));
+    assert_eq!(net.task(audit).await.status, TaskStatus::Queued);
 
     let confirmed = net
         .hydrogen
@@ -217,28 +232,22 @@ async fn cheater_is_slashed_when_two_agree() {
         },
     ];
     net.expect("confirm_upload", &confirmed, events);
-
     assert_eq!(net.task(id).await.status, TaskStatus::Completed);
-    assert_eq!(net.tokens(net.node(0)).await, fee_share(FEE, 0));
-    assert_eq!(net.tokens(net.node(2)).await, fee_share(FEE, 2));
     assert_eq!(
         net.tokens(net.creator_account()).await,
         CREATOR_TOKENS - FEE + cheater_share
     );
-    // Two stakes stay in the contract; the cheater's was burned.
-    assert_eq!(net.tokens(net.contract()).await, 2 * stake);
-    assert_eq!(net.hydrogen.burned().await.unwrap(), stake);
-    assert_eq!(
-        net.hydrogen.node_counts().await.unwrap(),
-        NodeCounts {
-            available: 2,
-            busy: 0,
-            paused: 0
-        }
+
+    // The cheater cannot leave with its stake while the audit is open.
+    let quit = net.hydrogen.quit(&net.nodes[1]).await.expect("quit");
+    net.expect(
+        "quit node1",
+        &quit,
+        vec![net.status_event(1, NodeStatus::Quit)],
     );
-    // A slashed node is out of the network.
-    let err = net.contribute(1).await.unwrap_err();
-    assert_eq!(err.contract_error(), Some(Error::NotJoined), "{err}");
+    assert_eq!(net.tokens(net.node(1)).await, 0, "its stake is held");
+    assert_eq!(net.node_status(1).await, (NodeStatus::Quit, stake));
+    assert_eq!(net.tokens(net.contract()).await, 3 * stake);
     net.check_events().await;
 }
 

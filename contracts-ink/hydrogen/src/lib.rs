@@ -29,6 +29,10 @@ pub struct HydrogenEvent {
 
 /// Tasks one batch may arm (and one call start), so a transaction's weight stays bounded.
 pub const MAX_STARTS_PER_CALL: u32 = 4;
+/// Draws one task's selection may take, skipping nodes an audit excludes:
+/// with three eligible nodes besides at most three excluded, running out
+/// is below 2^-16.
+pub const MAX_DRAWS: usize = 48;
 
 #[ink::contract]
 mod hydrogen {
@@ -36,10 +40,10 @@ mod hydrogen {
     use crate::queue::{self, Entry};
     use crate::registry::{Node, Registry};
     use crate::task::{Rules, Slot, Task, Verdict};
-    use crate::{HydrogenEvent, MAX_STARTS_PER_CALL};
+    use crate::{HydrogenEvent, MAX_DRAWS, MAX_STARTS_PER_CALL};
     use hydrogen_types::{
-        commitment_preimage, fee_share, AbortReason, Error, Event, Hash as Digest, NodeCounts,
-        NodeInfo, NodeStatus, Outcome, Params, TaskId, TaskInfo, TaskStatus, TaskType,
+        commitment_preimage, fee_share, outcomes_agree, AbortReason, Error, Event, Hash as Digest,
+        NodeCounts, NodeInfo, NodeStatus, Outcome, Params, TaskId, TaskInfo, TaskStatus, TaskType,
         CONTRIBUTORS_PER_BATCH, ENTROPY_WINDOW_MS, MAX_IMAGES, MAX_TASK_VRAM_GB, NODES_PER_TASK,
         PHASH_BYTES, QUEUED_CANCEL_FEE_PERCENT, TOKEN_DECIMALS,
     };
@@ -213,6 +217,7 @@ mod hydrogen {
             let caller = self.env().caller();
             let rejoin_after = match self.registry.get(caller) {
                 Some(old) if old.status != NodeStatus::Quit => return Err(Error::AlreadyJoined),
+                Some(old) if old.disputes > 0 => return Err(Error::InDispute),
                 Some(old) => old.rejoin_after,
                 None => 0,
             };
@@ -233,6 +238,7 @@ mod hydrogen {
                 indexed: false,
                 slot: 0,
                 rejoin_after,
+                disputes: 0,
                 eligible_at: self
                     .env()
                     .block_timestamp()
@@ -425,6 +431,7 @@ mod hydrogen {
                 price,
                 min_vram_gb,
                 expires_at: task.expires_at(),
+                audit: false,
             };
             let evicted = queue::insert(&mut waiting, entry, self.params.max_queue);
             self.queue.set(&waiting);
@@ -684,9 +691,13 @@ mod hydrogen {
             });
         }
 
+        /// Leaves the network with the stake, or without it while an audit
+        /// of a task it revealed in is open (the audit pays it back).
         fn refund_stake(&mut self, id: AccountId, node: &mut Node) {
-            let stake = core::mem::take(&mut node.stake);
-            self.pay_out(id, stake);
+            if node.disputes == 0 {
+                let stake = core::mem::take(&mut node.stake);
+                self.pay_out(id, stake);
+            }
             self.set_node_status(id, node, NodeStatus::Quit);
         }
 
@@ -715,6 +726,10 @@ mod hydrogen {
                 task.escrow = task.escrow.saturating_sub(fee);
                 self.burn(fee);
                 self.refund(task_id, &mut task);
+                if task.audit_of.is_some() {
+                    // An audit that never ran judges nobody.
+                    self.resolve(task_id, &mut task);
+                }
                 self.tasks.insert(task_id, &task);
             }
         }
@@ -767,8 +782,219 @@ mod hydrogen {
             }
             if task.status.is_final() && task.all_settled() {
                 self.refund(task_id, task);
+                if task.audit_of.is_some() {
+                    self.resolve(task_id, task);
+                }
             }
             self.tasks.insert(task_id, task);
+        }
+
+        /// Holds slot `i`'s node's stake for the task's audit (once).
+        fn hold(&mut self, task: &mut Task, i: usize) {
+            if task.slots[i].held {
+                return;
+            }
+            task.slots[i].held = true;
+            let id = task.slots[i].node;
+            if let Some(mut node) = self.registry.get(id) {
+                node.disputes = node.disputes.saturating_add(1);
+                self.registry.save(id, &node);
+            }
+        }
+
+        /// Ends one hold; a node that left meanwhile gets its stake now.
+        fn unhold(&mut self, id: AccountId) {
+            let Some(mut node) = self.registry.get(id) else {
+                return;
+            };
+            node.disputes = node.disputes.saturating_sub(1);
+            if node.disputes == 0 && node.status == NodeStatus::Quit {
+                let stake = core::mem::take(&mut node.stake);
+                self.pay_out(id, stake);
+            }
+            self.registry.save(id, &node);
+        }
+
+        /// A revealed result contradicts the two that decided `task`. Nobody
+        /// is slashed on a 2-vs-1: the first time, three other nodes are
+        /// queued (ahead of every task) to re-execute it, and the stakes of
+        /// everyone who revealed are held until that audit resolves.
+        fn dispute(&mut self, task_id: TaskId, task: &mut Task, i: usize) {
+            let disputed = task.slots[i].node;
+            if task.audit.is_some() {
+                self.hold(task, i);
+                return;
+            }
+            for j in 0..task.slots.len() {
+                if task.slots[j].outcome.is_some() {
+                    self.hold(task, j);
+                }
+            }
+            let audit_id = self.next_task;
+            self.next_task = audit_id.saturating_add(1);
+            let mut audit = Task::new(
+                self.env().account_id(),
+                task.task_type,
+                task.args_hash,
+                task.min_vram_gb,
+                task.num_images,
+                0,
+                self.env().block_timestamp(),
+                task.rules,
+            );
+            audit.audit_of = Some(task_id);
+            task.audit = Some(audit_id);
+            self.tasks.insert(audit_id, &audit);
+            self.emit(Event::TaskCreated {
+                task_id: audit_id,
+                creator: raw(self.env().account_id()),
+                task_type: task.task_type,
+                args_hash: task.args_hash,
+                min_vram_gb: task.min_vram_gb,
+                num_images: task.num_images,
+                fee: 0,
+            });
+            self.emit(Event::AuditOpened {
+                task_id,
+                audit: audit_id,
+                disputed: raw(disputed),
+            });
+            let mut waiting = self.queue.get_or_default();
+            let entry = Entry {
+                task: audit_id,
+                price: u128::MAX,
+                min_vram_gb: task.min_vram_gb,
+                expires_at: audit.expires_at(),
+                audit: true,
+            };
+            let evicted = queue::insert(&mut waiting, entry, self.params.max_queue);
+            self.queue.set(&waiting);
+            for entry in evicted {
+                self.unarm(entry.task);
+                self.abort_queued(entry.task, AbortReason::Evicted, 0);
+            }
+        }
+
+        /// The audit `audit_id` has ended: judge the task it re-executed.
+        /// With a result, every revealed result of that task contradicting
+        /// it is slashed; the slashed stakes pay the audit's agreeing nodes
+        /// their share of the task's fee, give the creator back its fee if
+        /// the decided result was wrong, and pay the wronged node its share;
+        /// the rest is burned. Without a result nobody is slashed.
+        fn resolve(&mut self, audit_id: TaskId, audit: &mut Task) {
+            let Some(task_id) = audit.audit_of else {
+                return;
+            };
+            if audit.resolved {
+                return;
+            }
+            audit.resolved = true;
+            let Some(task) = self.tasks.get(task_id) else {
+                return;
+            };
+            let result = match &audit.accepted {
+                Some(Outcome::Images(r)) => Some(r.clone()),
+                _ => None,
+            };
+            self.emit(Event::AuditResolved {
+                task_id,
+                audit: audit_id,
+                result: result.clone(),
+            });
+            let revealed: Vec<(AccountId, Outcome, u8, bool)> = task
+                .slots
+                .iter()
+                .filter_map(|s| s.outcome.clone().map(|o| (s.node, o, s.order, s.paid)))
+                .collect();
+            let held: Vec<AccountId> = task
+                .slots
+                .iter()
+                .filter(|s| s.held)
+                .map(|s| s.node)
+                .collect();
+            if let Some(result) = result {
+                let truth = Outcome::Images(result);
+                let threshold = task.rules.distance_threshold;
+                let agrees = |o: &Outcome| outcomes_agree(o, &truth, threshold);
+                let mut funds: Balance = 0;
+                for (id, outcome, _, _) in &revealed {
+                    if !agrees(outcome) {
+                        funds = funds.saturating_add(self.slash(task_id, *id));
+                    }
+                }
+                for slot in audit.slots.iter() {
+                    if slot.outcome.as_ref().is_some_and(agrees) {
+                        let share = fee_share(task.fee, usize::from(slot.order));
+                        self.pay_from(&mut funds, slot.node, share, audit_id);
+                    }
+                }
+                // The creator gets back what it paid for a wrong result.
+                let wrongly_paid: Balance = revealed
+                    .iter()
+                    .filter(|(_, o, _, paid)| *paid && !agrees(o))
+                    .map(|(_, _, order, _)| fee_share(task.fee, usize::from(*order)))
+                    .sum();
+                if wrongly_paid > 0 {
+                    let amount = wrongly_paid.min(funds);
+                    funds = funds.saturating_sub(amount);
+                    if amount > 0 {
+                        self.pay_out(task.creator, amount);
+                        self.emit(Event::Refunded {
+                            task_id,
+                            creator: raw(task.creator),
+                            amount,
+                        });
+                    }
+                }
+                for (id, outcome, order, paid) in &revealed {
+                    if agrees(outcome) && !paid {
+                        let share = fee_share(task.fee, usize::from(*order));
+                        self.pay_from(&mut funds, *id, share, task_id);
+                    }
+                }
+                self.burn(funds);
+            }
+            for id in held {
+                self.unhold(id);
+            }
+        }
+
+        /// Pays up to `want` out of `funds` (slashed stakes) as `task_id`'s fee.
+        fn pay_from(&mut self, funds: &mut Balance, to: AccountId, want: Balance, task_id: TaskId) {
+            let amount = want.min(*funds);
+            *funds = funds.saturating_sub(amount);
+            if amount > 0 {
+                self.pay_out(to, amount);
+                self.emit(Event::NodePaid {
+                    task_id,
+                    node: raw(to),
+                    amount,
+                });
+            }
+        }
+
+        /// Takes a node's whole stake for a result an audit contradicted;
+        /// returns the amount. A busy node leaves when its task releases it.
+        fn slash(&mut self, task_id: TaskId, id: AccountId) -> Balance {
+            let Some(mut node) = self.registry.get(id) else {
+                return 0;
+            };
+            let amount = core::mem::take(&mut node.stake);
+            self.emit(Event::NodeSlashed {
+                task_id,
+                node: raw(id),
+                amount,
+            });
+            match node.status {
+                NodeStatus::Available | NodeStatus::Paused => {
+                    self.set_node_status(id, &mut node, NodeStatus::Quit)
+                }
+                NodeStatus::Busy | NodeStatus::PendingPause => {
+                    self.set_node_status(id, &mut node, NodeStatus::PendingQuit)
+                }
+                _ => self.registry.save(id, &node),
+            }
+            amount
         }
 
         fn apply(&mut self, task_id: TaskId, task: &mut Task, i: usize, verdict: Verdict) {
@@ -779,6 +1005,7 @@ mod hydrogen {
                 Verdict::Pay => {
                     let amount = fee_share(task.fee, usize::from(order)).min(task.escrow);
                     task.escrow = task.escrow.saturating_sub(amount);
+                    task.slots[i].paid = true;
                     self.pay_out(id, amount);
                     self.emit(Event::NodePaid {
                         task_id,
@@ -786,19 +1013,13 @@ mod hydrogen {
                         amount,
                     });
                     self.release(id);
-                }
-                Verdict::Slash => {
-                    if let Some(mut node) = self.registry.get(id) {
-                        let amount = core::mem::take(&mut node.stake);
-                        self.burn(amount);
-                        node.current_task = None;
-                        self.emit(Event::NodeSlashed {
-                            task_id,
-                            node: raw(id),
-                            amount,
-                        });
-                        self.set_node_status(id, &mut node, NodeStatus::Quit);
+                    if task.audit.is_some() {
+                        self.hold(task, i);
                     }
+                }
+                Verdict::Dispute => {
+                    self.release(id);
+                    self.dispute(task_id, task, i);
                 }
                 Verdict::Forfeit => {
                     if let Some(mut node) = self.registry.get(id) {
@@ -884,8 +1105,9 @@ mod hydrogen {
                         let Some(mut task) = self.tasks.get(id) else {
                             continue;
                         };
+                        let need = self.nodes_needed(id);
                         if task.status != TaskStatus::Queued
-                            || (self.registry.eligible(task.min_vram_gb) as usize) < NODES_PER_TASK
+                            || (self.registry.eligible(task.min_vram_gb) as usize) < need
                         {
                             // Left the queue, or its nodes paused since: re-armed later.
                             continue;
@@ -928,7 +1150,12 @@ mod hydrogen {
                 // Conservative: the nodes reserved by tasks armed before
                 // may all have been in this task's classes.
                 let free = self.registry.eligible(entry.min_vram_gb) as usize;
-                if free >= reserved.saturating_add(NODES_PER_TASK) {
+                let need = if entry.audit {
+                    self.nodes_needed(entry.task)
+                } else {
+                    NODES_PER_TASK
+                };
+                if free >= reserved.saturating_add(need) {
                     armed.tasks.push(entry.task);
                     reserved = reserved.saturating_add(NODES_PER_TASK);
                 }
@@ -1010,6 +1237,27 @@ mod hydrogen {
             }
         }
 
+        /// Indexed nodes a task's draw needs: three, plus for an audit the
+        /// audited task's nodes that are indexed (it must skip them).
+        fn nodes_needed(&self, task_id: TaskId) -> usize {
+            let excluded = self
+                .tasks
+                .get(task_id)
+                .and_then(|t| t.audit_of)
+                .and_then(|of| self.tasks.get(of))
+                .map_or(0, |t| {
+                    t.slots
+                        .iter()
+                        .filter(|s| {
+                            self.registry
+                                .get(s.node)
+                                .is_some_and(|n| n.status == NodeStatus::Available && n.indexed)
+                        })
+                        .count()
+                });
+            NODES_PER_TASK.saturating_add(excluded)
+        }
+
         /// Refunds queued tasks past their expiry, except those armed (they
         /// are about to start). Returns whether the queue changed.
         fn expire(&mut self, waiting: &mut Vec<Entry>, armed: &[TaskId]) -> bool {
@@ -1031,12 +1279,24 @@ mod hydrogen {
             let seed = beacon::seed(acc, task_id);
             task.status = TaskStatus::Running;
             task.deadline = now.saturating_add(task.rules.timeout_ms);
-            for k in 0..NODES_PER_TASK {
-                let eligible = self.registry.eligible(task.min_vram_gb);
-                let Some(id) = self
-                    .registry
-                    .pick(task.min_vram_gb, beacon::draw(&seed, k, eligible))
-                else {
+            // An audit must not be run by the nodes it judges.
+            let excluded: Vec<AccountId> = task
+                .audit_of
+                .and_then(|t| self.tasks.get(t))
+                .map(|t| t.slots.iter().map(|s| s.node).collect())
+                .unwrap_or_default();
+            let mut draws = 0usize;
+            for _ in 0..NODES_PER_TASK {
+                let mut chosen = None;
+                while chosen.is_none() && draws < MAX_DRAWS {
+                    let eligible = self.registry.eligible(task.min_vram_gb);
+                    chosen = self
+                        .registry
+                        .pick(task.min_vram_gb, beacon::draw(&seed, draws, eligible))
+                        .filter(|id| !excluded.contains(id));
+                    draws = draws.saturating_add(1);
+                }
+                let Some(id) = chosen else {
                     break;
                 };
                 if let Some(mut node) = self.registry.get(id) {
@@ -1049,6 +1309,8 @@ mod hydrogen {
                     order: 0,
                     outcome: None,
                     settled: false,
+                    held: false,
+                    paid: false,
                 });
                 self.emit(Event::NodeSelected {
                     task_id,

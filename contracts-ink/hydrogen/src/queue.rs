@@ -14,6 +14,8 @@ pub struct Entry {
     pub price: u128,
     pub min_vram_gb: u32,
     pub expires_at: Timestamp,
+    /// An audit: it must avoid the audited task's three nodes.
+    pub audit: bool,
 }
 
 fn before(a: &Entry, b: &Entry) -> bool {
@@ -57,6 +59,7 @@ mod tests {
             price,
             min_vram_gb: 0,
             expires_at: 0,
+            audit: false,
         }
     }
 

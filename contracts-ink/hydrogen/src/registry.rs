@@ -45,6 +45,8 @@ pub struct Node {
     pub rejoin_after: Timestamp,
     /// While warming: when it may enter the index.
     pub eligible_at: Timestamp,
+    /// Open audits of tasks it revealed in; its stake is held meanwhile.
+    pub disputes: u8,
 }
 
 impl Node {
@@ -58,6 +60,7 @@ impl Node {
             current_task: self.current_task,
             missed: self.missed,
             rejoin_after: self.rejoin_after,
+            disputes: self.disputes,
         }
     }
 

@@ -23,6 +23,10 @@ pub struct Slot {
     pub outcome: Option<Outcome>,
     /// The node has received its verdict and been released.
     pub settled: bool,
+    /// Its stake is held for this task's audit.
+    pub held: bool,
+    /// It received its fee share.
+    pub paid: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +54,12 @@ pub struct Task {
     /// The rules in force when the task was created: a later parameter
     /// change never alters a task already paid for.
     pub rules: Rules,
+    /// For an audit: the task it re-executes.
+    pub audit_of: Option<TaskId>,
+    /// The audit opened on this task's 2-vs-1 split.
+    pub audit: Option<TaskId>,
+    /// For an audit: whether it has judged the audited task.
+    pub resolved: bool,
 }
 
 /// The parameters a task is judged by, copied from [`Params`] at creation.
@@ -79,8 +89,10 @@ impl From<&Params> for Rules {
 pub enum Verdict {
     /// Its fee share: it agreed with an accepted image result.
     Pay,
-    /// Its stake: it revealed a result that disagrees with the accepted one.
-    Slash,
+    /// Judgement deferred to an audit: it revealed a result that contradicts
+    /// the two that decided the task. A 2-vs-1 split slashes nobody until
+    /// three other nodes re-executed the task.
+    Dispute,
     /// Nothing, and a miss: it stayed silent past a deadline it had to meet.
     Miss,
     /// Part of its stake and a miss: it committed, reveals were open to it,
@@ -120,6 +132,9 @@ impl Task {
             accepted: None,
             uploader: None,
             rules,
+            audit_of: None,
+            audit: None,
+            resolved: false,
         }
     }
 
@@ -142,6 +157,8 @@ impl Task {
             },
             uploader: self.uploader.map(|i| *self.slots[i as usize].node.as_ref()),
             distance_threshold: self.rules.distance_threshold,
+            audit_of: self.audit_of,
+            audit: self.audit,
         }
     }
 
@@ -225,6 +242,8 @@ impl Task {
             if let Some(first) = self.agreeing_pair() {
                 let accepted = self.slots[first].outcome.clone();
                 self.status = match accepted {
+                    // An audit needs no upload: its result only judges.
+                    Some(Outcome::Images(_)) if self.audit_of.is_some() => TaskStatus::Completed,
                     Some(Outcome::Images(_)) => {
                         self.uploader = u8::try_from(first).ok();
                         self.decided_at = now;
@@ -268,11 +287,14 @@ impl Task {
                 // is paid (two colluders must not farm the fee this way),
                 // and a real result against the vote is not slashed.
                 (_, Some(_), Some(Outcome::InvalidArgs)) => Some(Verdict::Release),
+                // An audit's nodes are paid when it resolves the task it
+                // audits; none of them is judged by the audit itself.
+                (_, Some(_), Some(_)) if self.audit_of.is_some() => Some(Verdict::Release),
                 (_, Some(outcome), Some(accepted)) => {
                     if outcomes_agree(outcome, accepted, threshold) {
                         Some(Verdict::Pay)
                     } else {
-                        Some(Verdict::Slash)
+                        Some(Verdict::Dispute)
                     }
                 }
                 (_, Some(_), None) => Some(Verdict::Release),
@@ -324,6 +346,8 @@ mod tests {
                 order: order.unwrap_or(0),
                 outcome: None,
                 settled: false,
+                held: false,
+                paid: false,
             });
         }
         t.commits = commits.iter().filter(|o| o.is_some()).count() as u8;
@@ -344,9 +368,9 @@ mod tests {
         assert_eq!(status, Some(TaskStatus::Succeeded));
         assert_eq!(t.uploader, Some(1), "slot 1 committed first");
         assert_eq!(verdicts, vec![(0, Verdict::Pay)]);
-        // The third reveals a far result: slashed.
+        // The third reveals a far result: disputed (an audit decides).
         t.slots[2].outcome = img(0xff);
-        assert_eq!(t.advance(12), (None, vec![(2, Verdict::Slash)]));
+        assert_eq!(t.advance(12), (None, vec![(2, Verdict::Dispute)]));
         assert!(!t.all_settled(), "the uploader waits for its confirmation");
     }
 
@@ -383,7 +407,7 @@ mod tests {
     }
 
     #[test]
-    fn an_error_vote_against_two_agreeing_results_is_slashed() {
+    fn an_error_vote_against_two_agreeing_results_is_disputed() {
         let mut t = running(&[Some(0), Some(1), Some(2)]);
         t.slots[0].outcome = Some(Outcome::InvalidArgs);
         t.slots[1].outcome = img(0);
@@ -392,7 +416,7 @@ mod tests {
         verdicts.sort();
         assert_eq!(status, Some(TaskStatus::Succeeded));
         assert_eq!(t.uploader, Some(1));
-        assert_eq!(verdicts, vec![(0, Verdict::Slash), (2, Verdict::Pay)]);
+        assert_eq!(verdicts, vec![(0, Verdict::Dispute), (2, Verdict::Pay)]);
     }
 
     #[test]

@@ -370,17 +370,20 @@ impl Context {
         let (outcome, nonce) = self.outcome_and_nonce(rec)?;
         let (id, signer) = (rec.id, self.signer.clone());
         // Two others may already have decided against this result (a
-        // colluding pair, or our own fault): revealing it now would only
-        // hand them our stake, so stay silent and take the smaller penalty.
-        let task = self.chain.task(id).await?.context("the task disappeared")?;
-        if let Some(accepted) = task.result.clone().map(Outcome::Images) {
-            if !outcomes_agree(&outcome, &accepted, task.distance_threshold) {
-                tracing::warn!(
-                    task = id,
-                    "the accepted result contradicts this node's: not revealing into a slash"
-                );
-                return self.abort(rec, "the accepted result contradicts this node's");
-            }
+        // colluding pair, or our own fault). Revealing anyway is what keeps
+        // pairs honest: a contradicting reveal opens an audit by three other
+        // nodes, which slashes whoever it contradicts; silence would only
+        // forfeit part of our stake and let the pair go.
+        let contradicted = self.chain.task(id).await?.is_some_and(|t| {
+            t.result
+                .map(Outcome::Images)
+                .is_some_and(|a| !outcomes_agree(&outcome, &a, t.distance_threshold))
+        });
+        if contradicted {
+            tracing::warn!(
+                task = id,
+                "the decided result contradicts this node's: revealing opens an audit"
+            );
         }
         // A dry run first, so a closed reveal window is not recorded as a pending call.
         let dry = self

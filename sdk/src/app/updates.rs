@@ -29,6 +29,8 @@ pub fn task_id_of(event: &Event) -> Option<TaskId> {
         | Event::NodeSlashed { task_id, .. }
         | Event::NodeMissed { task_id, .. }
         | Event::StakeForfeited { task_id, .. }
+        | Event::AuditOpened { task_id, .. }
+        | Event::AuditResolved { task_id, .. }
         | Event::Refunded { task_id, .. } => Some(*task_id),
         // About several tasks at once; `Hydrogen::armed` says which.
         Event::TasksArmed { .. } => None,

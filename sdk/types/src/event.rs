@@ -77,7 +77,9 @@ pub enum Event {
         node: AccountId,
         amount: Balance,
     },
-    /// The node's result disagreed with the accepted one; its stake was burned.
+    /// The node's revealed result contradicted the result an audit (a
+    /// re-execution by three other nodes) accepted; its stake was burned,
+    /// less what pays the audit and makes good the creator and the wronged node.
     NodeSlashed {
         task_id: TaskId,
         node: AccountId,
@@ -132,4 +134,20 @@ pub enum Event {
     },
     /// The owner gave up minting for good.
     MintingDisabled,
+    /// A revealed result contradicted the two that decided `task_id`:
+    /// instead of slashing anyone on a 2-vs-1, the task is re-executed by
+    /// three other nodes as task `audit`. The stakes of the three are held.
+    AuditOpened {
+        task_id: TaskId,
+        audit: TaskId,
+        disputed: AccountId,
+    },
+    /// The audit of `task_id` ended. With a `result`, every revealed result
+    /// of `task_id` that contradicts it was slashed; without one (the audit
+    /// found no consensus), nobody was.
+    AuditResolved {
+        task_id: TaskId,
+        audit: TaskId,
+        result: Option<Vec<u8>>,
+    },
 }

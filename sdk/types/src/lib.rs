@@ -231,6 +231,9 @@ pub struct NodeInfo {
     pub missed: u8,
     /// When a kicked-out node may join again (0: no cooldown).
     pub rejoin_after: Timestamp,
+    /// Audits open on tasks where this node revealed: its stake is held
+    /// (it cannot quit with it) until they are resolved.
+    pub disputes: u8,
 }
 
 /// Node numbers by status.
@@ -265,6 +268,10 @@ pub struct TaskInfo {
     pub uploader: Option<AccountId>,
     /// The agreement threshold this task is judged by (fixed at creation).
     pub distance_threshold: u8,
+    /// For an audit: the task whose 2-vs-1 split it re-executes.
+    pub audit_of: Option<TaskId>,
+    /// The audit opened on this task's split, if any.
+    pub audit: Option<TaskId>,
 }
 
 /// Every way a contract call can fail. The SDK prints the variant name.
@@ -316,4 +323,7 @@ pub enum Error {
     NotPendingOwner,
     /// The owner gave up minting for good.
     MintingDisabled,
+    /// The node revealed in a task whose audit is still open: its stake is
+    /// held until the audit is resolved.
+    InDispute,
 }

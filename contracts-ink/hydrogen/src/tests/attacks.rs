@@ -3,7 +3,7 @@
 //! test is in `selection.rs`.
 
 use super::*;
-use hydrogen_types::{AbortReason, NodeStatus, TaskStatus, MAX_TASK_VRAM_GB};
+use hydrogen_types::{fee_share, AbortReason, NodeStatus, TaskStatus, MAX_TASK_VRAM_GB};
 
 const APP: u8 = 1;
 const STRANGER: u8 = 99;
@@ -319,4 +319,125 @@ fn a_create_cancel_loop_costs_the_attacker_not_the_nodes() {
     }
     assert_eq!(net.balance(acct(APP)), 10 * FEE - 10 * (FEE / 100));
     assert_eq!(net.c.burned(), 10 * (FEE / 100));
+}
+
+/// Runs the audit queued for `task`: the drawn auditors commit and reveal
+/// `outcomes` (in draw order; `None` stays silent), then the deadlines pass.
+fn run_audit(net: &mut Net, task: TaskId, outcomes: [Option<Outcome>; 3]) -> Vec<AccountId> {
+    let audit = net
+        .c
+        .task(task)
+        .unwrap()
+        .audit
+        .expect("an audit was opened");
+    net.ripen();
+    let auditors = net.selected(audit);
+    assert_eq!(auditors.len(), 3);
+    let judged = net.c.task(task).unwrap().nodes;
+    assert!(
+        auditors.iter().all(|a| !judged.contains(&raw(*a))),
+        "an audit is run by other nodes"
+    );
+    for (a, o) in auditors.iter().zip(&outcomes) {
+        if let Some(o) = o {
+            net.commit(audit, *a, o.clone()).unwrap();
+        }
+    }
+    let committed: Vec<AccountId> = auditors
+        .iter()
+        .zip(&outcomes)
+        .filter(|(_, o)| o.is_some())
+        .map(|(a, _)| *a)
+        .collect();
+    if committed.len() < 3 {
+        // Reveals open at the deadline when a node stayed silent.
+        net.at(net.c.task(audit).unwrap().deadline + 1);
+    }
+    if committed.len() >= 2 {
+        for a in &committed {
+            net.reveal(audit, *a).unwrap();
+        }
+    }
+    if !net.c.task(audit).unwrap().status.is_final() {
+        net.at(net.c.task(audit).unwrap().deadline + TIMEOUT + 1);
+        net.as_(acct(STRANGER)).cancel(audit).unwrap();
+    }
+    auditors
+}
+
+/// A task decided by a colluding pair with a made-up result, against one
+/// honest node that reveals the real one.
+fn pair_decides(net: &mut Net) -> (TaskId, [AccountId; 2], AccountId) {
+    net.nodes(&[10, 11, 12, 13, 14, 15, 16], 24);
+    let id = net.started_task(acct(APP), 1);
+    let s = net.selected(id);
+    net.commit(id, s[0], phash(1, 0xff)).unwrap();
+    net.commit(id, s[1], phash(1, 0xff)).unwrap();
+    net.commit(id, s[2], phash(1, 0x00)).unwrap();
+    for n in &s {
+        net.reveal(id, *n).unwrap();
+    }
+    net.as_(s[0]).confirm_upload(id).unwrap();
+    (id, [s[0], s[1]], s[2])
+}
+
+/// Finding 3: a colluding pair can no longer slash the honest third. The
+/// honest node's contradicting reveal opens an audit; three other nodes
+/// agree with it; the pair loses both stakes, which make the creator whole,
+/// pay the honest node its share and the auditors theirs.
+#[ink::test]
+fn a_colluding_pair_is_caught_by_the_audit_and_pays_for_it() {
+    let mut net = Net::new();
+    let (id, pair, honest) = pair_decides(&mut net);
+    assert_eq!(net.c.burned(), 0, "nobody slashed on the 2-vs-1");
+    let pair_fees: u128 = pair.iter().map(|p| net.balance(*p)).sum();
+    assert!(pair_fees > 0, "the pair was paid at decision time");
+    let auditors = run_audit(&mut net, id, [Some(phash(1, 0)), Some(phash(1, 0)), None]);
+    for p in pair {
+        let info = net.c.node_info(p).unwrap();
+        assert_eq!((info.status, info.stake), (NodeStatus::Quit, 0));
+    }
+    let info = net.c.node_info(honest).unwrap();
+    assert_eq!((info.stake, info.disputes), (STAKE, 0));
+    assert_eq!(net.balance(honest), fee_share(FEE, 2), "its share, late");
+    assert_eq!(net.balance(acct(APP)), FEE, "the creator is made whole");
+    let audit_pay: u128 = auditors.iter().map(|a| net.balance(*a)).sum();
+    assert_eq!(audit_pay, fee_share(FEE, 0) + fee_share(FEE, 1));
+    // The pair's net: fees taken minus two stakes.
+    assert!(pair_fees < 2 * STAKE);
+    // The two stakes paid the pair's fees back to the creator, the honest
+    // node's share and the auditors' (together a fee and a half, give or
+    // take rounding); the rest is burned.
+    assert_eq!(net.c.burned(), 2 * STAKE - FEE - audit_pay);
+}
+
+/// Finding 3: a pair member that quits before the audit does not escape:
+/// its stake is held until the audit resolves.
+#[ink::test]
+fn a_pair_member_cannot_quit_with_its_stake_before_the_audit() {
+    let mut net = Net::new();
+    let (id, pair, _) = pair_decides(&mut net);
+    assert_eq!(net.c.node_info(pair[1]).unwrap().disputes, 1);
+    net.as_(pair[1]).quit().unwrap();
+    let info = net.c.node_info(pair[1]).unwrap();
+    assert_eq!((info.status, info.stake), (NodeStatus::Quit, STAKE));
+    assert_eq!(net.balance(pair[1]), fee_share(FEE, 1), "only its fee left");
+    assert_eq!(net.join(pair[1], 24), Err(Error::InDispute));
+    run_audit(&mut net, id, [Some(phash(1, 0)), Some(phash(1, 0)), None]);
+    assert_eq!(net.c.node_info(pair[1]).unwrap().stake, 0, "slashed");
+    assert_eq!(net.balance(pair[1]), fee_share(FEE, 1));
+}
+
+/// An audit that reaches no consensus judges nobody: every hold ends and
+/// nobody is slashed.
+#[ink::test]
+fn an_inconclusive_audit_slashes_nobody() {
+    let mut net = Net::new();
+    let (id, pair, honest) = pair_decides(&mut net);
+    run_audit(&mut net, id, [Some(phash(1, 0x0f)), None, None]);
+    assert_eq!(net.c.burned(), 0);
+    for n in [pair[0], pair[1], honest] {
+        let info = net.c.node_info(n).unwrap();
+        assert_eq!((info.stake, info.disputes), (STAKE, 0));
+    }
 }

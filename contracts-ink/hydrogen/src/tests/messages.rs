@@ -1,7 +1,7 @@
 //! One test per message and per failure path.
 
 use super::*;
-use hydrogen_types::{AbortReason, NodeCounts, NodeStatus, TaskStatus, MAX_IMAGES};
+use hydrogen_types::{fee_share, AbortReason, NodeCounts, NodeStatus, TaskStatus, MAX_IMAGES};
 use psp22::{PSP22Error, PSP22Metadata, PSP22};
 
 const APP: u8 = 1;
@@ -594,16 +594,45 @@ fn another_nodes_commitment_cannot_be_replayed() {
 }
 
 #[ink::test]
-fn a_cheater_is_slashed_into_the_pool_and_its_share_refunded() {
+fn a_cheater_is_audited_then_slashed_and_the_audit_paid_from_its_stake() {
     let mut net = Net::new();
-    let (id, nodes) = running_task(&mut net);
+    net.nodes(&[10, 11, 12, 13, 14, 15], 24);
+    let id = net.started_task(acct(APP), 1);
+    let nodes = net.selected(id);
     net.commit(id, nodes[0], phash(1, 0x00)).unwrap();
     net.commit(id, nodes[1], phash(1, 0xff)).unwrap();
     net.commit(id, nodes[2], phash(1, 0x01)).unwrap();
     for n in &nodes {
         net.reveal(id, *n).unwrap();
     }
-    assert_eq!(net.c.burned(), STAKE);
+    // A 2-vs-1 slashes nobody by itself: an audit is queued instead.
+    assert_eq!(net.c.burned(), 0);
+    let audit = net.c.task(id).unwrap().audit.expect("an audit");
+    assert!(net.events().contains(&Event::AuditOpened {
+        task_id: id,
+        audit,
+        disputed: raw(nodes[1]),
+    }));
+    let cheater = net.c.node_info(nodes[1]).unwrap();
+    assert_eq!((cheater.stake, cheater.disputes), (STAKE, 1));
+    net.as_(nodes[0]).confirm_upload(id).unwrap();
+    assert_eq!(
+        net.balance(acct(APP)),
+        FEE * 9 / 25,
+        "the disputed (second) share goes back"
+    );
+    // Three other nodes re-execute the task and agree with the majority.
+    assert_eq!(net.c.task(audit).unwrap().audit_of, Some(id));
+    net.ripen();
+    let auditors = net.selected(audit);
+    assert!(auditors.iter().all(|a| !nodes.contains(a)));
+    for a in &auditors {
+        net.commit(audit, *a, phash(1, 0x00)).unwrap();
+    }
+    for a in &auditors {
+        net.reveal(audit, *a).unwrap();
+    }
+    assert_eq!(net.c.task(audit).unwrap().status, TaskStatus::Completed);
     let cheater = net.c.node_info(nodes[1]).unwrap();
     assert_eq!((cheater.status, cheater.stake), (NodeStatus::Quit, 0));
     assert!(net.events().contains(&Event::NodeSlashed {
@@ -611,13 +640,15 @@ fn a_cheater_is_slashed_into_the_pool_and_its_share_refunded() {
         node: raw(nodes[1]),
         amount: STAKE
     }));
-    net.as_(nodes[0]).confirm_upload(id).unwrap();
-    assert_eq!(
-        net.balance(acct(APP)),
-        FEE * 9 / 25,
-        "the cheater's (second) share goes back"
-    );
+    // The auditors are paid the task's shares out of the slashed stake; the
+    // rest is burned.
+    let paid: u128 = auditors.iter().map(|a| net.balance(*a)).sum();
+    assert_eq!(paid, (0..3).map(|o| fee_share(FEE, o)).sum::<u128>());
+    assert_eq!(net.c.burned(), STAKE - paid);
     assert_eq!(net.balance(nodes[1]), 0);
+    for n in [nodes[0], nodes[2]] {
+        assert_eq!(net.c.node_info(n).unwrap().disputes, 0, "holds end");
+    }
 }
 
 #[ink::test]
