@@ -96,7 +96,8 @@ fi
 scripts/devnode.sh start
 
 echo "==== deploy"
-address="$(CARGO_TARGET_DIR="$target_ws" cargo run -p hydrogen-sdk --bin hydrogen-deploy -- --url "$url" --bundle "$bundle")"
+# A dev chain: nodes that join may take a task at once (no selection warm-up).
+address="$(CARGO_TARGET_DIR="$target_ws" cargo run -p hydrogen-sdk --bin hydrogen-deploy -- --url "$url" --bundle "$bundle" --warmup-ms 0)"
 mkdir -p "$state"
 {
   echo "HYDROGEN_URL=$url"

@@ -302,6 +302,11 @@ pub fn routes(
         .and(request())
         .and(with_state.clone())
         .then(|id, n, req, state| timed("get_image", state, move |s| get_image(s, id, n, req)));
+    let get_receipt = warp::path!("v1" / "tasks" / u64 / "receipt")
+        .and(warp::get())
+        .and(request())
+        .and(with_state.clone())
+        .then(|id, req, state| timed("get_receipt", state, move |s| get_receipt(s, id, req)));
     let healthz = warp::path!("healthz")
         .and(warp::get())
         .map(|| warp::reply::with_status("ok", StatusCode::OK).into_response());
@@ -346,6 +351,8 @@ pub fn routes(
         .or(get_images)
         .unify()
         .or(get_image)
+        .unify()
+        .or(get_receipt)
         .unify()
         .or(healthz)
         .unify()
@@ -781,6 +788,34 @@ async fn get_images(state: Arc<State>, id: TaskId, req: Req) -> Result<Response,
     let body = frames::encode(&pngs);
     count_bytes(&state, "get_images", "out", body.len());
     Ok(warp::reply::with_header(body, "content-type", frames::CONTENT_TYPE).into_response())
+}
+
+/// The relay's signed word that it stores `id`'s images and that they hash
+/// to the accepted result: what `confirm_upload` needs to pay the uploader.
+async fn get_receipt(state: Arc<State>, id: TaskId, req: Req) -> Result<Response, ApiError> {
+    authenticate(&state, &req)?;
+    let Some(key) = &state.receipts else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            code::NO_RECEIPTS,
+            "this relay signs no upload receipts (no receipt_key configured)",
+        ));
+    };
+    // Anyone may ask: a receipt reveals nothing the chain does not.
+    let task = state.chain.authorize(id, |_| Ok(())).await?;
+    if state.store.blobs(id).images != Slot::Stored {
+        return Err(absent(&task, "images"));
+    }
+    let Some(result) = &task.result else {
+        return Err(absent(&task, "images"));
+    };
+    let receipt = hydrogen_sdk::relay::receipt::sign(key, id, result);
+    Ok(warp::reply::with_header(
+        format!("0x{}", hex::encode(receipt)),
+        "content-type",
+        "text/plain",
+    )
+    .into_response())
 }
 
 #[cfg(test)]

@@ -30,6 +30,12 @@ pub struct Config {
     /// delays nothing but a status change from allowed to not allowed.
     #[serde(default = "default_task_cache_ms")]
     pub task_cache_ms: u64,
+    /// Secret URI of the ECDSA key that signs upload receipts
+    /// (`hydrogen_sdk::relay::receipt`); its public key must be registered
+    /// on chain with `set_relay_key`. Without one the relay signs no
+    /// receipts, and only a contract with no relay key pays uploaders.
+    #[serde(default)]
+    pub receipt_key: Option<String>,
 }
 
 impl Config {
@@ -44,6 +50,7 @@ impl Config {
             retention: Retention::default(),
             auth: AuthConfig::default(),
             task_cache_ms: default_task_cache_ms(),
+            receipt_key: None,
         }
     }
 

@@ -43,6 +43,8 @@ struct State {
     metrics: metrics::Metrics,
     /// One sweep at a time, periodic or on demand.
     sweeping: Mutex<()>,
+    /// Signs upload receipts, when configured.
+    receipts: Option<hydrogen_sdk::relay::receipt::ReceiptKeypair>,
 }
 
 /// A relay serving in the background.
@@ -65,6 +67,18 @@ pub async fn start(config: Config) -> anyhow::Result<RunningRelay> {
     )
     .await
     .with_context(|| format!("cannot reach the chain at {}", config.rpc_url))?;
+    let receipts = match &config.receipt_key {
+        Some(uri) => {
+            let key = hydrogen_sdk::relay::receipt::keypair_from_uri(uri)
+                .map_err(|e| anyhow::anyhow!("receipt_key: {e}"))?;
+            tracing::info!(
+                key = %format!("0x{}", hex::encode(hydrogen_sdk::relay::receipt::public_key(&key))),
+                "signing upload receipts (register this key with set_relay_key)"
+            );
+            Some(key)
+        }
+        None => None,
+    };
     let store = store::Store::open(&config.storage).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -74,6 +88,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningRelay> {
         replay: replay::ReplayGuard::new(config.auth.max_skew_ms),
         metrics: metrics::Metrics::new(),
         sweeping: Mutex::new(()),
+        receipts,
         config,
         store,
         chain,

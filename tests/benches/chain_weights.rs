@@ -189,7 +189,7 @@ async fn main() {
     }
     let confirmed = net
         .hydrogen
-        .confirm_upload(&net.nodes[0], id)
+        .confirm_upload(&net.nodes[0], id, None)
         .await
         .expect("confirm_upload");
     lifecycle.push(Row::of("confirm_upload", &confirmed));

@@ -295,7 +295,7 @@ async fn main() {
         .await
         .expect("upload");
     net.hydrogen
-        .confirm_upload(&uploader, id)
+        .confirm_upload(&uploader, id, None)
         .await
         .expect("confirm_upload");
     let creator = RelayClient::new(&relay.url(), net.creator.clone()).unwrap();
@@ -374,7 +374,7 @@ async fn main() {
         });
         for (id, key) in tasks {
             net.hydrogen
-                .confirm_upload(&key, id)
+                .confirm_upload(&key, id, None)
                 .await
                 .expect("confirm_upload");
         }

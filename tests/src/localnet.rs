@@ -28,6 +28,8 @@ use tokio::task::JoinHandle;
 pub const TINY_MODEL: &str = "hydrogen/tiny-sd";
 /// GPU memory every local node reports.
 pub const NODE_VRAM_GB: u32 = 24;
+/// The dev relay's receipt key (a well-known dev secret, like `//Alice`).
+pub const RELAY_RECEIPT_KEY: &str = "//HydrogenRelay";
 /// Tokens minted to each app.
 pub const APP_TOKENS: Balance = 1_000 * UNIT;
 
@@ -263,6 +265,17 @@ impl LocalNet {
         relay_config.storage = StorageConfig::Local {
             path: options.dir.join("relay"),
         };
+        // The relay signs upload receipts and the contract requires them, as
+        // in a real deployment: an uploader is paid only for stored images.
+        relay_config.receipt_key = Some(RELAY_RECEIPT_KEY.into());
+        let receipts = hydrogen_sdk::relay::receipt::keypair_from_uri(RELAY_RECEIPT_KEY)
+            .map_err(Error::from)?;
+        hydrogen
+            .set_relay_key(
+                &owner,
+                Some(hydrogen_sdk::relay::receipt::public_key(&receipts)),
+            )
+            .await?;
         let relay = hydrogen_relay::start(relay_config.clone()).await?;
         // A restarted relay comes back on the same port.
         relay_config.listen = relay.addr;

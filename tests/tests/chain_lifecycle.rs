@@ -101,13 +101,13 @@ async fn honest_nodes_are_paid_by_commit_order() {
     // Only the uploader may confirm.
     let err = net
         .hydrogen
-        .confirm_upload(&net.nodes[1], id)
+        .confirm_upload(&net.nodes[1], id, None)
         .await
         .unwrap_err();
     assert_eq!(err.contract_error(), Some(Error::NotUploader), "{err}");
     let confirmed = net
         .hydrogen
-        .confirm_upload(&net.nodes[0], id)
+        .confirm_upload(&net.nodes[0], id, None)
         .await
         .expect("confirm_upload");
     let events = vec![
@@ -214,7 +214,7 @@ async fn a_cheater_on_a_two_to_one_is_audited_not_slashed_outright() {
 
     let confirmed = net
         .hydrogen
-        .confirm_upload(&net.nodes[0], id)
+        .confirm_upload(&net.nodes[0], id, None)
         .await
         .expect("confirm_upload");
     let cheater_share = fee_share(FEE, 1);
@@ -311,7 +311,7 @@ async fn silent_node_is_missed_and_its_share_refunded() {
     net.expect("reveal node2", &revealed, events);
     let confirmed = net
         .hydrogen
-        .confirm_upload(&net.nodes[0], id)
+        .confirm_upload(&net.nodes[0], id, None)
         .await
         .expect("confirm_upload");
     let silent_share = fee_share(FEE, 2);
@@ -472,7 +472,7 @@ async fn second_task_waits_in_the_queue_until_nodes_are_free() {
     // same transaction; it starts once two nodes contributed entropy.
     let confirmed = net
         .hydrogen
-        .confirm_upload(&net.nodes[0], first)
+        .confirm_upload(&net.nodes[0], first, None)
         .await
         .expect("confirm_upload");
     let events = vec![
@@ -587,7 +587,7 @@ async fn quitting_while_busy_returns_the_stake_when_released() {
 
     let confirmed = net
         .hydrogen
-        .confirm_upload(&net.nodes[1], id)
+        .confirm_upload(&net.nodes[1], id, None)
         .await
         .expect("confirm_upload");
     let events = vec![

@@ -155,30 +155,65 @@ async fn honest_task_succeeds_and_pays_exactly() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_cheating_node_is_slashed_and_the_others_paid() {
-    let Some((net, _dir)) = network("cheat", &["burn", "burn", "cheat"], 1).await else {
+async fn a_cheating_node_is_audited_then_slashed_and_the_others_paid() {
+    let engines = ["burn", "burn", "cheat", "burn", "burn", "burn"];
+    let Some((net, _dir)) = network("cheat", &engines, 1).await else {
         return;
     };
     let cheater = net.daemons[2].account();
-    let stake = net.options.params.required_stake;
     let app = net.app(0).await.expect("app");
+    // Three honest nodes sit the first task out, so the cheater is in it.
+    for d in &net.daemons[3..] {
+        net.hydrogen.pause(&d.key).await.expect("pause");
+    }
     let done = generate(&net, &app, 11).await;
     assert_ne!(
         done.uploader, cheater,
         "the accepted result is an honest one"
     );
-
+    // The cheater's contradicting reveal opened an audit instead of a slash.
+    let audit = app
+        .task(done.task_id)
+        .await
+        .expect("task")
+        .audit
+        .unwrap_or_else(|| panic!("an audit was opened\n{}", net.logs()));
+    let held = net
+        .hydrogen
+        .node_info(cheater)
+        .await
+        .expect("node")
+        .unwrap();
+    assert_eq!(held.disputes, 1, "its stake is held: {held:?}");
+    // The three fresh nodes come back and re-execute the task.
+    for d in &net.daemons[3..] {
+        net.hydrogen.resume(&d.key).await.expect("resume");
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(240);
+    loop {
+        let status = app.task(audit).await.expect("audit").status;
+        if status.is_final() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the audit did not finish: {status:?}\n{}",
+            net.logs()
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
     let s = settlement(&net, &app, done.task_id).await;
     assert_eq!(s.slashed, vec![cheater], "{s:?}\n{}", net.logs());
     assert!(!s.paid.contains_key(&cheater));
-    assert_eq!(s.paid.len(), 2, "both honest nodes paid");
     let info = net.hydrogen.node_info(cheater).await.expect("node");
     assert!(
         info.as_ref()
             .is_none_or(|i| i.stake == 0 && i.status == NodeStatus::Quit),
         "the cheater lost its stake: {info:?}"
     );
-    assert!(net.hydrogen.burned().await.expect("pool") >= stake);
+    let auditors = app.task(audit).await.expect("audit").nodes;
+    assert!(auditors.iter().all(|a| !s.nodes.contains(a)));
+    assert!(net.hydrogen.burned().await.expect("burned") > 0);
     net.shutdown().await;
 }
 

@@ -291,7 +291,7 @@ async fn relay_carries_a_task_end_to_end() {
     }
 
     net.hydrogen
-        .confirm_upload(&net.nodes[up], id)
+        .confirm_upload(&net.nodes[up], id, None)
         .await
         .expect("confirm_upload");
     assert_eq!(net.task(id).await.status, TaskStatus::Completed);
@@ -515,7 +515,7 @@ async fn retention_deletes_exactly_what_has_expired() {
         .await
         .unwrap();
     net.hydrogen
-        .confirm_upload(&net.nodes[up], completed)
+        .confirm_upload(&net.nodes[up], completed, None)
         .await
         .expect("confirm_upload");
 

@@ -42,10 +42,11 @@ mod hydrogen {
     use crate::task::{Rules, Slot, Task, Verdict};
     use crate::{HydrogenEvent, MAX_DRAWS, MAX_STARTS_PER_CALL};
     use hydrogen_types::{
-        commitment_preimage, fee_share, outcomes_agree, AbortReason, Error, Event, Hash as Digest,
-        NodeCounts, NodeInfo, NodeStatus, Outcome, Params, TaskId, TaskInfo, TaskStatus, TaskType,
-        CONTRIBUTORS_PER_BATCH, ENTROPY_WINDOW_MS, MAX_IMAGES, MAX_TASK_VRAM_GB, NODES_PER_TASK,
-        PHASH_BYTES, QUEUED_CANCEL_FEE_PERCENT, TOKEN_DECIMALS,
+        commitment_preimage, fee_share, outcomes_agree, upload_receipt_message, AbortReason, Error,
+        Event, Hash as Digest, NodeCounts, NodeInfo, NodeStatus, Outcome, Params, Receipt,
+        RelayKey, TaskId, TaskInfo, TaskStatus, TaskType, CONTRIBUTORS_PER_BATCH,
+        ENTROPY_WINDOW_MS, MAX_IMAGES, MAX_TASK_VRAM_GB, NODES_PER_TASK, PHASH_BYTES,
+        QUEUED_CANCEL_FEE_PERCENT, TOKEN_DECIMALS,
     };
     use ink::prelude::{string::String, vec::Vec};
     use ink::storage::{Lazy, Mapping};
@@ -62,6 +63,8 @@ mod hydrogen {
         token: PSP22Data,
         /// Tokens burned by slashes, forfeits and cancellation fees.
         burned: Balance,
+        /// The relay's receipt key; `None` accepts uploads on the uploader's word.
+        relay_key: Option<RelayKey>,
         registry: Registry,
         beacon: Beacon,
         next_task: TaskId,
@@ -113,6 +116,7 @@ mod hydrogen {
                 params,
                 token,
                 burned: 0,
+                relay_key: None,
                 registry: Registry::default(),
                 beacon: Beacon::default(),
                 next_task: 1,
@@ -134,6 +138,22 @@ mod hydrogen {
         #[ink(message)]
         pub fn params(&self) -> Params {
             self.params
+        }
+
+        /// The relay key whose receipts `confirm_upload` requires, if any.
+        #[ink(message)]
+        pub fn relay_key(&self) -> Option<RelayKey> {
+            self.relay_key
+        }
+
+        /// Registers (or clears) the relay's receipt key. Replicas of one
+        /// relay share the key.
+        #[ink(message)]
+        pub fn set_relay_key(&mut self, key: Option<RelayKey>) -> Result<(), Error> {
+            self.only_owner()?;
+            self.relay_key = key;
+            self.emit(Event::RelayKeySet { key });
+            Ok(())
         }
 
         /// Tokens burned so far by slashes, forfeits and cancellation fees:
@@ -517,9 +537,16 @@ mod hydrogen {
             Ok(())
         }
 
-        /// The designated node confirms the images are on the relay and is paid.
+        /// The designated node confirms the images are on the relay and is
+        /// paid. With a relay key registered, `receipt` must be the relay's
+        /// signature of `upload_receipt_message(task_id, result)`: nobody is
+        /// paid for an upload the relay did not store.
         #[ink(message)]
-        pub fn confirm_upload(&mut self, task_id: TaskId) -> Result<(), Error> {
+        pub fn confirm_upload(
+            &mut self,
+            task_id: TaskId,
+            receipt: Option<Receipt>,
+        ) -> Result<(), Error> {
             let caller = self.env().caller();
             let mut task = self.tasks.get(task_id).ok_or(Error::TaskNotFound)?;
             if task.status != TaskStatus::Succeeded {
@@ -535,13 +562,35 @@ mod hydrogen {
             if self.env().block_timestamp() > task.upload_deadline() {
                 return Err(Error::DeadlinePassed);
             }
+            if let Some(key) = self.relay_key {
+                let result = match &task.accepted {
+                    Some(Outcome::Images(r)) => r.as_slice(),
+                    _ => &[],
+                };
+                let hash = beacon::blake2_256(&upload_receipt_message(task_id, result));
+                let mut signer = [0u8; 33];
+                let signature = receipt.ok_or(Error::BadReceipt)?;
+                ink::env::ecdsa_recover(&signature, &hash, &mut signer)
+                    .map_err(|_| Error::BadReceipt)?;
+                if signer != key {
+                    return Err(Error::BadReceipt);
+                }
+            }
             task.status = TaskStatus::Completed;
             task.slots[i].settled = true;
             self.emit(Event::ResultsUploaded {
                 task_id,
                 node: raw(caller),
             });
-            self.apply(task_id, &mut task, i, Verdict::Pay);
+            if !task.slots[i].paid {
+                self.apply(task_id, &mut task, i, Verdict::Pay);
+            }
+            if task.fallback_used {
+                // A stand-in also earns the share of the uploader that failed.
+                let amount = fee_share(task.fee, usize::from(task.upload_order)).min(task.escrow);
+                task.escrow = task.escrow.saturating_sub(amount);
+                self.pay_from_escrow(task_id, caller, amount);
+            }
             self.advance(task_id, &mut task);
             self.dispatch();
             Ok(())
@@ -758,7 +807,16 @@ mod hydrogen {
         /// Runs the consensus state machine and applies its verdicts; refunds
         /// the rest once the task is over for every node. Stores the task.
         fn advance(&mut self, task_id: TaskId, task: &mut Task) {
+            let uploader = task.uploader;
             let (changed, verdicts) = task.advance(self.env().block_timestamp());
+            if uploader.is_some() && task.uploader != uploader {
+                if let Some(i) = task.uploader {
+                    self.emit(Event::UploaderReplaced {
+                        task_id,
+                        uploader: raw(task.slots[usize::from(i)].node),
+                    });
+                }
+            }
             match changed {
                 Some(TaskStatus::Succeeded) => {
                     let uploader = task.uploader.map(|i| raw(task.slots[usize::from(i)].node));
@@ -957,6 +1015,15 @@ mod hydrogen {
             for id in held {
                 self.unhold(id);
             }
+        }
+
+        fn pay_from_escrow(&mut self, task_id: TaskId, to: AccountId, amount: Balance) {
+            self.pay_out(to, amount);
+            self.emit(Event::NodePaid {
+                task_id,
+                node: raw(to),
+                amount,
+            });
         }
 
         /// Pays up to `want` out of `funds` (slashed stakes) as `task_id`'s fee.

@@ -60,6 +60,10 @@ pub struct Task {
     pub audit: Option<TaskId>,
     /// For an audit: whether it has judged the audited task.
     pub resolved: bool,
+    /// The first uploader missed its deadline and another agreeing node
+    /// took over; it is paid the first uploader's share (`upload_order`).
+    pub fallback_used: bool,
+    pub upload_order: u8,
 }
 
 /// The parameters a task is judged by, copied from [`Params`] at creation.
@@ -135,6 +139,8 @@ impl Task {
             audit_of: None,
             audit: None,
             resolved: false,
+            fallback_used: false,
+            upload_order: 0,
         }
     }
 
@@ -262,11 +268,23 @@ impl Task {
                 self.status = TaskStatus::Aborted(reason);
             }
         }
+        let mut verdicts = Vec::new();
         if self.status == TaskStatus::Succeeded && now > self.upload_deadline() {
-            self.status = TaskStatus::Aborted(AbortReason::UploadMissed);
+            // Once, the other agreeing node takes over the upload; the one
+            // that missed it gets a miss and nothing.
+            match (self.uploader.map(usize::from), self.fallback()) {
+                (Some(missed), Some(next)) if !self.fallback_used => {
+                    self.fallback_used = true;
+                    self.upload_order = self.slots[missed].order;
+                    self.uploader = u8::try_from(next).ok();
+                    self.decided_at = now;
+                    self.slots[missed].settled = true;
+                    verdicts.push((missed, Verdict::Miss));
+                }
+                _ => self.status = TaskStatus::Aborted(AbortReason::UploadMissed),
+            }
         }
 
-        let mut verdicts = Vec::new();
         for i in 0..self.slots.len() {
             if self.slots[i].settled {
                 continue;
@@ -308,6 +326,19 @@ impl Task {
         }
         let changed = (self.status != before).then_some(self.status);
         (changed, verdicts)
+    }
+
+    /// Another revealed node whose result agrees with the accepted one.
+    fn fallback(&self) -> Option<usize> {
+        let accepted = self.accepted.as_ref()?;
+        let uploader = self.uploader.map(usize::from);
+        (0..self.slots.len()).find(|&j| {
+            Some(j) != uploader
+                && self.slots[j]
+                    .outcome
+                    .as_ref()
+                    .is_some_and(|o| outcomes_agree(o, accepted, self.rules.distance_threshold))
+        })
     }
 
     pub fn all_settled(&self) -> bool {
@@ -483,7 +514,7 @@ mod tests {
     }
 
     #[test]
-    fn a_missed_upload_aborts_and_misses_the_uploader() {
+    fn a_missed_upload_passes_to_the_other_agreeing_node_once() {
         let mut t = running(&[Some(0), Some(1), Some(2)]);
         t.slots[0].outcome = img(0);
         t.slots[1].outcome = img(0);
@@ -491,12 +522,17 @@ mod tests {
         let (_, verdicts) = t.advance(10);
         assert_eq!(verdicts, vec![(1, Verdict::Pay), (2, Verdict::Pay)]);
         assert_eq!(t.advance(110), (None, vec![]));
+        // The uploader missed: slot 1 takes over, with a fresh deadline.
+        assert_eq!(t.advance(111), (None, vec![(0, Verdict::Miss)]));
         assert_eq!(
-            t.advance(111),
-            (
-                Some(TaskStatus::Aborted(AbortReason::UploadMissed)),
-                vec![(0, Verdict::Miss)]
-            )
+            (t.uploader, t.fallback_used, t.upload_order),
+            (Some(1), true, 0)
+        );
+        assert_eq!(t.advance(211), (None, vec![]));
+        // It missed too: no second fallback.
+        assert_eq!(
+            t.advance(212),
+            (Some(TaskStatus::Aborted(AbortReason::UploadMissed)), vec![])
         );
         assert!(t.all_settled());
     }

@@ -465,16 +465,45 @@ impl Context {
                 self.enter(rec, TaskState::ImagesUploaded)
             }
             TaskStatus::Queued | TaskStatus::Running => Ok(Step::Wait("consensus")),
+            TaskStatus::Succeeded => {
+                // Keep the images: if the uploader misses its deadline, an
+                // agreeing node uploads instead. Past that deadline anyone's
+                // `cancel` makes the switch; the dry run refuses it before.
+                let signer = self.signer.clone();
+                if self
+                    .chain
+                    .call(|h| async move { h.cancel(&signer, id).await })
+                    .await
+                    .is_ok()
+                {
+                    tracing::info!(
+                        task = id,
+                        "the uploader missed its deadline; moved the task on"
+                    );
+                }
+                Ok(Step::Wait("the designated uploader"))
+            }
             _ => self.enter(rec, TaskState::Settled),
         }
     }
 
     async fn confirm_upload(&self, rec: &mut TaskRecord) -> Result<Step> {
+        let id = rec.id;
+        // The relay's signed word that it stores the images: the contract
+        // pays the upload only against it (when it has a relay key).
+        let receipt = match self.relay.receipt(id).await {
+            Ok(receipt) => receipt,
+            Err(e) if e.is_retryable() => {
+                tracing::warn!(task = id, error = %e, "no upload receipt yet; retrying");
+                return Ok(Step::Wait("the relay's receipt"));
+            }
+            Err(e) => return Err(e).context("upload receipt"),
+        };
         self.set_pending(rec, PendingCall::ConfirmUpload)?;
-        let (id, signer) = (rec.id, self.signer.clone());
+        let signer = self.signer.clone();
         let result = self
             .chain
-            .call(|h| async move { h.confirm_upload(&signer, id).await })
+            .call(|h| async move { h.confirm_upload(&signer, id, receipt).await })
             .await;
         match (refused(&result), result) {
             (_, Ok(_)) => crash::point("confirm_sent"),

@@ -2,7 +2,7 @@
 //! unit tests can run without one; [`RelayClient`] is the implementation.
 
 use hydrogen_sdk::relay::{RelayClient, RelayError};
-use hydrogen_sdk::types::TaskId;
+use hydrogen_sdk::types::{Receipt, TaskId};
 use std::future::Future;
 use std::pin::Pin;
 
@@ -17,6 +17,8 @@ pub trait Relay: Send + Sync {
         task: TaskId,
         pngs: &'a [Vec<u8>],
     ) -> BoxFuture<'a, Result<(), RelayError>>;
+    /// The relay's receipt for the task's stored images (`None`: it signs none).
+    fn receipt(&self, task: TaskId) -> BoxFuture<'_, Result<Option<Receipt>, RelayError>>;
 }
 
 impl Relay for RelayClient {
@@ -30,5 +32,9 @@ impl Relay for RelayClient {
         pngs: &'a [Vec<u8>],
     ) -> BoxFuture<'a, Result<(), RelayError>> {
         Box::pin(RelayClient::upload_images(self, task, pngs))
+    }
+
+    fn receipt(&self, task: TaskId) -> BoxFuture<'_, Result<Option<Receipt>, RelayError>> {
+        Box::pin(RelayClient::receipt(self, task))
     }
 }

@@ -30,6 +30,7 @@ pub fn task_id_of(event: &Event) -> Option<TaskId> {
         | Event::NodeMissed { task_id, .. }
         | Event::StakeForfeited { task_id, .. }
         | Event::AuditOpened { task_id, .. }
+        | Event::UploaderReplaced { task_id, .. }
         | Event::AuditResolved { task_id, .. }
         | Event::Refunded { task_id, .. } => Some(*task_id),
         // About several tasks at once; `Hydrogen::armed` says which.
@@ -41,7 +42,8 @@ pub fn task_id_of(event: &Event) -> Option<TaskId> {
         | Event::ParamsUpdated { .. }
         | Event::OwnershipOffered { .. }
         | Event::OwnershipTransferred { .. }
-        | Event::MintingDisabled => None,
+        | Event::MintingDisabled
+        | Event::RelayKeySet { .. } => None,
     }
 }
 

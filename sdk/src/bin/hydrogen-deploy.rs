@@ -38,6 +38,14 @@ struct Args {
     /// Override `Params::timeout_ms`.
     #[arg(long)]
     timeout_ms: Option<u64>,
+    /// Override `Params::warmup_ms` (0 on a dev chain where nodes join and a
+    /// task follows at once).
+    #[arg(long)]
+    warmup_ms: Option<u64>,
+    /// Secret URI of the relay's receipt key (its `receipt_key`): register
+    /// its public key so uploads are paid only against the relay's receipts.
+    #[arg(long)]
+    relay_receipt_key: Option<String>,
 }
 
 #[tokio::main]
@@ -68,6 +76,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if let Some(timeout) = args.timeout_ms {
         params.timeout_ms = timeout;
     }
+    if let Some(warmup) = args.warmup_ms {
+        params.warmup_ms = warmup;
+    }
     params
         .validate()
         .map_err(|e| anyhow::anyhow!("invalid parameters: {e:?}"))?;
@@ -85,6 +96,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
         deployed.gas_required.proof_size,
         deployed.storage_deposit
     );
+    if let Some(uri) = &args.relay_receipt_key {
+        let key =
+            hydrogen_sdk::relay::receipt::keypair_from_uri(uri).map_err(anyhow::Error::msg)?;
+        let public = hydrogen_sdk::relay::receipt::public_key(&key);
+        hydrogen.set_relay_key(&signer, Some(public)).await?;
+        eprintln!("relay receipt key 0x{} registered", hex::encode(public));
+    }
     let address = hydrogen.address();
     if args.hex {
         println!("0x{}", hex::encode(address));

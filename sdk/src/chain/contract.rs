@@ -10,8 +10,8 @@ use super::message::{selector, Message};
 use codec::{Decode, Encode};
 use futures::Stream;
 use hydrogen_types::{
-    AccountId, Balance, Event, Hash, NodeCounts, NodeInfo, Outcome, Params, TaskId, TaskInfo,
-    TaskType,
+    AccountId, Balance, Event, Hash, NodeCounts, NodeInfo, Outcome, Params, Receipt, RelayKey,
+    TaskId, TaskInfo, TaskType,
 };
 use subxt_signer::sr25519::Keypair;
 
@@ -100,6 +100,14 @@ pub mod msg {
     pub fn mint(to: AccountId, value: Balance) -> Message<()> {
         Message::fallible("mint", (to, value))
     }
+    /// The relay key whose receipts `confirm_upload` requires, if any.
+    pub fn relay_key() -> Message<Option<RelayKey>> {
+        Message::infallible("relay_key", ())
+    }
+    /// Owner only: registers (or clears) the relay's receipt key.
+    pub fn set_relay_key(key: Option<RelayKey>) -> Message<()> {
+        Message::fallible("set_relay_key", (key,))
+    }
     /// Owner only: ends minting for good.
     pub fn disable_minting() -> Message<()> {
         Message::fallible("disable_minting", ())
@@ -161,9 +169,10 @@ pub mod msg {
     pub fn reveal(task_id: TaskId, outcome: Outcome, nonce: Hash) -> Message<()> {
         Message::fallible("reveal", (task_id, outcome, nonce))
     }
-    /// The uploader confirms the images are on the relay.
-    pub fn confirm_upload(task_id: TaskId) -> Message<()> {
-        Message::fallible("confirm_upload", (task_id,))
+    /// The uploader confirms the images are on the relay, with the relay's
+    /// receipt (required once a relay key is registered).
+    pub fn confirm_upload(task_id: TaskId, receipt: Option<Receipt>) -> Message<()> {
+        Message::fallible("confirm_upload", (task_id, receipt))
     }
     /// The creator (or a selected node, when allowed) cancels a task.
     pub fn cancel(task_id: TaskId) -> Message<()> {
@@ -215,6 +224,8 @@ pub mod msg {
         "accept_ownership",
         "mint",
         "disable_minting",
+        "relay_key",
+        "set_relay_key",
         "join",
         "pause",
         "resume",
@@ -582,8 +593,22 @@ impl Hydrogen {
         &self,
         signer: &Keypair,
         task_id: TaskId,
+        receipt: Option<Receipt>,
     ) -> Result<Submitted<()>, ChainError> {
-        self.submit(signer, &msg::confirm_upload(task_id)).await
+        self.submit(signer, &msg::confirm_upload(task_id, receipt))
+            .await
+    }
+    /// [`msg::relay_key`], read with a dry run.
+    pub async fn relay_key(&self) -> Result<Option<RelayKey>, ChainError> {
+        self.view(msg::relay_key()).await
+    }
+    /// [`msg::set_relay_key`], signed by `signer`; refusals return before submitting.
+    pub async fn set_relay_key(
+        &self,
+        signer: &Keypair,
+        key: Option<RelayKey>,
+    ) -> Result<Submitted<()>, ChainError> {
+        self.submit(signer, &msg::set_relay_key(key)).await
     }
     /// [`msg::cancel`], signed by `signer`; refusals return before submitting.
     pub async fn cancel(

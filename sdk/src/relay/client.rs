@@ -3,7 +3,7 @@
 use super::auth::SignedRequest;
 use super::error::RelayError;
 use super::frames;
-use crate::types::TaskId;
+use crate::types::{Receipt, TaskId};
 use reqwest::{Method, StatusCode};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use subxt_signer::sr25519::Keypair;
@@ -97,6 +97,23 @@ impl RelayClient {
         )
         .await
         .map(drop)
+    }
+
+    /// The relay's receipt for a task's stored images (see
+    /// [`receipt`](super::receipt)), or `None` when the relay signs none.
+    pub async fn receipt(&self, task: TaskId) -> Result<Option<Receipt>, RelayError> {
+        match self.get(&format!("v1/tasks/{task}/receipt")).await {
+            Ok(body) => {
+                let text = String::from_utf8_lossy(&body);
+                let bytes = hex::decode(text.trim().trim_start_matches("0x"))
+                    .map_err(|e| RelayError::Protocol(format!("receipt: {e}")))?;
+                let receipt = Receipt::try_from(bytes.as_slice())
+                    .map_err(|_| RelayError::Protocol("receipt: not 65 bytes".into()))?;
+                Ok(Some(receipt))
+            }
+            Err(RelayError::Refused { code, .. }) if code == super::code::NO_RECEIPTS => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Image `index` (0-based) of a task, PNG. For the creator only.

@@ -48,6 +48,8 @@ pub mod code {
     pub const BAD_REQUEST: &str = "bad_request";
     /// 404: no such endpoint or image index.
     pub const NOT_FOUND: &str = "not_found";
+    /// This relay signs no upload receipts (it has no receipt key).
+    pub const NO_RECEIPTS: &str = "no_receipts";
     /// 500: the relay failed (storage, a bug).
     pub const INTERNAL: &str = "internal";
 }

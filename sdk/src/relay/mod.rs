@@ -13,6 +13,7 @@
 //! | `PUT /v1/tasks/{id}/images` | the designated uploader, task `Succeeded` | 201; [`frames`] body of PNGs whose pHashes are the result |
 //! | `GET /v1/tasks/{id}/images/{n}` | creator | one PNG |
 //! | `GET /v1/tasks/{id}/images` | creator | all PNGs, [`frames`] body |
+//! | `GET /v1/tasks/{id}/receipt` | anyone signed | the relay's [`receipt`] for the stored images, hex |
 //! | `GET /healthz`, `/readyz`, `/metrics` | anyone | liveness, readiness, Prometheus text |
 //!
 //! `POST` is accepted wherever `PUT` is.
@@ -21,6 +22,7 @@ pub mod auth;
 mod client;
 mod error;
 pub mod frames;
+pub mod receipt;
 
 pub use client::RelayClient;
 pub use error::{code, ErrorBody, RelayError};

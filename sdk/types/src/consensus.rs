@@ -32,6 +32,19 @@ pub fn commitment_preimage(
     bytes
 }
 
+/// The bytes a relay signs (ECDSA over their Blake2b-256) to attest that it
+/// stores `task`'s images and that they hash to `result`:
+/// `"hydrogen/upload/v1" ‖ task ‖ result`, SCALE-encoded. `confirm_upload`
+/// checks this receipt against the relay key registered on chain, so an
+/// uploader cannot be paid for images it never uploaded.
+pub fn upload_receipt_message(task: TaskId, result: &[u8]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(20 + 8 + 5 + result.len());
+    b"hydrogen/upload/v1".encode_to(&mut bytes);
+    task.encode_to(&mut bytes);
+    result.encode_to(&mut bytes);
+    bytes
+}
+
 /// Blake2b-256, the hash of every commitment and ticket (the contract uses
 /// the chain's host function for the same thing).
 #[cfg(feature = "std")]

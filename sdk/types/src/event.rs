@@ -142,6 +142,16 @@ pub enum Event {
         audit: TaskId,
         disputed: AccountId,
     },
+    /// The designated uploader missed its deadline; `uploader`, the other
+    /// node that agreed, uploads instead (once per task).
+    UploaderReplaced {
+        task_id: TaskId,
+        uploader: AccountId,
+    },
+    /// The owner registered the key whose receipts `confirm_upload` requires.
+    RelayKeySet {
+        key: Option<[u8; 33]>,
+    },
     /// The audit of `task_id` ended. With a `result`, every revealed result
     /// of `task_id` that contradicts it was slashed; without one (the audit
     /// found no consensus), nobody was.

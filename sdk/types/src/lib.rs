@@ -326,4 +326,12 @@ pub enum Error {
     /// The node revealed in a task whose audit is still open: its stake is
     /// held until the audit is resolved.
     InDispute,
+    /// `confirm_upload` without a receipt signed by the registered relay
+    /// key for this task's accepted result.
+    BadReceipt,
 }
+
+/// A compressed secp256k1 public key: the relay's receipt key.
+pub type RelayKey = [u8; 33];
+/// A recoverable secp256k1 signature (r ‖ s ‖ v) over a receipt's Blake2b-256.
+pub type Receipt = [u8; 65];

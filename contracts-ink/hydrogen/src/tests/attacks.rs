@@ -25,7 +25,7 @@ fn complete(net: &mut Net, id: TaskId) {
         net.reveal(id, *n).unwrap();
     }
     let uploader = AccountId::from(net.c.task(id).unwrap().uploader.unwrap());
-    net.as_(uploader).confirm_upload(id).unwrap();
+    net.as_(uploader).confirm_upload(id, None).unwrap();
 }
 
 /// Finding 1b: the same secrets give the same draw whatever block or time
@@ -207,7 +207,7 @@ fn withholding_a_reveal_forfeits_stake() {
     net.reveal(id, nodes[0]).unwrap();
     net.reveal(id, nodes[1]).unwrap();
     // nodes[2] would be slashed if it revealed; it stays silent instead.
-    net.as_(nodes[0]).confirm_upload(id).unwrap();
+    net.as_(nodes[0]).confirm_upload(id, None).unwrap();
     net.at(net.c.task(id).unwrap().deadline + TIMEOUT + 1);
     net.as_(acct(STRANGER)).cancel(id).unwrap();
     let info = net.c.node_info(nodes[2]).unwrap();
@@ -377,7 +377,7 @@ fn pair_decides(net: &mut Net) -> (TaskId, [AccountId; 2], AccountId) {
     for n in &s {
         net.reveal(id, *n).unwrap();
     }
-    net.as_(s[0]).confirm_upload(id).unwrap();
+    net.as_(s[0]).confirm_upload(id, None).unwrap();
     (id, [s[0], s[1]], s[2])
 }
 
@@ -440,4 +440,99 @@ fn an_inconclusive_audit_slashes_nobody() {
         let info = net.c.node_info(n).unwrap();
         assert_eq!((info.stake, info.disputes), (STAKE, 0));
     }
+}
+
+/// A relay receipt key and a signer of receipts for it.
+fn relay_key() -> (secp256k1::SecretKey, [u8; 33]) {
+    let secret = secp256k1::SecretKey::from_slice(&[0x42; 32]).unwrap();
+    let public = secp256k1::PublicKey::from_secret_key(secp256k1::SECP256K1, &secret);
+    (secret, public.serialize())
+}
+
+fn receipt(secret: &secp256k1::SecretKey, task: TaskId, result: &[u8]) -> [u8; 65] {
+    let hash = blake2_256(&hydrogen_types::upload_receipt_message(task, result));
+    let message = secp256k1::Message::from_digest(hash);
+    let (id, sig) = secp256k1::SECP256K1
+        .sign_ecdsa_recoverable(&message, secret)
+        .serialize_compact();
+    let mut out = [0u8; 65];
+    out[..64].copy_from_slice(&sig);
+    out[64] = id.to_i32() as u8;
+    out
+}
+
+/// Finding 6: with the relay's key registered, the uploader is paid only
+/// against the relay's receipt for exactly this task's accepted result.
+#[ink::test]
+fn an_uploader_is_paid_only_against_the_relays_receipt() {
+    let mut net = Net::new();
+    let (secret, public) = relay_key();
+    assert_eq!(
+        net.as_(acct(STRANGER)).set_relay_key(Some(public)),
+        Err(Error::NotOwner)
+    );
+    net.as_(acct(OWNER)).set_relay_key(Some(public)).unwrap();
+    assert_eq!(net.c.relay_key(), Some(public));
+    net.nodes(&[10, 11, 12], 24);
+    let id = net.started_task(acct(APP), 1);
+    let nodes = net.selected(id);
+    for n in &nodes {
+        net.commit(id, *n, phash(1, 5)).unwrap();
+    }
+    for n in &nodes {
+        net.reveal(id, *n).unwrap();
+    }
+    let uploader = AccountId::from(net.c.task(id).unwrap().uploader.unwrap());
+    let result = vec![5u8; 8];
+    let forged = {
+        let other = secp256k1::SecretKey::from_slice(&[0x07; 32]).unwrap();
+        receipt(&other, id, &result)
+    };
+    for bad in [
+        None,
+        Some(forged),
+        Some(receipt(&secret, id + 1, &result)),
+        Some(receipt(&secret, id, &[6u8; 8])),
+    ] {
+        assert_eq!(
+            net.as_(uploader).confirm_upload(id, bad),
+            Err(Error::BadReceipt)
+        );
+    }
+    net.as_(uploader)
+        .confirm_upload(id, Some(receipt(&secret, id, &result)))
+        .unwrap();
+    assert_eq!(net.c.task(id).unwrap().status, TaskStatus::Completed);
+}
+
+/// Finding 6: an uploader that withholds the images earns nothing, and the
+/// other agreeing node uploads instead and earns the uploader's share.
+#[ink::test]
+fn a_withholding_uploader_is_replaced_by_the_other_agreeing_node() {
+    let mut net = Net::new();
+    net.nodes(&[10, 11, 12], 24);
+    let id = net.started_task(acct(APP), 1);
+    let nodes = net.selected(id);
+    for n in &nodes {
+        net.commit(id, *n, phash(1, 5)).unwrap();
+    }
+    for n in &nodes {
+        net.reveal(id, *n).unwrap();
+    }
+    let first = AccountId::from(net.c.task(id).unwrap().uploader.unwrap());
+    assert_eq!(first, nodes[0], "the first committer uploads");
+    let before = net.balance(nodes[1]);
+    net.at(net.now() + TIMEOUT + 1);
+    net.as_(acct(STRANGER)).cancel(id).unwrap();
+    let stand_in = AccountId::from(net.c.task(id).unwrap().uploader.unwrap());
+    assert_eq!(stand_in, nodes[1]);
+    assert!(net.events().contains(&Event::UploaderReplaced {
+        task_id: id,
+        uploader: raw(nodes[1]),
+    }));
+    assert_eq!(net.c.node_info(first).unwrap().missed, 1);
+    net.as_(stand_in).confirm_upload(id, None).unwrap();
+    assert_eq!(net.balance(nodes[1]) - before, fee_share(FEE, 0));
+    assert_eq!(net.balance(first), 0, "nothing for withholding");
+    assert_eq!(net.c.task(id).unwrap().status, TaskStatus::Completed);
 }

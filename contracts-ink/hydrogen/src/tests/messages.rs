@@ -469,10 +469,10 @@ fn honest_lifecycle_pays_by_commit_order() {
     assert_eq!(t.result, Some(vec![0x5a; 8]));
     net.reveal(id, nodes[1]).unwrap();
     assert_eq!(
-        net.as_(nodes[0]).confirm_upload(id),
+        net.as_(nodes[0]).confirm_upload(id, None),
         Err(Error::NotUploader)
     );
-    net.as_(nodes[2]).confirm_upload(id).unwrap();
+    net.as_(nodes[2]).confirm_upload(id, None).unwrap();
     assert_eq!(net.c.task(id).unwrap().status, TaskStatus::Completed);
     let gained: Vec<u128> = nodes
         .iter()
@@ -501,7 +501,7 @@ fn honest_lifecycle_pays_by_commit_order() {
         3
     );
     assert_eq!(
-        net.as_(nodes[2]).confirm_upload(id),
+        net.as_(nodes[2]).confirm_upload(id, None),
         Err(Error::WrongTaskStatus)
     );
 }
@@ -615,7 +615,7 @@ fn a_cheater_is_audited_then_slashed_and_the_audit_paid_from_its_stake() {
     }));
     let cheater = net.c.node_info(nodes[1]).unwrap();
     assert_eq!((cheater.stake, cheater.disputes), (STAKE, 1));
-    net.as_(nodes[0]).confirm_upload(id).unwrap();
+    net.as_(nodes[0]).confirm_upload(id, None).unwrap();
     assert_eq!(
         net.balance(acct(APP)),
         FEE * 9 / 25,
@@ -720,7 +720,7 @@ fn a_silent_node_is_missed_and_the_task_settles_after_the_deadline() {
     net.reveal(id, nodes[0]).unwrap();
     net.reveal(id, nodes[1]).unwrap();
     assert_eq!(net.c.task(id).unwrap().status, TaskStatus::Succeeded);
-    net.as_(nodes[0]).confirm_upload(id).unwrap();
+    net.as_(nodes[0]).confirm_upload(id, None).unwrap();
     assert_eq!(
         net.balance(acct(APP)),
         FEE * 6 / 25,
@@ -774,7 +774,7 @@ fn repeatedly_silent_nodes_are_kicked_out_with_their_stake_and_wait_to_rejoin() 
         net.reveal(id, acct(10)).unwrap();
         net.reveal(id, acct(11)).unwrap();
         let uploader = AccountId::from(net.c.task(id).unwrap().uploader.unwrap());
-        net.as_(uploader).confirm_upload(id).unwrap();
+        net.as_(uploader).confirm_upload(id, None).unwrap();
         let expected = if round == 0 {
             NodeStatus::Available
         } else {
@@ -797,7 +797,7 @@ fn repeatedly_silent_nodes_are_kicked_out_with_their_stake_and_wait_to_rejoin() 
 }
 
 #[ink::test]
-fn a_missed_upload_refunds_the_uploaders_share() {
+fn a_twice_missed_upload_refunds_the_uploaders_share() {
     let mut net = Net::new();
     let (id, nodes) = running_task(&mut net);
     for n in &nodes {
@@ -812,9 +812,17 @@ fn a_missed_upload_refunds_the_uploaders_share() {
     );
     net.at(net.now() + TIMEOUT + 1);
     assert_eq!(
-        net.as_(nodes[0]).confirm_upload(id),
+        net.as_(nodes[0]).confirm_upload(id, None),
         Err(Error::DeadlinePassed)
     );
+    net.as_(acct(APP)).cancel(id).unwrap();
+    // The other agreeing node gets the upload once; it misses it too.
+    assert_eq!(
+        net.c.task(id).unwrap().uploader,
+        Some(raw(nodes[1])),
+        "a stand-in uploads"
+    );
+    net.at(net.now() + TIMEOUT + 1);
     net.as_(acct(APP)).cancel(id).unwrap();
     assert_eq!(
         net.c.task(id).unwrap().status,
@@ -847,7 +855,7 @@ fn pause_and_quit_while_busy_take_effect_on_release() {
     for n in &nodes {
         net.reveal(id, *n).unwrap();
     }
-    net.as_(nodes[0]).confirm_upload(id).unwrap();
+    net.as_(nodes[0]).confirm_upload(id, None).unwrap();
     assert_eq!(
         net.c.node_info(nodes[0]).unwrap().status,
         NodeStatus::Paused
@@ -885,7 +893,7 @@ fn a_queued_task_starts_when_a_busy_node_is_released() {
     // Two nodes are free; the uploader is still busy until it confirms.
     assert_eq!(net.c.task(second).unwrap().status, TaskStatus::Queued);
     let uploader = AccountId::from(net.c.task(first).unwrap().uploader.unwrap());
-    net.as_(uploader).confirm_upload(first).unwrap();
+    net.as_(uploader).confirm_upload(first, None).unwrap();
     assert_eq!(net.c.armed(), vec![second]);
     net.ripen();
     assert_eq!(net.c.task(second).unwrap().status, TaskStatus::Running);

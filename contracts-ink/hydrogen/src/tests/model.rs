@@ -109,6 +109,9 @@ struct ModelTask {
     audit_open: bool,
     /// The result the audit accepted, once resolved (`Some(None)`: none).
     audit_result: Option<Option<Outcome>>,
+    uploader: Option<AccountId>,
+    /// The node that took over a missed upload, and the share it is owed.
+    stand_in: Option<(AccountId, usize)>,
 }
 
 #[derive(Default)]
@@ -244,6 +247,8 @@ impl Model {
                         audit_of: None,
                         audit_open: false,
                         audit_result: None,
+                        uploader: None,
+                        stand_in: None,
                     },
                 );
                 self.order.push(task_id);
@@ -267,9 +272,12 @@ impl Model {
                 );
             }
             Event::TaskSucceeded {
-                task_id, result, ..
+                task_id,
+                result,
+                uploader,
             } => {
                 let t = self.tasks.get_mut(&task_id).unwrap();
+                t.uploader = Some(AccountId::from(uploader));
                 let accepted = Outcome::Images(result);
                 let backing = t
                     .revealed
@@ -318,6 +326,17 @@ impl Model {
                     return;
                 }
                 let t = self.tasks.get_mut(&task_id).unwrap();
+                if let Some((stand_in, order)) = t.stand_in {
+                    if stand_in == node && t.paid.contains(&node) {
+                        // The stand-in uploader earns the missing uploader's share.
+                        assert_eq!(amount, fee_share(t.fee, order));
+                        t.stand_in = None;
+                        t.escrow -= amount;
+                        t.paid_total += amount;
+                        *self.bal(node) += amount;
+                        return;
+                    }
+                }
                 assert!(t.paid.insert(node), "paid twice for one task");
                 assert_ne!(
                     t.accepted,
@@ -414,7 +433,8 @@ impl Model {
                 let t = &self.tasks[&task_id];
                 let node = AccountId::from(node);
                 assert!(t.slots.contains(&node));
-                let uploader_missed = t.aborted == Some(AbortReason::UploadMissed);
+                let uploader_missed =
+                    t.aborted == Some(AbortReason::UploadMissed) || t.stand_in.is_some();
                 assert!(
                     !t.revealed.contains_key(&node) || uploader_missed,
                     "missed after revealing"
@@ -434,6 +454,23 @@ impl Model {
                 self.rejoin_after
                     .insert(AccountId::from(node), self.now + COOLDOWN);
             }
+            Event::UploaderReplaced { task_id, uploader } => {
+                let t = self.tasks.get_mut(&task_id).unwrap();
+                let missed = t.uploader.expect("replaced before consensus");
+                let next = AccountId::from(uploader);
+                let agreed = t
+                    .revealed
+                    .get(&next)
+                    .is_some_and(|o| outcomes_agree(o, t.accepted.as_ref().unwrap(), threshold));
+                assert!(
+                    agreed && next != missed,
+                    "the stand-in revealed the accepted result"
+                );
+                assert!(t.stand_in.is_none(), "replaced once");
+                t.stand_in = Some((next, t.order[&missed]));
+                t.uploader = Some(next);
+            }
+            Event::RelayKeySet { .. } => {}
             Event::AuditOpened { task_id, audit, .. } => {
                 let t = self.tasks.get_mut(&task_id).unwrap();
                 assert!(t.accepted.is_some() && !t.audit_open && t.audit_result.is_none());
@@ -729,7 +766,7 @@ fn run(max_missed: u8, ops: &[Op], seen: &mut BTreeMap<&'static str, usize>) {
                         Some(u) if slot < 2 => u,
                         _ => t.slots[usize::from(slot) % t.slots.len()],
                     };
-                    net.as_(node).confirm_upload(id)
+                    net.as_(node).confirm_upload(id, None)
                 }
                 _ => continue,
             },

@@ -103,7 +103,7 @@ fn play(strategy: Strategy) -> (usize, usize) {
             net.reveal(id, *n).unwrap();
         }
         let uploader = AccountId::from(net.c.task(id).unwrap().uploader.unwrap());
-        net.as_(uploader).confirm_upload(id).unwrap();
+        net.as_(uploader).confirm_upload(id, None).unwrap();
         // Kicked-out Sybils come back as soon as they may.
         for &s in &SYBILS {
             let node = acct(s);
