@@ -12,7 +12,7 @@ use hydrogen_sdk::chain::ss58;
 use hydrogen_sdk::phash::{phash_dynamic, PHASH_BYTES};
 use hydrogen_sdk::relay::auth::{AuthError, SignedRequest};
 use hydrogen_sdk::relay::{code, frames, ErrorBody};
-use hydrogen_sdk::task::{args_hash_of, TaskArgs};
+use hydrogen_sdk::task::{acceptance, args_hash_of};
 use hydrogen_sdk::types::{AccountId, TaskId, TaskInfo, TaskStatus};
 use std::convert::Infallible;
 use std::io;
@@ -512,37 +512,22 @@ async fn put_args(
 }
 
 fn check_args(signed: &SignedRequest, task: &TaskInfo, body: &[u8]) -> Result<(), ApiError> {
-    let hash = args_hash_of(body);
     signed
-        .check_body(&hash)
+        .check_body(&args_hash_of(body))
         .map_err(ApiError::unauthenticated)?;
-    if hash != task.args_hash {
-        return Err(ApiError::new(
+    match acceptance::accept(task, body) {
+        Ok(_) => Ok(()),
+        Err(e @ acceptance::Rejection::HashMismatch { .. }) => Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             code::ARGS_HASH_MISMATCH,
-            format!(
-                "the body hashes to 0x{} but task {}'s args_hash is 0x{}",
-                hex::encode(hash),
-                task.id,
-                hex::encode(task.args_hash)
-            ),
-        ));
+            e.to_string(),
+        )),
+        Err(e) => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            code::INVALID_ARGS,
+            e.to_string(),
+        )),
     }
-    let invalid =
-        |m: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code::INVALID_ARGS, m);
-    let text = std::str::from_utf8(body)
-        .map_err(|e| invalid(format!("the arguments are not UTF-8: {e}")))?;
-    let args =
-        TaskArgs::from_json(text).map_err(|e| invalid(format!("invalid task arguments: {e}")))?;
-    if args.num_images() != u32::from(task.num_images) {
-        return Err(invalid(format!(
-            "the arguments ask for {} images but task {} was created for {}",
-            args.num_images(),
-            task.id,
-            task.num_images
-        )));
-    }
-    Ok(())
 }
 
 async fn get_args(state: Arc<State>, id: TaskId, req: Req) -> Result<Response, ApiError> {

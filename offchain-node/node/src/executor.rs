@@ -13,7 +13,7 @@ use crate::store::Store;
 use crate::task::{PendingCall, StoredOutcome, TaskRecord, TaskState};
 use anyhow::{Context as _, Result};
 use hydrogen_sdk::chain::{ChainError, Keypair};
-use hydrogen_sdk::task::{args_hash_of, TaskArgs};
+use hydrogen_sdk::task::{acceptance, TaskArgs};
 use hydrogen_sdk::types::{
     commitment, outcomes_agree, AccountId, Error as ContractError, Hash, Outcome, TaskStatus,
 };
@@ -168,31 +168,17 @@ impl Context {
             }
             Err(e) => return Err(e).context("cannot fetch the task arguments"),
         };
-        if args_hash_of(&bytes) != task.args_hash {
-            // The relay checks the hash on upload, so this is the relay's
-            // fault, not the task's: never a vote.
-            tracing::warn!(
-                task = id,
-                "the relay served arguments that do not match the on-chain hash"
-            );
-            return Ok(Step::Wait("arguments matching the on-chain hash"));
-        }
-        let text = String::from_utf8(bytes).ok();
-        let parsed = match &text {
-            Some(text) => TaskArgs::from_json(text).map_err(|e| e.to_string()),
-            None => Err("the arguments are not UTF-8".into()),
-        };
-        let parsed = parsed.and_then(|args| {
-            if args.num_images() == u32::from(task.num_images) {
-                Ok(args)
-            } else {
-                Err(format!(
-                    "the arguments ask for {} images, the task for {}",
-                    args.num_images(),
-                    task.num_images
-                ))
+        let text = String::from_utf8(bytes.clone()).ok();
+        let parsed = match acceptance::accept(&task, &bytes) {
+            Ok(args) => Ok(args),
+            Err(e) if e.is_vote() => Err(e.to_string()),
+            Err(e) => {
+                // The relay checks the hash on upload, so this is the
+                // relay's fault, not the task's: never a vote.
+                tracing::warn!(task = id, error = %e, "the relay served the wrong arguments");
+                return Ok(Step::Wait("arguments matching the on-chain hash"));
             }
-        });
+        };
         rec.args = text;
         match parsed {
             Ok(_) => self.enter(rec, TaskState::ArgumentsFetched),

@@ -23,6 +23,7 @@
 //! The JSON Schema generated from these types is published with the SDK at
 //! `sdk/schema/stable-diffusion-task.schema.json` ([`json_schema`]).
 
+pub mod acceptance;
 mod config;
 mod error;
 mod extensions;
