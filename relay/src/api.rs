@@ -39,6 +39,16 @@ impl ApiError {
             message: message.into(),
         }
     }
+    pub fn rate_limited(wait: std::time::Duration) -> ApiError {
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            code::RATE_LIMITED,
+            format!(
+                "too many requests from this account; retry in {} ms",
+                wait.as_millis().max(1)
+            ),
+        )
+    }
     pub fn task_not_found(id: TaskId) -> ApiError {
         Self::new(
             StatusCode::NOT_FOUND,
@@ -111,7 +121,10 @@ impl ApiError {
             self.status,
         )
         .into_response();
-        if self.code == code::BEHIND || self.code == code::CHAIN_UNAVAILABLE {
+        if self.code == code::BEHIND
+            || self.code == code::CHAIN_UNAVAILABLE
+            || self.code == code::RATE_LIMITED
+        {
             response.headers_mut().insert(
                 http::header::RETRY_AFTER,
                 http::HeaderValue::from_static("1"),
@@ -430,6 +443,9 @@ fn authenticate(state: &State, req: &Req) -> Result<SignedRequest, ApiError> {
     signed
         .verify(req.method.as_str(), &req.path_and_query)
         .map_err(ApiError::unauthenticated)?;
+    if let Err(wait) = state.limiter.check(&signed.account) {
+        return Err(ApiError::rate_limited(wait));
+    }
     if !state
         .replay
         .first_use(&signed.signature, signed.timestamp_ms, now)
@@ -469,7 +485,7 @@ async fn put_args(
     let signed = authenticate(&state, &req)?;
     let task = state
         .chain
-        .authorize(id, |t| may_upload_args(t, &signed.account))
+        .authorize_fresh(id, |t| may_upload_args(t, &signed.account))
         .await?;
     let limit = state.config.limits.max_args_bytes;
     let too_large = || ApiError::too_large(format!("task arguments are limited to {}", mib(limit)));
@@ -556,7 +572,7 @@ async fn put_images(
     let signed = authenticate(&state, &req)?;
     let task = state
         .chain
-        .authorize(id, |t| may_upload_images(t, &signed.account))
+        .authorize_fresh(id, |t| may_upload_images(t, &signed.account))
         .await?;
     let limits = state.config.limits;
     let most = u64::from(task.num_images.min(limits.max_images));

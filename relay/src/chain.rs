@@ -69,6 +69,17 @@ impl ChainView {
                 return Ok(task);
             }
         }
+        self.authorize_fresh(id, rule).await
+    }
+
+    /// [`authorize`](Self::authorize) on a fresh read, for requests whose
+    /// permission a status change can revoke (uploads): a cached task must
+    /// not allow an upload to a task that has since moved on.
+    pub async fn authorize_fresh(
+        &self,
+        id: TaskId,
+        rule: impl Fn(&TaskInfo) -> Result<(), ApiError>,
+    ) -> Result<TaskInfo, ApiError> {
         let hydrogen = self.hydrogen.read().await.clone();
         let finalized = self.read(&hydrogen, id, true).await?;
         let refusal = match &finalized {

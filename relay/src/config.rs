@@ -149,14 +149,32 @@ pub struct AuthConfig {
     /// How far a request's timestamp may be from the relay's clock, in ms;
     /// accepted signatures are remembered this long to refuse replays.
     pub max_skew_ms: u64,
+    /// Signed requests one account may make per second, sustained, before
+    /// `429 rate_limited`: a request may cost chain reads, so no key may
+    /// make the relay read the chain without bound.
+    #[serde(default = "default_requests_per_second")]
+    pub requests_per_second: u32,
+    /// Requests one account may make in a burst above that rate.
+    #[serde(default = "default_burst")]
+    pub burst: u32,
 }
 
 impl Default for AuthConfig {
     fn default() -> Self {
         AuthConfig {
             max_skew_ms: hydrogen_sdk::relay::auth::DEFAULT_MAX_SKEW_MS,
+            requests_per_second: default_requests_per_second(),
+            burst: default_burst(),
         }
     }
+}
+
+fn default_requests_per_second() -> u32 {
+    20
+}
+
+fn default_burst() -> u32 {
+    100
 }
 
 fn default_listen() -> SocketAddr {

@@ -19,6 +19,7 @@
 mod api;
 mod chain;
 pub mod config;
+mod limits;
 mod metrics;
 mod replay;
 mod retention;
@@ -45,6 +46,8 @@ struct State {
     sweeping: Mutex<()>,
     /// Signs upload receipts, when configured.
     receipts: Option<hydrogen_sdk::relay::receipt::ReceiptKeypair>,
+    /// Signed requests per account (`[auth] requests_per_second`, `burst`).
+    limiter: limits::Limiter,
 }
 
 /// A relay serving in the background.
@@ -89,6 +92,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningRelay> {
         metrics: metrics::Metrics::new(),
         sweeping: Mutex::new(()),
         receipts,
+        limiter: limits::Limiter::new(config.auth.requests_per_second, config.auth.burst),
         config,
         store,
         chain,

@@ -48,6 +48,8 @@ pub mod code {
     pub const BAD_REQUEST: &str = "bad_request";
     /// 404: no such endpoint or image index.
     pub const NOT_FOUND: &str = "not_found";
+    /// Too many requests from this account; retry after `Retry-After`.
+    pub const RATE_LIMITED: &str = "rate_limited";
     /// This relay signs no upload receipts (it has no receipt key).
     pub const NO_RECEIPTS: &str = "no_receipts";
     /// 500: the relay failed (storage, a bug).
@@ -92,7 +94,7 @@ impl RelayError {
             RelayError::NotUploadedYet(_) | RelayError::Behind(_) | RelayError::Unreachable(_) => {
                 true
             }
-            RelayError::Refused { status, .. } => *status >= 500,
+            RelayError::Refused { status, .. } => *status >= 500 || *status == 429,
             RelayError::TaskNotFound(_)
             | RelayError::InvalidUrl { .. }
             | RelayError::Protocol(_) => false,
