@@ -4,7 +4,8 @@
 //! Spawns its own dev node, deploys the contract and drives two scenarios:
 //! a task that completes (join ×3, create_task, contribute ×2, commit ×3,
 //! reveal ×3, confirm_upload) and a task nobody answers (create_task,
-//! contribute ×2, cancel after the deadline). For each call it prints the
+//! contribute ×2, cancel after the deadline). The contributions come from
+//! the two nodes the contract designated. For each call it prints the
 //! dry run's `gas_required`, the weight the extrinsic really used and the
 //! storage deposit, then the runtime's block weight limits and how many
 //! lifecycles fit per block.
@@ -15,6 +16,17 @@ use codec::Decode;
 use hydrogen_sdk::chain::{StorageDeposit, Submitted, Weight};
 use hydrogen_sdk::types::Params;
 use hydrogen_tests::{phash, spawn_dev_node, Network, FEE};
+
+/// The node indices of the armed batch's designated entropy contributors.
+async fn designated(net: &Network) -> Vec<usize> {
+    let contributors = net
+        .hydrogen
+        .entropy_contributors()
+        .await
+        .expect("entropy_contributors");
+    assert_eq!(contributors.len(), 2, "a batch is armed");
+    contributors.iter().map(|c| net.index_of(c)).collect()
+}
 
 /// One measured call.
 struct Row {
@@ -163,9 +175,9 @@ async fn main() {
     let created = net.create_task(FEE).await.expect("create_task");
     let id = created.value;
     lifecycle.push(Row::of("create_task", &created));
-    for i in 0..2 {
+    for (k, i) in designated(&net).await.into_iter().enumerate() {
         let contributed = net.contribute(i).await.expect("contribute_entropy");
-        let what = if i == 1 {
+        let what = if k == 1 {
             "contribute (starts)"
         } else {
             "contribute"
@@ -199,14 +211,14 @@ async fn main() {
     let created = net.create_task(FEE).await.expect("create_task");
     let id = created.value;
     abandoned.push(Row::of("create_task", &created));
-    for i in 0..2 {
+    for i in designated(&net).await {
         let contributed = net.contribute(i).await.expect("contribute_entropy");
         abandoned.push(Row::of("contribute", &contributed));
     }
     let deadline = net.task(id).await.deadline;
     net.pass(deadline).await;
     let cancelled = net.hydrogen.cancel(&net.creator, id).await.expect("cancel");
-    abandoned.push(Row::of("cancel (3 missed)", &cancelled));
+    abandoned.push(Row::of("cancel (nobody committed)", &cancelled));
 
     let at = net
         .client
