@@ -390,7 +390,7 @@ async fn staking_and_task_views_decode() {
         .unwrap();
 
     let joined = hydrogen
-        .join(&bob, b"RTX 4090".to_vec(), 24, 1, ticket(&[5; 32]))
+        .join(&bob, "RTX 4090".into(), 24, 1, ticket(&[5; 32]))
         .await
         .unwrap();
     let available = Event::NodeStatusChanged {
@@ -407,14 +407,14 @@ async fn staking_and_task_views_decode() {
         (info.status, info.stake, info.vram_gb),
         (NodeStatus::Available, stake, 24)
     );
-    assert_eq!(info.gpu_name, b"RTX 4090");
+    assert_eq!(info.gpu_name, "RTX 4090");
     assert_eq!(hydrogen.node_counts().await.unwrap().available, 1);
     assert_eq!(hydrogen.available_capacity(16).await.unwrap(), 1);
     assert_eq!(hydrogen.available_capacity(48).await.unwrap(), 0);
     assert_eq!(hydrogen.balance_of(account_of(&bob)).await.unwrap(), 0);
 
     let err = hydrogen
-        .join(&bob, b"RTX 4090".to_vec(), 24, 1, ticket(&[6; 32]))
+        .join(&bob, "RTX 4090".into(), 24, 1, ticket(&[6; 32]))
         .await
         .unwrap_err();
     assert_eq!(err.contract_error(), Some(Error::AlreadyJoined), "{err}");

@@ -285,7 +285,7 @@ impl Network {
             let first = ticket(&self.secret(i, 0));
             async move {
                 hydrogen
-                    .join(&signer, b"RTX 4090".to_vec(), VRAM_GB, 1, first)
+                    .join(&signer, "RTX 4090".into(), VRAM_GB, 1, first)
                     .await
             }
         });

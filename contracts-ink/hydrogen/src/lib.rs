@@ -229,7 +229,7 @@ mod hydrogen {
         #[ink(message)]
         pub fn join(
             &mut self,
-            gpu_name: Vec<u8>,
+            gpu_name: String,
             vram_gb: u32,
             engine_version: u32,
             ticket: Digest,

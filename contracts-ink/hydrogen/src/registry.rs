@@ -13,7 +13,7 @@
 use hydrogen_types::{
     vram_class, Error, Hash, NodeCounts, NodeInfo, NodeStatus, TaskId, Timestamp, VRAM_CLASSES,
 };
-use ink::prelude::vec::Vec;
+use ink::prelude::string::String;
 use ink::primitives::AccountId;
 use ink::storage::Mapping;
 
@@ -32,7 +32,7 @@ fn key(class: usize) -> u8 {
 pub struct Node {
     pub status: NodeStatus,
     pub stake: u128,
-    pub gpu_name: Vec<u8>,
+    pub gpu_name: String,
     pub vram_gb: u32,
     pub engine_version: u32,
     pub current_task: Option<TaskId>,
@@ -108,10 +108,9 @@ impl Registry {
         self.tickets.insert(id, &ticket);
     }
 
-    pub fn validate_gpu(gpu_name: &[u8], vram_gb: u32) -> Result<(), Error> {
+    pub fn validate_gpu(gpu_name: &str, vram_gb: u32) -> Result<(), Error> {
         if gpu_name.is_empty()
             || gpu_name.len() > MAX_GPU_NAME
-            || core::str::from_utf8(gpu_name).is_err()
             || vram_class(vram_gb).is_none()
             || vram_gb > MAX_VRAM_GB
         {

@@ -80,7 +80,7 @@ pub async fn join(
         current: store.entropy()?.current,
         pending: Some(first),
     })?;
-    let (name, vram) = (capacity.gpu_name.clone().into_bytes(), capacity.vram_gb);
+    let (name, vram) = (capacity.gpu_name.clone(), capacity.vram_gb);
     let signer = signer.clone();
     chain
         .call(|h| async move {

@@ -115,7 +115,7 @@ pub mod msg {
 
     // Staking.
     /// Stakes `Params::required_stake` of the caller's tokens and registers the caller as a node; `ticket` is the hash of its first entropy secret.
-    pub fn join(gpu_name: Vec<u8>, vram_gb: u32, engine_version: u32, ticket: Hash) -> Message<()> {
+    pub fn join(gpu_name: String, vram_gb: u32, engine_version: u32, ticket: Hash) -> Message<()> {
         Message::fallible("join", (gpu_name, vram_gb, engine_version, ticket))
     }
     /// The caller's node stops taking tasks (after its current one).
@@ -488,7 +488,7 @@ impl Hydrogen {
     pub async fn join(
         &self,
         signer: &Keypair,
-        gpu_name: Vec<u8>,
+        gpu_name: String,
         vram_gb: u32,
         engine_version: u32,
         ticket: Hash,

@@ -16,6 +16,7 @@ mod event;
 pub use consensus::*;
 pub use event::*;
 
+use alloc::string::String;
 use alloc::vec::Vec;
 use codec::{Decode, Encode};
 
@@ -223,7 +224,7 @@ pub const TOKEN_DECIMALS: u8 = 12;
 pub struct NodeInfo {
     pub status: NodeStatus,
     pub stake: Balance,
-    pub gpu_name: Vec<u8>,
+    pub gpu_name: String,
     pub vram_gb: u32,
     pub engine_version: u32,
     pub current_task: Option<TaskId>,

@@ -185,15 +185,15 @@ fn join_stakes_and_indexes_the_node() {
     assert_eq!(net.join(acct(10), 24), Err(Error::InsufficientBalance));
     net.fund(acct(10), STAKE + 5);
     assert_eq!(
-        net.as_(acct(10)).join(vec![], 24, 1, [0; 32]),
+        net.as_(acct(10)).join(String::new(), 24, 1, [0; 32]),
         Err(Error::InvalidGpu)
     );
     assert_eq!(
-        net.as_(acct(10)).join(b"gpu".to_vec(), 0, 1, [0; 32]),
+        net.as_(acct(10)).join("gpu".into(), 0, 1, [0; 32]),
         Err(Error::InvalidGpu)
     );
     assert_eq!(
-        net.as_(acct(10)).join(vec![b'x'; 65], 8, 1, [0; 32]),
+        net.as_(acct(10)).join("x".repeat(65), 8, 1, [0; 32]),
         Err(Error::InvalidGpu)
     );
     net.join(acct(10), 24).unwrap();

@@ -107,7 +107,7 @@ impl Net {
 
     pub fn join(&mut self, node: AccountId, vram: u32) -> Result<(), Error> {
         let ticket = self.ticket(node);
-        self.as_(node).join(b"RTX 4090".to_vec(), vram, 1, ticket)
+        self.as_(node).join("RTX 4090".into(), vram, 1, ticket)
     }
 
     /// Funds and joins each node.

@@ -871,6 +871,7 @@ fn kind(e: &Event) -> &'static str {
             result: Some(_), ..
         } => "audit-resolved",
         Event::StakeForfeited { .. } => "forfeited",
+        Event::UploaderReplaced { .. } => "uploader-replaced",
         Event::EntropyWithheld { .. } => "entropy-withheld",
         Event::NodeMissed { .. } => "missed",
         Event::NodeKickedOut { .. } => "kicked-out",
@@ -891,7 +892,7 @@ fn cases() -> u32 {
 /// has, so the invariants were checked on more than the happy path.
 #[test]
 fn random_call_sequences_keep_the_invariants() {
-    use proptest::test_runner::{Config, TestRunner};
+    use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
     use std::cell::RefCell;
     let seen = RefCell::new(BTreeMap::new());
     let config = Config {
@@ -899,7 +900,9 @@ fn random_call_sequences_keep_the_invariants() {
         failure_persistence: None,
         ..Config::default()
     };
-    let mut runner = TestRunner::new(config);
+    // A fixed seed: the coverage check below must not depend on luck.
+    let mut runner =
+        TestRunner::new_with_rng(config, TestRng::deterministic_rng(RngAlgorithm::ChaCha));
     let result = runner.run(
         &(1..=2u8, prop::collection::vec(op(), 1..64)),
         |(max_missed, ops)| {
@@ -920,10 +923,13 @@ fn random_call_sequences_keep_the_invariants() {
         for outcome in [
             "succeeded",
             "uploaded",
-            // Audits rarely finish inside one random sequence; their
-            // resolutions are played out in `attacks::a_colluding_pair_*`.
+            // Audits rarely finish inside one random sequence (3 of 10,000
+            // with the fixed seed); `attacks::a_colluding_pair_*` plays
+            // their resolutions out in full.
             "audit-opened",
             "audit-selected",
+            "audit-resolved",
+            "slashed",
             "forfeited",
             "entropy-withheld",
             "expired",
@@ -935,6 +941,7 @@ fn random_call_sequences_keep_the_invariants() {
             "no-consensus",
             "timeout",
             "upload-missed",
+            "uploader-replaced",
         ] {
             assert!(seen.contains_key(outcome), "no sequence reached {outcome}");
         }
