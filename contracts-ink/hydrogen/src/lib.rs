@@ -597,7 +597,8 @@ mod hydrogen {
         }
 
         /// Cancels a queued task (its creator; [`QUEUED_CANCEL_FEE_PERCENT`]
-        /// of the fee is burned, the rest refunded), or settles a started
+        /// of the fee is burned, the rest refunded; past its expiry anyone,
+        /// for a full refund), or settles a started
         /// one past its deadlines (anyone: the outcome depends only on the
         /// clock): silent nodes are penalised and what is left is refunded.
         #[ink(message)]
@@ -605,6 +606,11 @@ mod hydrogen {
             let caller = self.env().caller();
             let mut task = self.tasks.get(task_id).ok_or(Error::TaskNotFound)?;
             if task.status == TaskStatus::Queued {
+                if self.env().block_timestamp() > task.expires_at() {
+                    // Expired: refunded in full, and anyone may make it so.
+                    self.dispatch();
+                    return Ok(());
+                }
                 if task.creator != caller {
                     return Err(Error::NotAllowed);
                 }
@@ -1165,7 +1171,9 @@ mod hydrogen {
             let now = self.env().block_timestamp();
             let mut waiting = self.queue.get_or_default();
             let mut armed = self.armed.get_or_default();
-            let mut queue_changed = self.expire(&mut waiting, &armed.tasks);
+            let mut queue_changed = self.expire(&mut waiting);
+            // An expired task leaves its batch too: nothing waits forever.
+            armed.tasks.retain(|t| waiting.iter().any(|e| e.task == *t));
             if !armed.tasks.is_empty() {
                 if armed.complete() {
                     for &id in &armed.tasks {
@@ -1325,13 +1333,14 @@ mod hydrogen {
             NODES_PER_TASK.saturating_add(excluded)
         }
 
-        /// Refunds queued tasks past their expiry, except those armed (they
-        /// are about to start). Returns whether the queue changed.
-        fn expire(&mut self, waiting: &mut Vec<Entry>, armed: &[TaskId]) -> bool {
+        /// Refunds queued tasks past their expiry (armed ones too: a batch
+        /// whose draw keeps failing must not hold a task forever). Returns
+        /// whether the queue changed.
+        fn expire(&mut self, waiting: &mut Vec<Entry>) -> bool {
             let now = self.env().block_timestamp();
             let expired: Vec<TaskId> = waiting
                 .iter()
-                .filter(|e| now > e.expires_at && !armed.contains(&e.task))
+                .filter(|e| now > e.expires_at)
                 .map(|e| e.task)
                 .collect();
             for &id in &expired {

@@ -14,7 +14,8 @@
 
 use super::*;
 use hydrogen_types::{
-    fee_share, outcomes_agree, AbortReason, NodeCounts, NodeStatus, QUEUED_CANCEL_FEE_PERCENT, UNIT,
+    fee_share, outcomes_agree, vram_class, AbortReason, NodeCounts, NodeStatus,
+    QUEUED_CANCEL_FEE_PERCENT, UNIT, VRAM_CLASSES,
 };
 use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
@@ -112,6 +113,8 @@ struct ModelTask {
     uploader: Option<AccountId>,
     /// The node that took over a missed upload, and the share it is owed.
     stand_in: Option<(AccountId, usize)>,
+    min_vram: u32,
+    created_at: u64,
 }
 
 #[derive(Default)]
@@ -123,6 +126,12 @@ struct Model {
     burned: u128,
     /// Kicked-out nodes: when they may join again.
     rejoin_after: BTreeMap<AccountId, u64>,
+    /// Each node's VRAM as it joined.
+    vram: BTreeMap<AccountId, u32>,
+    /// Consecutive tasks (and entropy duties) each node left silently, as
+    /// the model counts them.
+    misses: BTreeMap<AccountId, u8>,
+    max_missed: u8,
     /// Slashed stakes of the audit resolving in this call, not yet paid out.
     slashed_funds: u128,
     /// Tasks whose audit resolved in this call (their nodes' holds end).
@@ -213,6 +222,7 @@ impl Model {
                 creator,
                 fee,
                 num_images,
+                min_vram_gb,
                 ..
             } => {
                 let creator = AccountId::from(creator);
@@ -249,6 +259,8 @@ impl Model {
                         audit_result: None,
                         uploader: None,
                         stand_in: None,
+                        min_vram: min_vram_gb,
+                        created_at: self.now,
                     },
                 );
                 self.order.push(task_id);
@@ -260,7 +272,10 @@ impl Model {
                 deadline,
             } => {
                 self.queued.remove(&task_id);
+                let vram = self.vram[&AccountId::from(node)];
                 let t = self.tasks.get_mut(&task_id).unwrap();
+                let class = VRAM_CLASSES[vram_class(vram).unwrap()];
+                assert!(class >= t.min_vram, "selected below the task's VRAM");
                 t.started = true;
                 t.deadline = deadline;
                 t.slots.push(AccountId::from(node));
@@ -432,6 +447,7 @@ impl Model {
             Event::NodeMissed { task_id, node, .. } => {
                 let t = &self.tasks[&task_id];
                 let node = AccountId::from(node);
+                *self.misses.entry(node).or_default() += 1;
                 assert!(t.slots.contains(&node));
                 let uploader_missed =
                     t.aborted == Some(AbortReason::UploadMissed) || t.stand_in.is_some();
@@ -444,6 +460,7 @@ impl Model {
                 node, forfeited, ..
             } => {
                 let node = AccountId::from(node);
+                *self.misses.entry(node).or_default() += 1;
                 let stake = self.stake[&node];
                 assert_eq!(forfeited, stake * u128::from(PENALTY) / 100);
                 self.burned += forfeited;
@@ -451,6 +468,11 @@ impl Model {
             }
             Event::NodeKickedOut { node, .. } => {
                 assert_eq!(self.status(AccountId::from(node)), NodeStatus::Quit);
+                let misses = self.misses.remove(&AccountId::from(node)).unwrap_or(0);
+                assert_eq!(
+                    misses, self.max_missed,
+                    "kicked out after max_missed misses"
+                );
                 self.rejoin_after
                     .insert(AccountId::from(node), self.now + COOLDOWN);
             }
@@ -572,12 +594,23 @@ fn check(net: &Net, m: &Model) {
         }
         let Some(info) = info else { continue };
         assert_eq!(info.stake, m.stake.get(&id).copied().unwrap_or(0));
+        assert!(
+            m.misses.get(&id).copied().unwrap_or(0) < m.max_missed || status == NodeStatus::Quit,
+            "node {n} left {} tasks silently and is still in",
+            m.max_missed
+        );
         match status {
             NodeStatus::Busy | NodeStatus::PendingPause | NodeStatus::PendingQuit => {
                 let t = info.current_task.expect("a busy node has a task");
+                let task = &m.tasks[&t];
                 assert!(
-                    m.tasks[&t].slots.contains(&id),
+                    task.slots.contains(&id),
                     "busy on a task it was not selected for"
+                );
+                let owed_upload = task.stand_in.is_some_and(|(s, _)| s == id);
+                assert!(
+                    !task.paid.contains(&id) || owed_upload,
+                    "node {n} was paid for task {t} but never released"
                 );
             }
             NodeStatus::Quit => {
@@ -630,10 +663,13 @@ fn run(max_missed: u8, ops: &[Op], seen: &mut BTreeMap<&'static str, usize>) {
     // Most sequences should reach consensus, and audits need six free
     // nodes besides the audited three: start with all seven staked.
     for (i, &n) in NODES.iter().enumerate() {
-        net.join(acct(n), if i < 3 { 24 } else { 8 }).unwrap();
+        let vram = if i < 3 { 24 } else { 8 };
+        net.join(acct(n), vram).unwrap();
         *m.bal(acct(n)) -= STAKE;
         m.stake.insert(acct(n), STAKE);
+        m.vram.insert(acct(n), vram);
     }
+    m.max_missed = max_missed;
     for e in net.events() {
         m.apply(&e, threshold);
     }
@@ -779,7 +815,8 @@ fn run(max_missed: u8, ops: &[Op], seen: &mut BTreeMap<&'static str, usize>) {
                         _ if t.slots.is_empty() => t.creator,
                         k => t.slots[usize::from(k - 1) % t.slots.len()],
                     };
-                    if by == 4 && m.queued.contains(&id) {
+                    let expired = net.now() > m.tasks[&id].created_at + QUEUE_TTL;
+                    if by == 4 && m.queued.contains(&id) && !expired {
                         // Only the creator cancels a queued task; past its
                         // deadlines anyone may settle a started one.
                         predicted = Some(false);
@@ -802,11 +839,18 @@ fn run(max_missed: u8, ops: &[Op], seen: &mut BTreeMap<&'static str, usize>) {
             if let Some(id) = joined {
                 *m.bal(id) -= STAKE;
                 m.stake.insert(id, STAKE);
+                m.misses.remove(&id);
+                if let Op::Join { big, .. } = op {
+                    m.vram.insert(id, if *big { 24 } else { 8 });
+                }
             }
             if let Some((task, node)) = committed {
                 let t = m.tasks.get_mut(&task).unwrap();
                 let order = t.order.len();
                 t.order.insert(node, order);
+            }
+            if let Some((_, node, _)) = &revealed {
+                m.misses.remove(node);
             }
             if let Some((task, node, outcome)) = revealed {
                 m.tasks
@@ -830,6 +874,52 @@ fn run(max_missed: u8, ops: &[Op], seen: &mut BTreeMap<&'static str, usize>) {
         }
         m.settle_resolutions();
         check(&net, &m);
+    }
+    drain(&mut net, &mut m, threshold, seen);
+}
+
+/// Liveness: once every deadline has passed and anyone settles, every task
+/// is over, its escrow is empty, and no node is busy. The drain plays the
+/// network's least: designated contributors contribute (so armed batches
+/// draw), nobody computes, anyone cancels.
+fn drain(net: &mut Net, m: &mut Model, threshold: u8, seen: &mut BTreeMap<&'static str, usize>) {
+    let ids: Vec<TaskId> = (1..200).filter(|id| net.c.task(*id).is_some()).collect();
+    for _ in 0..6 {
+        for node in net.c.entropy_contributors() {
+            if net.contribute(node).is_err() {
+                break;
+            }
+        }
+        net.at(net.now() + QUEUE_TTL + 3 * TIMEOUT);
+        let _ = net.as_(acct(STRANGER)).redesignate();
+        for &id in &ids {
+            let _ = net.as_(acct(STRANGER)).cancel(id);
+        }
+        for e in net.events() {
+            *seen.entry(kind(&e)).or_default() += 1;
+            m.apply(&e, threshold);
+        }
+        m.settle_resolutions();
+        check(net, m);
+    }
+    for id in (1..200).filter(|id| net.c.task(*id).is_some()) {
+        let task = net.c.task(id).unwrap();
+        assert!(
+            task.status.is_final(),
+            "task {id} still {:?} after every deadline",
+            task.status
+        );
+        assert_eq!(m.tasks[&id].escrow, 0, "task {id} still holds escrow");
+    }
+    for &n in &NODES {
+        let status = m.status(acct(n));
+        assert!(
+            !matches!(
+                status,
+                NodeStatus::Busy | NodeStatus::PendingPause | NodeStatus::PendingQuit
+            ),
+            "node {n} still {status:?} after every task ended"
+        );
     }
 }
 
