@@ -12,7 +12,7 @@
 use futures::StreamExt;
 use hydrogen_sdk::chain::devnode::{node_binary, DevNode};
 use hydrogen_sdk::chain::{
-    account_of, keypair_from_suri, msg, BlockEvents, ChainClient, ChainError, ContractBundle,
+    account_of, keypair_from_suri, msg, ss58, BlockEvents, ChainClient, ChainError, ContractBundle,
     Hydrogen, Keypair,
 };
 use hydrogen_sdk::types::{ticket, Error, Event, NodeStatus, Params, TaskStatus, TaskType, UNIT};
@@ -496,4 +496,98 @@ async fn repository_chain_spec_funds_the_node_accounts() {
         included.block_number,
         client.finalized_number().await.unwrap()
     );
+}
+
+/// Runs `cargo contract` (Parity's CLI, installed with the chain tools) with
+/// `args`; returns its stdout, failing the test with its stderr.
+fn cargo_contract(args: &[&str]) -> String {
+    let out = std::process::Command::new("cargo")
+        .arg("contract")
+        .args(args)
+        .output()
+        .expect("cargo-contract runs (scripts/install.sh installs it)");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "cargo contract {args:?} failed:\n{stdout}\n{stderr}"
+    );
+    stdout
+}
+
+/// The README's "from standard tools" commands work as written: Parity's
+/// `cargo contract` reads a view and submits a message with the bundle's
+/// metadata, and errors come back as the named variants. The Python
+/// example runs too where `substrate-interface` is installed.
+#[tokio::test]
+async fn standard_tools_read_and_call_the_contract() {
+    let Some((node, bundle)) = setup().await else {
+        return;
+    };
+    let alice = keypair_from_suri("//Alice").unwrap();
+    let hydrogen = deploy(&node, &bundle, &alice).await;
+    let address = ss58(&hydrogen.address());
+    let url = node.url().to_string();
+    let bundle = bundle_path();
+    let bundle = bundle.to_str().unwrap();
+    let common = |message: &'static str| {
+        vec![
+            "call",
+            "--contract",
+            &address,
+            "--message",
+            message,
+            "--suri",
+            "//Alice",
+            "--url",
+            &url,
+            bundle,
+        ]
+    };
+    let params = cargo_contract(&common("params"));
+    assert!(
+        params.contains("timeout_ms") && params.contains("warmup_ms"),
+        "{params}"
+    );
+    // A refusal decodes as the named error.
+    let mut args = common("accept_ownership");
+    args.push("--skip-confirm");
+    let refused = cargo_contract(&args);
+    assert!(refused.contains("NotPendingOwner"), "{refused}");
+    // A submitted call changes the state the SDK reads.
+    let mut args = common("transfer_ownership");
+    args.extend([
+        "--args",
+        "5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty",
+        "-x",
+        "-y",
+    ]);
+    cargo_contract(&args);
+    // It landed: Bob (the address above) may now accept, through the SDK.
+    let bob = keypair_from_suri("//Bob").unwrap();
+    hydrogen
+        .accept_ownership(&bob)
+        .await
+        .expect("offered by the CLI call");
+    assert_eq!(hydrogen.owner().await.unwrap(), account_of(&bob));
+    let script =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../contracts-ink/examples/read.py");
+    let python = std::process::Command::new("python3")
+        .args(["-c", "import substrateinterface"])
+        .output();
+    if python.is_ok_and(|o| o.status.success()) {
+        let out = std::process::Command::new("python3")
+            .arg(&script)
+            .args([&url, &address, bundle])
+            .output()
+            .expect("python3 runs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("timeout_ms"),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    } else {
+        eprintln!("skipped the Python example: substrate-interface is not installed");
+    }
 }
