@@ -359,3 +359,51 @@ async fn two_apps_and_several_tasks_at_once() {
     assert_eq!(ids.len(), 4, "four distinct tasks");
     net.shutdown().await;
 }
+
+/// Finding 4 of the consensus review: a task no selected node can run (each
+/// has a local fault — a model it lacks, say) and whose app went away must
+/// not lock the nodes or cost them a miss: past the deadline the daemons
+/// settle it themselves, nobody is missed, and the fee comes back.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_task_nobody_can_run_frees_its_nodes_without_misses() {
+    let Some((net, _dir)) = network("unrunnable", &["fail", "fail", "fail"], 1).await else {
+        return;
+    };
+    let app = net.app(0).await.expect("app");
+    let before = app.balance().await.expect("balance");
+    // Submitted, then the app stops following (it never cancels).
+    let pending = app
+        .submit(&tiny_task(29), FEE, Duration::from_secs(60))
+        .await
+        .expect("submit");
+    let deadline = std::time::Instant::now() + Duration::from_secs(240);
+    loop {
+        let task = app.task(pending.task_id).await.expect("task");
+        if task.status.is_final() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the task was never settled: {:?}\n{}",
+            task.status,
+            net.logs()
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    for d in &net.daemons {
+        let info = net.hydrogen.node_info(d.account()).await.expect("node");
+        let info = info.expect("joined");
+        assert_eq!(
+            (info.status, info.missed),
+            (NodeStatus::Available, 0),
+            "{}",
+            net.logs()
+        );
+    }
+    assert_eq!(
+        app.balance().await.expect("balance"),
+        before,
+        "refunded in full"
+    );
+    net.shutdown().await;
+}

@@ -207,9 +207,7 @@ impl Daemon {
     /// started the daemon to be in the network, and a kick-out (for tasks no
     /// node could run, say) must not end that silently.
     async fn rejoin(&self, info: &NodeInfo) {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
+        let now = now_ms();
         if now < info.rejoin_after {
             tracing::info!(
                 in_s = (info.rejoin_after - now) / 1000,
@@ -347,10 +345,28 @@ impl Daemon {
         info
     }
 
-    /// Records task `id` as selected if it is new.
+    /// Records task `id` as selected if it is new. If this node gave the
+    /// task up (a local fault) but the chain still holds it, settles the
+    /// task once its deadline has passed: nobody else may be around to do
+    /// it, and a node must not stay locked on a task nobody can finish.
     async fn adopt(&self, id: u64) -> Result<()> {
         let ctx = &self.ctx;
-        if ctx.store.task(id)?.is_some() {
+        if let Some(rec) = ctx.store.task(id)? {
+            if rec.state.is_terminal() && now_ms() > rec.deadline {
+                let signer = ctx.signer.clone();
+                // Refused in the dry run while a deadline is still ahead.
+                if ctx
+                    .chain
+                    .call(|h| async move { h.cancel(&signer, id).await })
+                    .await
+                    .is_ok()
+                {
+                    tracing::info!(
+                        task = id,
+                        "settled a task this node gave up, past its deadline"
+                    );
+                }
+            }
             return Ok(());
         }
         let task = ctx.chain.task(id).await?;
@@ -365,6 +381,12 @@ impl Daemon {
         crate::crash::point("selected");
         Ok(())
     }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// How often a kicked-out daemon tries to join again.
