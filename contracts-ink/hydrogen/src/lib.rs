@@ -453,12 +453,7 @@ mod hydrogen {
                 expires_at: task.expires_at(),
                 audit: false,
             };
-            let evicted = queue::insert(&mut waiting, entry, self.params.max_queue);
-            self.queue.set(&waiting);
-            for entry in evicted {
-                self.unarm(entry.task);
-                self.abort_queued(entry.task, AbortReason::Evicted, 0);
-            }
+            self.enqueue(&mut waiting, entry);
             self.dispatch();
             Ok(id)
         }
@@ -931,8 +926,14 @@ mod hydrogen {
                 expires_at: audit.expires_at(),
                 audit: true,
             };
-            let evicted = queue::insert(&mut waiting, entry, self.params.max_queue);
-            self.queue.set(&waiting);
+            self.enqueue(&mut waiting, entry);
+        }
+
+        /// Inserts `entry` in price order; tasks pushed out of a full queue
+        /// are refunded in full.
+        fn enqueue(&mut self, waiting: &mut Vec<Entry>, entry: Entry) {
+            let evicted = queue::insert(waiting, entry, self.params.max_queue);
+            self.queue.set(waiting);
             for entry in evicted {
                 self.unarm(entry.task);
                 self.abort_queued(entry.task, AbortReason::Evicted, 0);

@@ -352,20 +352,14 @@ impl Daemon {
     async fn adopt(&self, id: u64) -> Result<()> {
         let ctx = &self.ctx;
         if let Some(rec) = ctx.store.task(id)? {
-            if rec.state.is_terminal() && now_ms() > rec.deadline {
-                let signer = ctx.signer.clone();
-                // Refused in the dry run while a deadline is still ahead.
-                if ctx
-                    .chain
-                    .call(|h| async move { h.cancel(&signer, id).await })
-                    .await
-                    .is_ok()
-                {
-                    tracing::info!(
-                        task = id,
-                        "settled a task this node gave up, past its deadline"
-                    );
-                }
+            if rec.state.is_terminal()
+                && now_ms() > rec.deadline
+                && membership::settle_if_due(&ctx.chain, &ctx.signer, id).await
+            {
+                tracing::info!(
+                    task = id,
+                    "settled a task this node gave up, past its deadline"
+                );
             }
             return Ok(());
         }

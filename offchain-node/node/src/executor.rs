@@ -455,13 +455,7 @@ impl Context {
                 // Keep the images: if the uploader misses its deadline, an
                 // agreeing node uploads instead. Past that deadline anyone's
                 // `cancel` makes the switch; the dry run refuses it before.
-                let signer = self.signer.clone();
-                if self
-                    .chain
-                    .call(|h| async move { h.cancel(&signer, id).await })
-                    .await
-                    .is_ok()
-                {
+                if crate::membership::settle_if_due(&self.chain, &self.signer, id).await {
                     tracing::info!(
                         task = id,
                         "the uploader missed its deadline; moved the task on"

@@ -7,7 +7,7 @@ use crate::chain::Chain;
 use crate::store::{Entropy, Store};
 use anyhow::{bail, Context, Result};
 use hydrogen_sdk::chain::{msg, ChainError, Keypair};
-use hydrogen_sdk::types::{ticket, Error as ContractError, Hash, NodeInfo, NodeStatus};
+use hydrogen_sdk::types::{ticket, Error as ContractError, Hash, NodeInfo, NodeStatus, TaskId};
 
 /// The engine generation reported at join; nodes of different generations
 /// may round differently.
@@ -109,6 +109,17 @@ pub async fn simple_call(chain: &Chain, signer: &Keypair, what: &str) -> Result<
         })
         .await?;
     Ok(())
+}
+
+/// Settles `task` if one of its deadlines has passed (anyone may); the
+/// dry run refuses it, and nothing is sent, while a deadline is ahead.
+/// True when it was settled now.
+pub async fn settle_if_due(chain: &Chain, signer: &Keypair, task: TaskId) -> bool {
+    let signer = signer.clone();
+    chain
+        .call(|h| async move { h.cancel(&signer, task).await })
+        .await
+        .is_ok()
 }
 
 /// Reveals the current ticket secret and publishes the next ticket.

@@ -15,6 +15,20 @@ fn status(net: &Net, n: AccountId) -> NodeStatus {
         .unwrap_or(NodeStatus::Quit)
 }
 
+/// Three nodes, a started task, and all three commit and reveal one result.
+fn all_agree(net: &mut Net) -> (TaskId, Vec<AccountId>) {
+    net.nodes(&[10, 11, 12], 24);
+    let id = net.started_task(acct(APP), 1);
+    let nodes = net.selected(id);
+    for n in &nodes {
+        net.commit(id, *n, phash(1, 5)).unwrap();
+    }
+    for n in &nodes {
+        net.reveal(id, *n).unwrap();
+    }
+    (id, nodes)
+}
+
 /// Every selected node commits and reveals the same result; the uploader confirms.
 fn complete(net: &mut Net, id: TaskId) {
     let nodes = net.selected(id);
@@ -473,15 +487,7 @@ fn an_uploader_is_paid_only_against_the_relays_receipt() {
     );
     net.as_(acct(OWNER)).set_relay_key(Some(public)).unwrap();
     assert_eq!(net.c.relay_key(), Some(public));
-    net.nodes(&[10, 11, 12], 24);
-    let id = net.started_task(acct(APP), 1);
-    let nodes = net.selected(id);
-    for n in &nodes {
-        net.commit(id, *n, phash(1, 5)).unwrap();
-    }
-    for n in &nodes {
-        net.reveal(id, *n).unwrap();
-    }
+    let (id, _) = all_agree(&mut net);
     let uploader = AccountId::from(net.c.task(id).unwrap().uploader.unwrap());
     let result = vec![5u8; 8];
     let forged = {
@@ -510,15 +516,7 @@ fn an_uploader_is_paid_only_against_the_relays_receipt() {
 #[ink::test]
 fn a_withholding_uploader_is_replaced_by_the_other_agreeing_node() {
     let mut net = Net::new();
-    net.nodes(&[10, 11, 12], 24);
-    let id = net.started_task(acct(APP), 1);
-    let nodes = net.selected(id);
-    for n in &nodes {
-        net.commit(id, *n, phash(1, 5)).unwrap();
-    }
-    for n in &nodes {
-        net.reveal(id, *n).unwrap();
-    }
+    let (id, nodes) = all_agree(&mut net);
     let first = AccountId::from(net.c.task(id).unwrap().uploader.unwrap());
     assert_eq!(first, nodes[0], "the first committer uploads");
     let before = net.balance(nodes[1]);
