@@ -9,7 +9,7 @@ use futures::stream::BoxStream;
 use futures::{Stream, StreamExt, TryStreamExt};
 use http::{HeaderMap, Method, StatusCode};
 use hydrogen_sdk::chain::ss58;
-use hydrogen_sdk::phash::{phash_dynamic, PHASH_BYTES};
+use hydrogen_sdk::phash::{check_png, PHASH_BYTES};
 use hydrogen_sdk::relay::auth::{AuthError, SignedRequest};
 use hydrogen_sdk::relay::{code, frames, ErrorBody};
 use hydrogen_sdk::task::{acceptance, args_hash_of};
@@ -705,21 +705,9 @@ fn frame_error(error: io::Error, index: usize, max: u64) -> ApiError {
 /// Decodes the PNG and compares its pHash with the accepted one, off the
 /// async threads (a 1 MiB PNG takes milliseconds to decode).
 async fn check_image(png: Bytes, n: usize, want: [u8; PHASH_BYTES]) -> Result<(), ApiError> {
-    tokio::task::spawn_blocking(move || {
-        let image = image::load_from_memory_with_format(&png, image::ImageFormat::Png)
-            .map_err(|e| ApiError::wrong_images(format!("image {n} is not a readable PNG: {e}")))?;
-        let got = phash_dynamic(&image);
-        if got != want {
-            return Err(ApiError::wrong_images(format!(
-                "image {n}'s pHash is 0x{} but the accepted result has 0x{}",
-                hex::encode(got),
-                hex::encode(want)
-            )));
-        }
-        Ok(())
-    })
-    .await
-    .map_err(|e| ApiError::internal(anyhow::anyhow!("pHash task: {e}")))?
+    tokio::task::spawn_blocking(move || check_png(&png, n, want).map_err(ApiError::wrong_images))
+        .await
+        .map_err(|e| ApiError::internal(anyhow::anyhow!("pHash task: {e}")))?
 }
 
 /// A blob the relay does not hold: not yet, or (the task being over) no

@@ -83,6 +83,23 @@ pub fn phash_dynamic(img: &DynamicImage) -> [u8; PHASH_BYTES] {
 }
 
 /// The result bytes of a task: each image's hash in order, concatenated.
+/// Whether `png` is a readable PNG whose pHash is `want`: the check the
+/// relay applies to an upload and an app to what it downloads, so the two
+/// can never disagree. `index` names the image in the message.
+pub fn check_png(png: &[u8], index: usize, want: [u8; PHASH_BYTES]) -> Result<(), String> {
+    let image = image::load_from_memory_with_format(png, image::ImageFormat::Png)
+        .map_err(|e| format!("image {index} is not a readable PNG: {e}"))?;
+    let got = phash_dynamic(&image);
+    if got != want {
+        return Err(format!(
+            "image {index}'s pHash is 0x{} but the accepted result has 0x{}",
+            hex::encode(got),
+            hex::encode(want)
+        ));
+    }
+    Ok(())
+}
+
 pub fn phash_images<'a>(images: impl IntoIterator<Item = &'a RgbImage>) -> Vec<u8> {
     images.into_iter().flat_map(phash).collect()
 }
