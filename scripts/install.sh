@@ -270,6 +270,24 @@ step_node() {
     SKIP_CONTRACTS_PARACHAIN_RUNTIME_WASM_BUILD=1
 }
 step_cargo_contract() { ensure_tool cargo-contract cargo-contract "$CONTRACT_VERSION" 30; }
+# Python's substrate-interface, in a venv of its own: the contract README's
+# Python example, which sdk/tests/chain.rs runs with it. Optional: without
+# it that part of the test is skipped, never failed.
+SUBSTRATE_INTERFACE_VERSION=1.8.1
+python_dir="${HYDROGEN_CACHE_DIR:-$HOME/.cache/hydrogen}/python"
+step_python_example() {
+  if "$python_dir/bin/python3" -c "import substrateinterface" 2>/dev/null; then
+    outcome "ok ($python_dir)"
+    return 0
+  fi
+  if (( dry_run )); then outcome "would install substrate-interface $SUBSTRATE_INTERFACE_VERSION in $python_dir"; return 0; fi
+  if ! command -v python3 >/dev/null || ! python3 -m venv "$python_dir" >/dev/null 2>&1 \
+     || ! "$python_dir/bin/pip" install -q "substrate-interface==$SUBSTRATE_INTERFACE_VERSION"; then
+    outcome "skipped (no python3 venv or no PyPI; the Python example test is skipped)"
+    return 0
+  fi
+  outcome "installed substrate-interface $SUBSTRATE_INTERFACE_VERSION in $python_dir"
+}
 
 # ---------------------------------------------------------------- main
 
@@ -280,6 +298,7 @@ run_step "Rust $WORKSPACE_TOOLCHAIN" step_workspace_toolchain
 run_step "Rust $INK_TOOLCHAIN (ink!)" step_ink_toolchain
 run_step "substrate-contracts-node" step_node
 run_step "cargo-contract" step_cargo_contract
+run_step "Python example (substrate-interface)" step_python_example
 
 echo
 echo "install summary:"

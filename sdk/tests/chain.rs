@@ -572,16 +572,24 @@ async fn standard_tools_read_and_call_the_contract() {
     assert_eq!(hydrogen.owner().await.unwrap(), account_of(&bob));
     let script =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../contracts-ink/examples/read.py");
-    let python = std::process::Command::new("python3")
+    // scripts/install.sh puts substrate-interface in a venv of its own.
+    let venv = std::env::var_os("HYDROGEN_CACHE_DIR")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/hydrogen")))
+        .map(|d| d.join("python/bin/python3"))
+        .filter(|p| p.exists());
+    let python3 = venv.unwrap_or_else(|| PathBuf::from("python3"));
+    let python = std::process::Command::new(&python3)
         .args(["-c", "import substrateinterface"])
         .output();
     if python.is_ok_and(|o| o.status.success()) {
-        let out = std::process::Command::new("python3")
+        let out = std::process::Command::new(&python3)
             .arg(&script)
             .args([&url, &address, bundle])
             .output()
             .expect("python3 runs");
         let stdout = String::from_utf8_lossy(&out.stdout);
+        eprintln!("the Python example printed:\n{stdout}");
         assert!(
             out.status.success() && stdout.contains("timeout_ms"),
             "{stdout}\n{}",
