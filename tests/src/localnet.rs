@@ -53,6 +53,9 @@ pub struct Options {
     pub params: Params,
     /// Apps to fund, by key name (`//<name>/app<i>`).
     pub apps: usize,
+    /// Environment for every daemon (test switches such as
+    /// `HYDROGEN_TEST_WITHHOLD_UPLOAD`).
+    pub daemon_env: Vec<(String, String)>,
 }
 
 impl Options {
@@ -72,6 +75,7 @@ impl Options {
                 ..Params::default()
             },
             apps: 1,
+            daemon_env: Vec::new(),
         }
     }
 }
@@ -316,7 +320,12 @@ impl LocalNet {
                 engine: engine.clone(),
                 child: None,
             };
-            daemon.start(&[])?;
+            let env: Vec<(&str, &str)> = options
+                .daemon_env
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            daemon.start(&env)?;
             daemons.push(daemon);
         }
 

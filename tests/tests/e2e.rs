@@ -9,7 +9,7 @@
 
 use hydrogen_sdk::app::{AppError, Client, GenerateOptions, Generated};
 use hydrogen_sdk::task::TaskArgs;
-use hydrogen_sdk::types::{AccountId, Balance, Event, NodeStatus, TaskId, UNIT};
+use hydrogen_sdk::types::{fee_share, AccountId, Balance, Event, NodeStatus, TaskId, UNIT};
 use hydrogen_tests::localnet::{self, LocalNet, Options};
 use hydrogen_tests::{bundle_path, shared_node};
 use std::collections::BTreeMap;
@@ -405,5 +405,39 @@ async fn a_task_nobody_can_run_frees_its_nodes_without_misses() {
         before,
         "refunded in full"
     );
+    net.shutdown().await;
+}
+
+/// Finding 6 of the consensus review, end to end: the designated uploader
+/// withholds the images (a test switch in the real daemon). It is not paid;
+/// past the upload deadline the other agreeing node takes over, uploads
+/// against the relay's receipt and earns the uploader's share, and the app
+/// gets its images.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_withholding_uploader_is_replaced_and_the_app_still_gets_its_images() {
+    let Some(url) = shared_node().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut network = Options::new("e2e/withhold", dir.path(), 3);
+    network.daemon_env = vec![("HYDROGEN_TEST_WITHHOLD_UPLOAD".into(), "1".into())];
+    let net = LocalNet::start(&url, &bundle_path(), network)
+        .await
+        .unwrap_or_else(|e| panic!("local network: {e}"));
+    let app = net.app(0).await.expect("app");
+    let done = match app.generate(&tiny_task(31), options()).await {
+        Ok(done) => done,
+        Err(e) => panic!("generate: {e}\n{}", net.logs()),
+    };
+    let s = settlement(&net, &app, done.task_id).await;
+    assert_eq!(s.missed.len(), 1, "the withholding uploader: {s:?}");
+    let withholder = s.missed[0];
+    assert_ne!(done.uploader, withholder, "a stand-in uploaded");
+    assert!(!s.paid.contains_key(&withholder), "{s:?}");
+    assert!(
+        s.paid[&done.uploader] >= fee_share(FEE, 0) + fee_share(FEE, 2),
+        "the stand-in earns its own share and the uploader's: {s:?}"
+    );
+    assert_eq!(s.paid.values().sum::<Balance>() + s.refunded, FEE, "{s:?}");
     net.shutdown().await;
 }

@@ -486,6 +486,44 @@ async fn bad_requests_are_refused_and_leave_nothing() {
     relay.shutdown().await;
 }
 
+/// One account cannot make the relay read the chain without bound: past its
+/// burst it gets `429 rate_limited` (before any chain read), while another
+/// account is served as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flooding_account_is_rate_limited_and_others_are_not() {
+    let test = "relay-rate";
+    let Some(net) = Network::new(test, test_params(), 3).await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = relay_config(&net, dir.path());
+    config.auth.requests_per_second = 1;
+    config.auth.burst = 5;
+    let relay = start(config).await;
+    let flooder = client(&relay, &stranger(test));
+    let mut codes = Vec::new();
+    for _ in 0..8 {
+        match flooder.fetch_args(1).await {
+            Err(RelayError::Refused { status, code, .. }) => codes.push((status, code)),
+            other => codes.push((0, format!("{other:?}"))),
+        }
+    }
+    let limited = codes.iter().filter(|(s, _)| *s == 429).count();
+    assert!(limited >= 2, "{codes:?}");
+    assert!(
+        codes[..5].iter().all(|(s, _)| *s != 429),
+        "the burst is served: {codes:?}"
+    );
+    // Another account still gets an answer about its request.
+    let other = client(&relay, &net.creator);
+    let err = other.fetch_args(1).await.unwrap_err();
+    assert!(
+        !matches!(&err, RelayError::Refused { status: 429, .. }),
+        "{err}"
+    );
+    relay.shutdown().await;
+}
+
 /// Retention: a finished task's blobs go after the TTL (counted from when
 /// the relay first saw it finished, across a restart), an unfinished one's
 /// after its deadline plus the grace period, a queued one's stay.
