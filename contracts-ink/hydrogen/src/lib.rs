@@ -21,10 +21,19 @@ pub mod task;
 pub use hydrogen_types as types;
 
 /// The carrier of every [`types::Event`]; its signature topic is pinned so
-/// indexers can recognise it without the contract metadata.
+/// indexers can recognise it without the contract metadata. The task, node
+/// and creator the event is about are topics too (`None` where it is not
+/// about one), so an indexer can filter by any of them on chain; the data
+/// is the event followed by the three.
 #[ink::event(signature_topic = "ddde8e1db035e41a06e11d5121bdd3352d0d6601d918dd37c7bfbf2b776f748c")]
 pub struct HydrogenEvent {
     pub event: types::Event,
+    #[ink(topic)]
+    pub task: Option<types::TaskId>,
+    #[ink(topic)]
+    pub node: Option<types::AccountId>,
+    #[ink(topic)]
+    pub creator: Option<types::AccountId>,
 }
 
 /// Tasks one batch may arm (and one call start), so a transaction's weight stays bounded.
@@ -690,7 +699,12 @@ mod hydrogen {
         }
 
         fn emit(&self, event: Event) {
-            self.env().emit_event(HydrogenEvent { event });
+            self.env().emit_event(HydrogenEvent {
+                task: event.task_id(),
+                node: event.node(),
+                creator: event.creator(),
+                event,
+            });
         }
 
         fn emit_psp22(&self, events: Vec<PSP22Event>) {

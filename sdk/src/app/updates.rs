@@ -17,34 +17,7 @@ pub struct TaskUpdate {
 
 /// The task an event is about, if it is about one.
 pub fn task_id_of(event: &Event) -> Option<TaskId> {
-    match event {
-        Event::TaskCreated { task_id, .. }
-        | Event::NodeSelected { task_id, .. }
-        | Event::CommitmentsReady { task_id }
-        | Event::ResultRevealed { task_id, .. }
-        | Event::TaskSucceeded { task_id, .. }
-        | Event::ResultsUploaded { task_id, .. }
-        | Event::TaskAborted { task_id, .. }
-        | Event::NodePaid { task_id, .. }
-        | Event::NodeSlashed { task_id, .. }
-        | Event::NodeMissed { task_id, .. }
-        | Event::StakeForfeited { task_id, .. }
-        | Event::AuditOpened { task_id, .. }
-        | Event::UploaderReplaced { task_id, .. }
-        | Event::AuditResolved { task_id, .. }
-        | Event::Refunded { task_id, .. } => Some(*task_id),
-        // About several tasks at once; `Hydrogen::armed` says which.
-        Event::TasksArmed { .. } => None,
-        Event::NodeStatusChanged { .. }
-        | Event::NodeKickedOut { .. }
-        | Event::EntropyContributed { .. }
-        | Event::EntropyWithheld { .. }
-        | Event::ParamsUpdated { .. }
-        | Event::OwnershipOffered { .. }
-        | Event::OwnershipTransferred { .. }
-        | Event::MintingDisabled
-        | Event::RelayKeySet { .. } => None,
-    }
+    event.task_id()
 }
 
 /// `task_id`'s events from `blocks`, flattened in order. An error ends the stream.

@@ -6,7 +6,7 @@ use super::client::{ChainClient, ChainConfig};
 use super::error::ChainError;
 use codec::Decode;
 use futures::Stream;
-use hydrogen_types::{AccountId, Event, EVENT_SIGNATURE_TOPIC};
+use hydrogen_types::{AccountId, Event, TaskId, EVENT_SIGNATURE_TOPIC};
 use subxt::error::BlocksError;
 use subxt::events::Phase;
 
@@ -54,6 +54,9 @@ impl RawEvent {
         }
         let input = &mut &data[..];
         let event = Event::decode(input).map_err(|e| ChainError::decode("a Hydrogen event", e))?;
+        // The carrier's topic fields follow: (task, node, creator).
+        <(Option<TaskId>, Option<AccountId>, Option<AccountId>)>::decode(input)
+            .map_err(|e| ChainError::decode("a Hydrogen event's topic fields", e))?;
         if !input.is_empty() {
             return Err(ChainError::decode(
                 "a Hydrogen event",
@@ -239,7 +242,8 @@ mod tests {
             node: [2; 32],
             status: NodeStatus::Available,
         };
-        let raw = emitted(ours, EVENT_SIGNATURE_TOPIC, event.encode());
+        let data = (&event, event.task_id(), event.node(), event.creator()).encode();
+        let raw = emitted(ours, EVENT_SIGNATURE_TOPIC, data);
         assert_eq!(raw.hydrogen_event(&ours).unwrap(), Some(event.clone()));
         assert_eq!(raw.hydrogen_event(&[3; 32]).unwrap(), None);
 
@@ -267,7 +271,13 @@ mod tests {
         assert!(emitted(ours, EVENT_SIGNATURE_TOPIC, vec![200])
             .hydrogen_event(&ours)
             .is_err());
-        let mut data = Event::EntropyContributed { node: [0; 32] }.encode();
+        let mut data = (
+            Event::EntropyContributed { node: [0; 32] },
+            None::<TaskId>,
+            Some([0u8; 32]),
+            None::<AccountId>,
+        )
+            .encode();
         data.push(0);
         assert!(emitted(ours, EVENT_SIGNATURE_TOPIC, data)
             .hydrogen_event(&ours)

@@ -2,7 +2,10 @@
 //! enum; it is emitted inside an ink! event whose signature topic is pinned
 //! to [`EVENT_SIGNATURE_TOPIC`], so an indexer tells it apart from the PSP22
 //! `Transfer`/`Approval` events by the first topic and decodes the data as
-//! [`Event`].
+//! [`Event`]. The carrier's other topics are the task, node and creator
+//! the event is about ([`Event::task_id`], [`Event::node`],
+//! [`Event::creator`]); its data is the event followed by those three as
+//! options.
 
 use crate::{
     AbortReason, AccountId, Balance, Hash, NodeStatus, Params, TaskId, TaskType, Timestamp,
@@ -160,4 +163,68 @@ pub enum Event {
         audit: TaskId,
         result: Option<Vec<u8>>,
     },
+}
+
+impl Event {
+    /// The task the event is about, if it is about one (`TasksArmed` is
+    /// about several). Also the event's task topic on chain.
+    pub fn task_id(&self) -> Option<TaskId> {
+        match self {
+            Event::TaskCreated { task_id, .. }
+            | Event::NodeSelected { task_id, .. }
+            | Event::CommitmentsReady { task_id }
+            | Event::ResultRevealed { task_id, .. }
+            | Event::TaskSucceeded { task_id, .. }
+            | Event::ResultsUploaded { task_id, .. }
+            | Event::TaskAborted { task_id, .. }
+            | Event::NodePaid { task_id, .. }
+            | Event::NodeSlashed { task_id, .. }
+            | Event::NodeMissed { task_id, .. }
+            | Event::StakeForfeited { task_id, .. }
+            | Event::AuditOpened { task_id, .. }
+            | Event::AuditResolved { task_id, .. }
+            | Event::UploaderReplaced { task_id, .. }
+            | Event::Refunded { task_id, .. } => Some(*task_id),
+            Event::TasksArmed { .. }
+            | Event::NodeStatusChanged { .. }
+            | Event::NodeKickedOut { .. }
+            | Event::EntropyContributed { .. }
+            | Event::EntropyWithheld { .. }
+            | Event::ParamsUpdated { .. }
+            | Event::OwnershipOffered { .. }
+            | Event::OwnershipTransferred { .. }
+            | Event::MintingDisabled
+            | Event::RelayKeySet { .. } => None,
+        }
+    }
+
+    /// The node the event is about, if any. Also its node topic on chain.
+    pub fn node(&self) -> Option<AccountId> {
+        match self {
+            Event::NodeStatusChanged { node, .. }
+            | Event::NodeKickedOut { node, .. }
+            | Event::NodeSelected { node, .. }
+            | Event::ResultRevealed { node, .. }
+            | Event::ResultsUploaded { node, .. }
+            | Event::NodePaid { node, .. }
+            | Event::NodeSlashed { node, .. }
+            | Event::NodeMissed { node, .. }
+            | Event::EntropyContributed { node }
+            | Event::StakeForfeited { node, .. }
+            | Event::EntropyWithheld { node, .. } => Some(*node),
+            Event::TaskSucceeded { uploader, .. } | Event::UploaderReplaced { uploader, .. } => {
+                Some(*uploader)
+            }
+            Event::AuditOpened { disputed, .. } => Some(*disputed),
+            _ => None,
+        }
+    }
+
+    /// The task creator the event is about, if any. Also its creator topic.
+    pub fn creator(&self) -> Option<AccountId> {
+        match self {
+            Event::TaskCreated { creator, .. } | Event::Refunded { creator, .. } => Some(*creator),
+            _ => None,
+        }
+    }
 }

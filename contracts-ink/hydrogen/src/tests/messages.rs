@@ -343,6 +343,34 @@ fn a_full_queue_evicts_the_cheapest_with_a_full_refund() {
     }));
 }
 
+/// Indexers can filter by task, node and creator: they are topics of the
+/// event carrier — the task id as a little-endian `u64`, zero-padded; an
+/// account as its 32 bytes; 32 zero bytes where the event has none.
+#[ink::test]
+fn events_carry_task_node_and_creator_topics() {
+    let mut net = Net::new();
+    net.fund(acct(APP), FEE);
+    let id = net.create(acct(APP), 1, FEE).unwrap();
+    let topics: Vec<Vec<Vec<u8>>> = test::recorded_events()
+        .filter(|e| {
+            e.topics.first().map(|t| t.as_slice()) == Some(EVENT_SIGNATURE_TOPIC.as_slice())
+        })
+        .map(|e| e.topics)
+        .collect();
+    let mut task = vec![0u8; 32];
+    task[..8].copy_from_slice(&id.to_le_bytes());
+    assert_eq!(
+        topics,
+        vec![vec![
+            EVENT_SIGNATURE_TOPIC.to_vec(),
+            task,
+            vec![0; 32],
+            raw(acct(APP)).to_vec()
+        ]],
+        "TaskCreated: task {id}, no node, creator APP"
+    );
+}
+
 #[ink::test]
 fn cancelling_a_queued_task_refunds_all_but_the_cancellation_fee() {
     let mut net = Net::new();
