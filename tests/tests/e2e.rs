@@ -96,6 +96,23 @@ async fn settlement(net: &LocalNet, app: &Client, task_id: TaskId) -> Settlement
     s
 }
 
+/// Waits (up to 4 minutes) until task `id` is final, without acting on it.
+async fn wait_final(net: &LocalNet, app: &Client, id: TaskId) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(240);
+    loop {
+        let status = app.task(id).await.expect("task").status;
+        if status.is_final() {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "task {id} never ended: {status:?}\n{}",
+            net.logs()
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
 #[derive(Debug, Default)]
 struct Settlement {
     nodes: Vec<AccountId>,
@@ -189,19 +206,7 @@ async fn a_cheating_node_is_audited_then_slashed_and_the_others_paid() {
     for d in &net.daemons[3..] {
         net.hydrogen.resume(&d.key).await.expect("resume");
     }
-    let deadline = std::time::Instant::now() + Duration::from_secs(240);
-    loop {
-        let status = app.task(audit).await.expect("audit").status;
-        if status.is_final() {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the audit did not finish: {status:?}\n{}",
-            net.logs()
-        );
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
+    wait_final(&net, &app, audit).await;
     let s = settlement(&net, &app, done.task_id).await;
     assert_eq!(s.slashed, vec![cheater], "{s:?}\n{}", net.logs());
     assert!(!s.paid.contains_key(&cheater));
@@ -376,20 +381,7 @@ async fn a_task_nobody_can_run_frees_its_nodes_without_misses() {
         .submit(&tiny_task(29), FEE, Duration::from_secs(60))
         .await
         .expect("submit");
-    let deadline = std::time::Instant::now() + Duration::from_secs(240);
-    loop {
-        let task = app.task(pending.task_id).await.expect("task");
-        if task.status.is_final() {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the task was never settled: {:?}\n{}",
-            task.status,
-            net.logs()
-        );
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
+    wait_final(&net, &app, pending.task_id).await;
     for d in &net.daemons {
         let info = net.hydrogen.node_info(d.account()).await.expect("node");
         let info = info.expect("joined");

@@ -809,11 +809,15 @@ mod hydrogen {
 
         fn refund(&mut self, task_id: TaskId, task: &mut Task) {
             let amount = core::mem::take(&mut task.escrow);
+            self.refund_to(task_id, task.creator, amount);
+        }
+
+        fn refund_to(&mut self, task_id: TaskId, creator: AccountId, amount: Balance) {
             if amount > 0 {
-                self.pay_out(task.creator, amount);
+                self.pay_out(creator, amount);
                 self.emit(Event::Refunded {
                     task_id,
-                    creator: raw(task.creator),
+                    creator: raw(creator),
                     amount,
                 });
             }
@@ -1016,14 +1020,7 @@ mod hydrogen {
                 if wrongly_paid > 0 {
                     let amount = wrongly_paid.min(funds);
                     funds = funds.saturating_sub(amount);
-                    if amount > 0 {
-                        self.pay_out(task.creator, amount);
-                        self.emit(Event::Refunded {
-                            task_id,
-                            creator: raw(task.creator),
-                            amount,
-                        });
-                    }
+                    self.refund_to(task_id, task.creator, amount);
                 }
                 for (id, outcome, order, paid) in &revealed {
                     if agrees(outcome) && !paid {
