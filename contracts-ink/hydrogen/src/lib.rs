@@ -593,7 +593,7 @@ mod hydrogen {
                 // A stand-in also earns the share of the uploader that failed.
                 let amount = fee_share(task.fee, usize::from(task.upload_order)).min(task.escrow);
                 task.escrow = task.escrow.saturating_sub(amount);
-                self.pay_from_escrow(task_id, caller, amount);
+                self.pay_node(task_id, caller, amount);
             }
             self.advance(task_id, &mut task);
             self.dispatch();
@@ -1035,7 +1035,8 @@ mod hydrogen {
             }
         }
 
-        fn pay_from_escrow(&mut self, task_id: TaskId, to: AccountId, amount: Balance) {
+        /// Pays `to` its fee for `task_id` out of the contract's balance.
+        fn pay_node(&mut self, task_id: TaskId, to: AccountId, amount: Balance) {
             self.pay_out(to, amount);
             self.emit(Event::NodePaid {
                 task_id,
@@ -1049,12 +1050,7 @@ mod hydrogen {
             let amount = want.min(*funds);
             *funds = funds.saturating_sub(amount);
             if amount > 0 {
-                self.pay_out(to, amount);
-                self.emit(Event::NodePaid {
-                    task_id,
-                    node: raw(to),
-                    amount,
-                });
+                self.pay_node(task_id, to, amount);
             }
         }
 
@@ -1091,12 +1087,7 @@ mod hydrogen {
                     let amount = fee_share(task.fee, usize::from(order)).min(task.escrow);
                     task.escrow = task.escrow.saturating_sub(amount);
                     task.slots[i].paid = true;
-                    self.pay_out(id, amount);
-                    self.emit(Event::NodePaid {
-                        task_id,
-                        node: raw(id),
-                        amount,
-                    });
+                    self.pay_node(task_id, id, amount);
                     self.release(id);
                     if task.audit.is_some() {
                         self.hold(task, i);
