@@ -812,9 +812,9 @@ mod tests {
     use super::*;
     use hydrogen_sdk::types::TaskType;
 
-    const CREATOR: AccountId = [1; 32];
-    const NODES: [AccountId; 3] = [[2; 32], [3; 32], [4; 32]];
-    const STRANGER: AccountId = [9; 32];
+    const CREATOR: AccountId = AccountId([1; 32]);
+    const NODES: [AccountId; 3] = [AccountId([2; 32]), AccountId([3; 32]), AccountId([4; 32])];
+    const STRANGER: AccountId = AccountId([9; 32]);
 
     fn task(status: TaskStatus, uploader: Option<AccountId>) -> TaskInfo {
         TaskInfo {

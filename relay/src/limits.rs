@@ -45,12 +45,12 @@ mod tests {
     fn each_account_gets_its_own_burst() {
         let limiter = Limiter::new(1, 3);
         for _ in 0..3 {
-            assert!(limiter.check(&[1; 32]).is_ok());
+            assert!(limiter.check(&[1; 32].into()).is_ok());
         }
-        let wait = limiter.check(&[1; 32]).unwrap_err();
+        let wait = limiter.check(&[1; 32].into()).unwrap_err();
         assert!(wait > Duration::ZERO && wait <= Duration::from_secs(1));
         assert!(
-            limiter.check(&[2; 32]).is_ok(),
+            limiter.check(&[2; 32].into()).is_ok(),
             "another key is not affected"
         );
     }

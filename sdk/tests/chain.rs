@@ -15,7 +15,9 @@ use hydrogen_sdk::chain::{
     account_of, keypair_from_suri, msg, ss58, BlockEvents, ChainClient, ChainError, ContractBundle,
     Hydrogen, Keypair,
 };
-use hydrogen_sdk::types::{ticket, Error, Event, NodeStatus, Params, TaskStatus, TaskType, UNIT};
+use hydrogen_sdk::types::{
+    ticket, AccountId, Error, Event, NodeStatus, Params, TaskStatus, TaskType, UNIT,
+};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -87,6 +89,16 @@ async fn bundle_matches_the_sdk_interface() {
         constructors.iter().any(|(label, _)| label == "new"),
         "{constructors:?}"
     );
+    // Standard tools show the doc comments as the messages' help.
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let undocumented: Vec<&str> = json["spec"]["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["docs"].as_array().is_none_or(|d| d.is_empty()))
+        .map(|m| m["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(undocumented, Vec::<&str>::new(), "messages without docs");
 }
 
 #[tokio::test]
@@ -205,7 +217,7 @@ async fn concurrent_submissions_from_one_signer_all_land() {
     let alice = keypair_from_suri("//Alice").unwrap();
     let hydrogen = deploy(&node, &bundle, &alice).await;
 
-    let recipients: Vec<[u8; 32]> = (1..=6u8).map(|i| [i; 32]).collect();
+    let recipients: Vec<AccountId> = (1..=6u8).map(|i| AccountId::from([i; 32])).collect();
     let sends = recipients.iter().enumerate().map(|(i, to)| {
         let (hydrogen, alice) = (hydrogen.clone(), alice.clone());
         async move { hydrogen.transfer(&alice, *to, (i as u128 + 1) * UNIT).await }
@@ -256,9 +268,12 @@ async fn concurrent_submissions_from_one_signer_all_land() {
     // Another client with the same key takes the next nonce behind our back:
     // our cached nonce is stale, and the submission resyncs and retries.
     let other = Hydrogen::at(node.client().await.unwrap(), hydrogen.address());
-    other.transfer(&alice, [9; 32], UNIT).await.unwrap();
-    hydrogen.transfer(&alice, [9; 32], UNIT).await.unwrap();
-    assert_eq!(hydrogen.balance_of([9; 32]).await.unwrap(), 2 * UNIT);
+    other.transfer(&alice, [9; 32].into(), UNIT).await.unwrap();
+    hydrogen
+        .transfer(&alice, [9; 32].into(), UNIT)
+        .await
+        .unwrap();
+    assert_eq!(hydrogen.balance_of([9; 32].into()).await.unwrap(), 2 * UNIT);
 }
 
 #[tokio::test]
@@ -486,7 +501,7 @@ async fn repository_chain_spec_funds_the_node_accounts() {
     let client = node.client().await.unwrap();
     let node1 = keypair_from_suri("//Node1").unwrap();
     assert!(client.native_balance(&account_of(&node1)).await.unwrap() > 1_000 * UNIT);
-    assert_eq!(client.native_balance(&[0xee; 32]).await.unwrap(), 0);
+    assert_eq!(client.native_balance(&[0xee; 32].into()).await.unwrap(), 0);
     let remark = subxt::dynamic::tx("System", "remark", (vec![1u8, 2, 3],));
     let included = client
         .submit_extrinsic(&node1, &remark, "remark")
@@ -570,6 +585,19 @@ async fn standard_tools_read_and_call_the_contract() {
         .await
         .expect("offered by the CLI call");
     assert_eq!(hydrogen.owner().await.unwrap(), account_of(&bob));
+    // Accounts inside returned structs are typed: the tools print addresses.
+    let fee = Params::default().min_fee;
+    let task = hydrogen
+        .create_task(&alice, TaskType::StableDiffusion, [7; 32], 8, 1, fee)
+        .await
+        .unwrap()
+        .value
+        .to_string();
+    let mut args = common("task");
+    args.extend(["--args", &task]);
+    let info = cargo_contract(&args);
+    let alice_ss58 = ss58(&account_of(&alice));
+    assert!(info.contains(&format!("creator: {alice_ss58}")), "{info}");
     let script =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../contracts-ink/examples/read.py");
     // scripts/install.sh puts substrate-interface in a venv of its own.
@@ -585,13 +613,15 @@ async fn standard_tools_read_and_call_the_contract() {
     if python.is_ok_and(|o| o.status.success()) {
         let out = std::process::Command::new(&python3)
             .arg(&script)
-            .args([&url, &address, bundle])
+            .args([&url, &address, bundle, &task])
             .output()
             .expect("python3 runs");
         let stdout = String::from_utf8_lossy(&out.stdout);
         eprintln!("the Python example printed:\n{stdout}");
         assert!(
-            out.status.success() && stdout.contains("timeout_ms"),
+            out.status.success()
+                && stdout.contains("timeout_ms")
+                && stdout.contains(&format!("'creator': '{alice_ss58}'")),
             "{stdout}\n{}",
             String::from_utf8_lossy(&out.stderr)
         );

@@ -150,7 +150,7 @@ pub async fn fund_native(
             "Balances",
             "transfer_keep_alive",
             (
-                MultiAddress::<AccountId32, ()>::Id(AccountId32(*account)),
+                MultiAddress::<AccountId32, ()>::Id(AccountId32(account.0)),
                 amount,
             ),
         );
@@ -322,7 +322,7 @@ impl Network {
 
     /// Node `i`'s `k`-th entropy secret.
     fn secret(&self, i: usize, k: u64) -> Hash {
-        let mut input = self.node(i).to_vec();
+        let mut input = self.node(i).0.to_vec();
         input.extend_from_slice(&k.to_le_bytes());
         blake2_256(&input)
     }
@@ -405,7 +405,7 @@ impl Network {
         i: usize,
         outcome: Outcome,
     ) -> Result<Submitted<()>, ChainError> {
-        let nonce = blake2_256(&[&self.node(i)[..], &task_id.to_le_bytes(), b"nonce"].concat());
+        let nonce = blake2_256(&[&self.node(i).0[..], &task_id.to_le_bytes(), b"nonce"].concat());
         let hash = commitment(task_id, &self.node(i), &outcome, &nonce);
         let submitted = self.hydrogen.commit(&self.nodes[i], task_id, hash).await?;
         self.commitments.insert((task_id, i), (outcome, nonce));

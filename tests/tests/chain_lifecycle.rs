@@ -11,7 +11,8 @@
 //! `cargo test -p hydrogen-tests --test chain_lifecycle`
 
 use hydrogen_sdk::types::{
-    fee_share, AbortReason, Error, Event, NodeCounts, NodeStatus, Params, TaskStatus, TaskType,
+    fee_share, AbortReason, AccountId, Error, Event, NodeCounts, NodeStatus, Params, TaskStatus,
+    TaskType,
 };
 use hydrogen_tests::{phash, test_params, Network, ARGS_HASH, CREATOR_TOKENS, FEE, MIN_VRAM_GB};
 
@@ -29,7 +30,7 @@ fn hasty(timeout_ms: u64) -> Params {
     }
 }
 
-fn paid(task_id: u64, node: [u8; 32], order: usize) -> Event {
+fn paid(task_id: u64, node: AccountId, order: usize) -> Event {
     Event::NodePaid {
         task_id,
         node,

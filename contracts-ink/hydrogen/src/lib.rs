@@ -106,10 +106,6 @@ mod hydrogen {
         }
     }
 
-    fn raw(id: AccountId) -> [u8; 32] {
-        *id.as_ref()
-    }
-
     impl Hydrogen {
         /// Deploys the network with `params`, minting `initial_supply` to the
         /// deployer. Fails with `InvalidParams` when `params` are out of bounds.
@@ -139,11 +135,14 @@ mod hydrogen {
 
         // ---- governance ----
 
+        /// The account that may change parameters, mint and register the relay key.
         #[ink(message)]
         pub fn owner(&self) -> AccountId {
             self.owner
         }
 
+        /// The protocol parameters new tasks are created under (running tasks keep
+        /// the rules they were created with).
         #[ink(message)]
         pub fn params(&self) -> Params {
             self.params
@@ -189,7 +188,7 @@ mod hydrogen {
         pub fn transfer_ownership(&mut self, to: AccountId) -> Result<(), Error> {
             self.only_owner()?;
             self.pending_owner = Some(to);
-            self.emit(Event::OwnershipOffered { to: raw(to) });
+            self.emit(Event::OwnershipOffered { to: to });
             Ok(())
         }
 
@@ -202,7 +201,7 @@ mod hydrogen {
             }
             self.owner = caller;
             self.pending_owner = None;
-            self.emit(Event::OwnershipTransferred { owner: raw(caller) });
+            self.emit(Event::OwnershipTransferred { owner: caller });
             Ok(())
         }
 
@@ -364,7 +363,7 @@ mod hydrogen {
             armed.acc = beacon::mix(&armed.acc, caller, &secret);
             armed.contributed[i] = true;
             self.armed.set(&armed);
-            self.emit(Event::EntropyContributed { node: raw(caller) });
+            self.emit(Event::EntropyContributed { node: caller });
             self.dispatch();
             Ok(())
         }
@@ -385,11 +384,13 @@ mod hydrogen {
             Ok(())
         }
 
+        /// A node's status, stake, GPU and misses; `None` if it never joined.
         #[ink(message)]
         pub fn node_info(&self, node: AccountId) -> Option<NodeInfo> {
             self.registry.get(node).map(|n| n.info())
         }
 
+        /// How many nodes are available, busy and paused.
         #[ink(message)]
         pub fn node_counts(&self) -> NodeCounts {
             self.registry.counts()
@@ -448,7 +449,7 @@ mod hydrogen {
             self.tasks.insert(id, &task);
             self.emit(Event::TaskCreated {
                 task_id: id,
-                creator: raw(caller),
+                creator: caller,
                 task_type,
                 args_hash,
                 min_vram_gb,
@@ -522,7 +523,7 @@ mod hydrogen {
                     return Err(Error::ResultLengthMismatch);
                 }
             }
-            let preimage = commitment_preimage(task_id, &raw(caller), &outcome, &nonce);
+            let preimage = commitment_preimage(task_id, &caller, &outcome, &nonce);
             if beacon::blake2_256(&preimage) != commitment {
                 return Err(Error::CommitmentMismatch);
             }
@@ -534,7 +535,7 @@ mod hydrogen {
             }
             self.emit(Event::ResultRevealed {
                 task_id,
-                node: raw(caller),
+                node: caller,
             });
             self.advance(task_id, &mut task);
             self.dispatch();
@@ -584,7 +585,7 @@ mod hydrogen {
             task.slots[i].settled = true;
             self.emit(Event::ResultsUploaded {
                 task_id,
-                node: raw(caller),
+                node: caller,
             });
             if !task.slots[i].paid {
                 self.apply(task_id, &mut task, i, Verdict::Pay);
@@ -648,6 +649,8 @@ mod hydrogen {
             Ok(())
         }
 
+        /// A task's creator, fee, status, selected nodes, deadline and result;
+        /// `None` for an id never issued.
         #[ink(message)]
         pub fn task(&self, task_id: TaskId) -> Option<TaskInfo> {
             self.tasks.get(task_id).map(|t| t.info(task_id))
@@ -749,10 +752,7 @@ mod hydrogen {
 
         fn set_node_status(&mut self, id: AccountId, node: &mut Node, status: NodeStatus) {
             self.registry.set_status(id, node, status);
-            self.emit(Event::NodeStatusChanged {
-                node: raw(id),
-                status,
-            });
+            self.emit(Event::NodeStatusChanged { node: id, status });
         }
 
         /// Leaves the network with the stake, or without it while an audit
@@ -817,7 +817,7 @@ mod hydrogen {
                 self.pay_out(creator, amount);
                 self.emit(Event::Refunded {
                     task_id,
-                    creator: raw(creator),
+                    creator: creator,
                     amount,
                 });
             }
@@ -832,13 +832,13 @@ mod hydrogen {
                 if let Some(i) = task.uploader {
                     self.emit(Event::UploaderReplaced {
                         task_id,
-                        uploader: raw(task.slots[usize::from(i)].node),
+                        uploader: task.slots[usize::from(i)].node,
                     });
                 }
             }
             match changed {
                 Some(TaskStatus::Succeeded) => {
-                    let uploader = task.uploader.map(|i| raw(task.slots[usize::from(i)].node));
+                    let uploader = task.uploader.map(|i| task.slots[usize::from(i)].node);
                     if let (Some(Outcome::Images(result)), Some(uploader)) =
                         (&task.accepted, uploader)
                     {
@@ -924,7 +924,7 @@ mod hydrogen {
             self.tasks.insert(audit_id, &audit);
             self.emit(Event::TaskCreated {
                 task_id: audit_id,
-                creator: raw(self.env().account_id()),
+                creator: self.env().account_id(),
                 task_type: task.task_type,
                 args_hash: task.args_hash,
                 min_vram_gb: task.min_vram_gb,
@@ -934,7 +934,7 @@ mod hydrogen {
             self.emit(Event::AuditOpened {
                 task_id,
                 audit: audit_id,
-                disputed: raw(disputed),
+                disputed: disputed,
             });
             let mut waiting = self.queue.get_or_default();
             let entry = Entry {
@@ -1040,7 +1040,7 @@ mod hydrogen {
             self.pay_out(to, amount);
             self.emit(Event::NodePaid {
                 task_id,
-                node: raw(to),
+                node: to,
                 amount,
             });
         }
@@ -1063,7 +1063,7 @@ mod hydrogen {
             let amount = core::mem::take(&mut node.stake);
             self.emit(Event::NodeSlashed {
                 task_id,
-                node: raw(id),
+                node: id,
                 amount,
             });
             match node.status {
@@ -1109,7 +1109,7 @@ mod hydrogen {
                         self.burn(amount);
                         self.emit(Event::StakeForfeited {
                             task_id,
-                            node: raw(id),
+                            node: id,
                             amount,
                         });
                     }
@@ -1130,7 +1130,7 @@ mod hydrogen {
             node.missed = node.missed.saturating_add(1);
             self.emit(Event::NodeMissed {
                 task_id,
-                node: raw(id),
+                node: id,
                 missed: node.missed,
             });
             if node.missed >= self.params.max_missed {
@@ -1151,7 +1151,7 @@ mod hydrogen {
             let stake_returned = node.stake;
             self.refund_stake(id, node);
             self.emit(Event::NodeKickedOut {
-                node: raw(id),
+                node: id,
                 stake_returned,
             });
         }
@@ -1281,7 +1281,7 @@ mod hydrogen {
             armed.since = now;
             self.emit(Event::TasksArmed {
                 tasks: armed.tasks.clone(),
-                contributors: armed.contributors.iter().map(|c| raw(*c)).collect(),
+                contributors: armed.contributors.clone(),
             });
             true
         }
@@ -1304,7 +1304,7 @@ mod hydrogen {
             node.missed = node.missed.saturating_add(1);
             self.burn(forfeited);
             self.emit(Event::EntropyWithheld {
-                node: raw(id),
+                node: id,
                 forfeited,
                 missed: node.missed,
             });
@@ -1393,7 +1393,7 @@ mod hydrogen {
                 });
                 self.emit(Event::NodeSelected {
                     task_id,
-                    node: raw(id),
+                    node: id,
                     deadline: task.deadline,
                 });
             }
@@ -1402,21 +1402,25 @@ mod hydrogen {
     }
 
     impl PSP22 for Hydrogen {
+        /// PSP22: HYD in existence (minted less burned).
         #[ink(message)]
         fn total_supply(&self) -> u128 {
             self.token.total_supply()
         }
 
+        /// PSP22: `owner`'s free HYD (stakes and escrows are held by the contract).
         #[ink(message)]
         fn balance_of(&self, owner: AccountId) -> u128 {
             self.token.balance_of(owner)
         }
 
+        /// PSP22: how much `spender` may still move from `owner`.
         #[ink(message)]
         fn allowance(&self, owner: AccountId, spender: AccountId) -> u128 {
             self.token.allowance(owner, spender)
         }
 
+        /// PSP22: moves `value` HYD from the caller to `to`.
         #[ink(message)]
         fn transfer(
             &mut self,
@@ -1429,6 +1433,7 @@ mod hydrogen {
             Ok(())
         }
 
+        /// PSP22: moves `value` HYD from `from` to `to` within the caller's allowance.
         #[ink(message)]
         fn transfer_from(
             &mut self,
@@ -1444,6 +1449,7 @@ mod hydrogen {
             Ok(())
         }
 
+        /// PSP22: sets `spender`'s allowance over the caller's HYD to `value`.
         #[ink(message)]
         fn approve(&mut self, spender: AccountId, value: u128) -> Result<(), PSP22Error> {
             let events = self.token.approve(self.env().caller(), spender, value)?;
@@ -1451,6 +1457,7 @@ mod hydrogen {
             Ok(())
         }
 
+        /// PSP22: raises `spender`'s allowance by `delta_value`.
         #[ink(message)]
         fn increase_allowance(
             &mut self,
@@ -1464,6 +1471,7 @@ mod hydrogen {
             Ok(())
         }
 
+        /// PSP22: lowers `spender`'s allowance by `delta_value`.
         #[ink(message)]
         fn decrease_allowance(
             &mut self,
@@ -1479,16 +1487,19 @@ mod hydrogen {
     }
 
     impl PSP22Metadata for Hydrogen {
+        /// PSP22 metadata: "Hydrogen".
         #[ink(message)]
         fn token_name(&self) -> Option<String> {
             Some(String::from("Hydrogen"))
         }
 
+        /// PSP22 metadata: "HYD".
         #[ink(message)]
         fn token_symbol(&self) -> Option<String> {
             Some(String::from("HYD"))
         }
 
+        /// PSP22 metadata: 12 decimals.
         #[ink(message)]
         fn token_decimals(&self) -> u8 {
             TOKEN_DECIMALS

@@ -147,7 +147,7 @@ impl Task {
     pub fn info(&self, id: TaskId) -> TaskInfo {
         TaskInfo {
             id,
-            creator: *self.creator.as_ref(),
+            creator: self.creator,
             task_type: self.task_type,
             args_hash: self.args_hash,
             min_vram_gb: self.min_vram_gb,
@@ -156,12 +156,12 @@ impl Task {
             status: self.status,
             created_at: self.created_at,
             deadline: self.deadline,
-            nodes: self.slots.iter().map(|s| *s.node.as_ref()).collect(),
+            nodes: self.slots.iter().map(|s| s.node).collect(),
             result: match &self.accepted {
                 Some(Outcome::Images(bytes)) => Some(bytes.clone()),
                 _ => None,
             },
-            uploader: self.uploader.map(|i| *self.slots[i as usize].node.as_ref()),
+            uploader: self.uploader.map(|i| self.slots[i as usize].node),
             distance_threshold: self.rules.distance_threshold,
             audit_of: self.audit_of,
             audit: self.audit,

@@ -16,7 +16,9 @@ use anyhow::{Context as _, Result};
 use hydrogen_engine::Backend;
 use hydrogen_sdk::chain::{account_of, parse_account, ss58, ChainError, Keypair};
 use hydrogen_sdk::relay::RelayClient;
-use hydrogen_sdk::types::{Error as ContractError, NodeInfo, NodeStatus, ENTROPY_WINDOW_MS};
+use hydrogen_sdk::types::{
+    AccountId, Error as ContractError, NodeInfo, NodeStatus, ENTROPY_WINDOW_MS,
+};
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -39,7 +41,7 @@ pub struct Daemon {
     capacity: Capacity,
     notify: Arc<Notify>,
     tasks_created: Arc<AtomicU64>,
-    contract: [u8; 32],
+    contract: AccountId,
 }
 
 impl Daemon {
@@ -393,7 +395,7 @@ struct EntropyPacer {
     last: Option<Instant>,
     created_then: u64,
     /// The pending contributors last seen, and since when.
-    waiting: Option<(Vec<[u8; 32]>, Instant)>,
+    waiting: Option<(Vec<AccountId>, Instant)>,
 }
 
 impl EntropyPacer {
@@ -411,7 +413,7 @@ impl EntropyPacer {
 
     /// Whether the same contributors have been pending for longer than the
     /// contract's window (by this machine's clock, with a margin).
-    fn stalled(&mut self, designated: &[[u8; 32]]) -> bool {
+    fn stalled(&mut self, designated: &[AccountId]) -> bool {
         if designated.is_empty() {
             self.waiting = None;
             return false;

@@ -7,7 +7,9 @@ use crate::chain::Chain;
 use crate::store::{Entropy, Store};
 use anyhow::{bail, Context, Result};
 use hydrogen_sdk::chain::{msg, ChainError, Keypair};
-use hydrogen_sdk::types::{ticket, Error as ContractError, Hash, NodeInfo, NodeStatus, TaskId};
+use hydrogen_sdk::types::{
+    ticket, AccountId, Error as ContractError, Hash, NodeInfo, NodeStatus, TaskId,
+};
 
 /// The engine generation reported at join; nodes of different generations
 /// may round differently.
@@ -19,7 +21,7 @@ fn random_hash() -> Result<Hash> {
     Ok(bytes)
 }
 
-pub async fn node_info(chain: &Chain, me: [u8; 32]) -> Result<Option<NodeInfo>, ChainError> {
+pub async fn node_info(chain: &Chain, me: AccountId) -> Result<Option<NodeInfo>, ChainError> {
     chain.call(|h| async move { h.node_info(me).await }).await
 }
 
@@ -36,7 +38,7 @@ pub async fn join_or_resume(
     signer: &Keypair,
     capacity: &Capacity,
 ) -> Result<&'static str> {
-    let me = signer.public_key().0;
+    let me = hydrogen_sdk::chain::account_of(signer);
     let info = node_info(chain, me).await?;
     match info.map(|i| i.status) {
         None | Some(NodeStatus::Quit) => {
@@ -64,7 +66,7 @@ pub async fn join(
     signer: &Keypair,
     capacity: &Capacity,
 ) -> Result<()> {
-    let me = signer.public_key().0;
+    let me = hydrogen_sdk::chain::account_of(signer);
     let h = chain.get().await?;
     let (stake, balance) = (h.params().await?.required_stake, h.balance_of(me).await?);
     if balance < stake {
@@ -124,7 +126,7 @@ pub async fn settle_if_due(chain: &Chain, signer: &Keypair, task: TaskId) -> boo
 
 /// Reveals the current ticket secret and publishes the next ticket.
 pub async fn contribute_entropy(chain: &Chain, store: &Store, signer: &Keypair) -> Result<bool> {
-    let me = signer.public_key().0;
+    let me = hydrogen_sdk::chain::account_of(signer);
     let Some(current) = settle_entropy(chain, store, me).await? else {
         tracing::warn!(
             "no entropy secret for this node's ticket (joined elsewhere?): not contributing"
@@ -172,7 +174,7 @@ pub async fn contribute_entropy(chain: &Chain, store: &Store, signer: &Keypair) 
 /// The secret whose ticket the contract holds now: after a crash between
 /// sending and recording a contribution it is the pending one. Dry runs
 /// tell which.
-async fn settle_entropy(chain: &Chain, store: &Store, me: [u8; 32]) -> Result<Option<Hash>> {
+async fn settle_entropy(chain: &Chain, store: &Store, me: AccountId) -> Result<Option<Hash>> {
     let entropy = store.entropy()?;
     let Some(pending) = entropy.pending else {
         return Ok(entropy.current);

@@ -11,7 +11,7 @@ use hydrogen_sdk::chain::devnode::DevNode;
 use hydrogen_sdk::chain::{account_of, ss58, Keypair};
 use hydrogen_sdk::relay::RelayClient;
 use hydrogen_sdk::task::TaskArgs;
-use hydrogen_sdk::types::{Event, Params, TaskId, TaskStatus, TaskType};
+use hydrogen_sdk::types::{AccountId, Event, Params, TaskId, TaskStatus, TaskType};
 use hydrogen_tests::{shared_node, Network, FEE};
 use std::collections::HashMap;
 use std::os::unix::process::ExitStatusExt;
@@ -298,14 +298,14 @@ impl Cluster {
     /// deployment, by name. An extrinsic that failed in its block (the SDK
     /// resubmits once after running out of gas) changed nothing and is left
     /// out; a call the contract refused still counts.
-    async fn calls_sent(&self) -> HashMap<[u8; 32], HashMap<&'static str, usize>> {
+    async fn calls_sent(&self) -> HashMap<AccountId, HashMap<&'static str, usize>> {
         let api = self.net.client.api();
         let names: HashMap<[u8; 4], &'static str> = hydrogen_sdk::chain::msg::ALL
             .iter()
             .map(|name| (hydrogen_sdk::chain::selector(name), *name))
             .collect();
         let last = self.net.client.finalized_number().await.unwrap();
-        let mut sent: HashMap<[u8; 32], HashMap<&'static str, usize>> = HashMap::new();
+        let mut sent: HashMap<AccountId, HashMap<&'static str, usize>> = HashMap::new();
         for number in self.net.deployed.included.block_number..=last {
             let block = api.at_block(number).await.unwrap();
             let extrinsics = block.extrinsics().fetch().await.unwrap();
@@ -330,7 +330,7 @@ impl Cluster {
                 let Some([0, account @ ..]) = ext.address_bytes() else {
                     continue;
                 };
-                let account: [u8; 32] = account.try_into().unwrap();
+                let account = AccountId::try_from(account).unwrap();
                 let data = ext
                     .iter_call_data_fields()
                     .find(|f| f.name() == "data")

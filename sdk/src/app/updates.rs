@@ -68,7 +68,9 @@ mod tests {
     #[tokio::test]
     async fn keeps_only_the_tasks_events_in_order() {
         let ready = |task_id| Event::CommitmentsReady { task_id };
-        let other = Event::EntropyContributed { node: [1; 32] };
+        let other = Event::EntropyContributed {
+            node: [1; 32].into(),
+        };
         let blocks = futures::stream::iter(vec![
             block(5, vec![ready(1), ready(2), other]),
             block(6, vec![]),

@@ -67,7 +67,7 @@ where
 
 /// The 32-byte account of `signer`.
 pub fn account_of(signer: &Keypair) -> AccountId {
-    signer.public_key().0
+    AccountId::from(signer.public_key().0)
 }
 
 /// A keypair from a secret URI: `//Alice`, `//Node1`, a mnemonic with
@@ -83,18 +83,17 @@ pub fn parse_account(s: &str) -> Result<AccountId, ChainError> {
     if let Some(hex_digits) = s.strip_prefix("0x") {
         let bytes =
             hex::decode(hex_digits).map_err(|e| ChainError::decode(format!("account {s:?}"), e))?;
-        return bytes
-            .try_into()
+        return AccountId::try_from(bytes.as_slice())
             .map_err(|_| ChainError::decode(format!("account {s:?}"), "expected 32 bytes"));
     }
     AccountId32::from_str(s)
-        .map(|a| a.0)
+        .map(|a| AccountId::from(a.0))
         .map_err(|e| ChainError::decode(format!("account {s:?}"), e))
 }
 
 /// An account's SS58 address (generic Substrate prefix 42).
 pub fn ss58(account: &AccountId) -> String {
-    AccountId32(*account).to_string()
+    AccountId32(account.0).to_string()
 }
 
 /// The outcome of a dry run: the decoded return value and what executing
@@ -249,7 +248,7 @@ impl ChainClient {
 
     /// The node's next nonce for `account`, counting transactions in its pool.
     pub async fn account_next_index(&self, account: &AccountId) -> Result<u64, ChainError> {
-        let account = AccountId32(*account);
+        let account = AccountId32(account.0);
         again_after_drop(|| self.rpc.system_account_next_index(&account))
             .await
             .map_err(|e| ChainError::rpc("cannot read the account's next nonce", e))
@@ -267,8 +266,8 @@ impl ChainClient {
         }
         let mut key = twox_128(b"System").to_vec();
         key.extend(twox_128(b"Account"));
-        key.extend(blake2_128(account));
-        key.extend(account);
+        key.extend(blake2_128(account.as_ref()));
+        key.extend(account.0);
         let bytes = again_after_drop(|| self.rpc.state_get_storage(&key, None))
             .await
             .map_err(|e| ChainError::rpc("cannot read System::Account", e))?;
@@ -374,7 +373,7 @@ impl ChainClient {
             "Contracts",
             "call",
             (
-                MultiAddress::<AccountId32, ()>::Id(AccountId32(*contract)),
+                MultiAddress::<AccountId32, ()>::Id(AccountId32(contract.0)),
                 0u128,
                 weight_value(gas_limit),
                 Some(deposit_limit),

@@ -270,7 +270,7 @@ impl Hydrogen {
         Hydrogen {
             client,
             address,
-            view_origin: [0; 32],
+            view_origin: AccountId::from([0; 32]),
         }
     }
 

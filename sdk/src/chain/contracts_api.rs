@@ -255,7 +255,7 @@ mod tests {
 
     #[test]
     fn call_request_layout() {
-        let req = call_request(&[1; 32], &[2; 32], 0, None, Some(7), &[9, 9]);
+        let req = call_request(&[1; 32].into(), &[2; 32].into(), 0, None, Some(7), &[9, 9]);
         let mut expected = vec![1u8; 32];
         expected.extend([2u8; 32]);
         expected.extend(0u128.encode());

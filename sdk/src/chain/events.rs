@@ -237,21 +237,21 @@ mod tests {
 
     #[test]
     fn decodes_hydrogen_events_of_our_contract_only() {
-        let ours = [1u8; 32];
+        let ours = AccountId::from([1u8; 32]);
         let event = Event::NodeStatusChanged {
-            node: [2; 32],
+            node: [2; 32].into(),
             status: NodeStatus::Available,
         };
         let data = (&event, event.task_id(), event.node(), event.creator()).encode();
         let raw = emitted(ours, EVENT_SIGNATURE_TOPIC, data);
         assert_eq!(raw.hydrogen_event(&ours).unwrap(), Some(event.clone()));
-        assert_eq!(raw.hydrogen_event(&[3; 32]).unwrap(), None);
+        assert_eq!(raw.hydrogen_event(&[3; 32].into()).unwrap(), None);
 
         // A PSP22 Transfer from the same contract has another signature topic.
         let transfer = emitted(
             ours,
             [0xaa; 32],
-            (None::<AccountId>, Some([2u8; 32]), 5u128).encode(),
+            (None::<AccountId>, Some(AccountId::from([2u8; 32])), 5u128).encode(),
         );
         assert_eq!(transfer.hydrogen_event(&ours).unwrap(), None);
 
@@ -267,14 +267,16 @@ mod tests {
 
     #[test]
     fn malformed_hydrogen_event_is_an_error() {
-        let ours = [1u8; 32];
+        let ours = AccountId::from([1u8; 32]);
         assert!(emitted(ours, EVENT_SIGNATURE_TOPIC, vec![200])
             .hydrogen_event(&ours)
             .is_err());
         let mut data = (
-            Event::EntropyContributed { node: [0; 32] },
+            Event::EntropyContributed {
+                node: [0; 32].into(),
+            },
             None::<TaskId>,
-            Some([0u8; 32]),
+            Some(AccountId::from([0u8; 32])),
             None::<AccountId>,
         )
             .encode();

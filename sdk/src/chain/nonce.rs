@@ -79,7 +79,7 @@ mod tests {
     #[tokio::test]
     async fn commit_advances_and_drop_forgets() {
         let nonces = NonceManager::new();
-        let a = [1u8; 32];
+        let a = AccountId::from([1u8; 32]);
         let g = nonces.lock(&a).await;
         assert_eq!(g.cached(), None);
         g.commit(4);
@@ -92,12 +92,12 @@ mod tests {
     #[tokio::test]
     async fn signers_are_independent_and_serialised() {
         let nonces = NonceManager::new();
-        nonces.lock(&[1; 32]).await.commit(0);
-        assert_eq!(nonces.lock(&[2; 32]).await.cached(), None);
+        nonces.lock(&[1; 32].into()).await.commit(0);
+        assert_eq!(nonces.lock(&[2; 32].into()).await.cached(), None);
 
-        let held = nonces.lock(&[1; 32]).await;
+        let held = nonces.lock(&[1; 32].into()).await;
         let other = nonces.clone();
-        let waiter = tokio::spawn(async move { other.lock(&[1; 32]).await.cached() });
+        let waiter = tokio::spawn(async move { other.lock(&[1; 32].into()).await.cached() });
         tokio::task::yield_now().await;
         assert!(!waiter.is_finished());
         held.commit(1);

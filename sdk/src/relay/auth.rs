@@ -85,7 +85,7 @@ pub fn canonical_message(
         "{DOMAIN}\n{}\n{path_and_query}\n0x{}\n{timestamp_ms}\n0x{}",
         method.to_ascii_uppercase(),
         hex::encode(body_hash),
-        hex::encode(account),
+        hex::encode(account.0),
     )
     .into_bytes()
 }
@@ -109,7 +109,7 @@ impl SignedRequest {
         body: &[u8],
         timestamp_ms: u64,
     ) -> SignedRequest {
-        let account = signer.public_key().0;
+        let account = crate::chain::account_of(signer);
         let body_hash = blake2_256(body);
         let message = canonical_message(method, path_and_query, &body_hash, timestamp_ms, &account);
         SignedRequest {
@@ -145,7 +145,7 @@ impl SignedRequest {
         let value = |s: String| HeaderValue::from_str(&s).expect("ASCII header value");
         headers.insert(
             ACCOUNT_HEADER,
-            value(format!("0x{}", hex::encode(self.account))),
+            value(format!("0x{}", hex::encode(self.account.0))),
         );
         headers.insert(TIMESTAMP_HEADER, value(self.timestamp_ms.to_string()));
         headers.insert(
@@ -185,7 +185,7 @@ impl SignedRequest {
         if sr25519::verify(
             &Signature(self.signature),
             message,
-            &PublicKey(self.account),
+            &PublicKey(self.account.0),
         ) {
             Ok(())
         } else {
@@ -248,7 +248,13 @@ mod tests {
 
     #[test]
     fn canonical_message_is_the_documented_text() {
-        let message = canonical_message("get", "/v1/tasks/7/args?x=1", &[0xab; 32], 42, &[1; 32]);
+        let message = canonical_message(
+            "get",
+            "/v1/tasks/7/args?x=1",
+            &[0xab; 32],
+            42,
+            &[1; 32].into(),
+        );
         let expected = format!(
             "hydrogen-relay-request-v1\nGET\n/v1/tasks/7/args?x=1\n0x{}\n42\n0x{}",
             "ab".repeat(32),
@@ -273,7 +279,7 @@ mod tests {
 
     fn signed_with_same_signature(request: &SignedRequest) -> SignedRequest {
         SignedRequest {
-            account: alice().public_key().0,
+            account: crate::chain::account_of(&alice()),
             timestamp_ms: NOW,
             body_hash: blake2_256(b"{}"),
             signature: request.signature,
@@ -305,7 +311,7 @@ mod tests {
                 ..request.clone()
             },
             SignedRequest {
-                account: keypair_from_suri("//Bob").unwrap().public_key().0,
+                account: crate::chain::account_of(&keypair_from_suri("//Bob").unwrap()),
                 ..request.clone()
             },
         ];
@@ -375,7 +381,7 @@ mod tests {
             }
         ));
         // An SS58 address names the same account as its hex form.
-        let ss58 = crate::chain::ss58(&alice().public_key().0);
+        let ss58 = crate::chain::ss58(&crate::chain::account_of(&alice()));
         let mut h = headers.clone();
         h.insert(ACCOUNT_HEADER, HeaderValue::from_str(&ss58).unwrap());
         SignedRequest::from_headers(&h)

@@ -25,7 +25,10 @@ impl std::fmt::Debug for RelayClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RelayClient")
             .field("base", &self.base.as_str())
-            .field("account", &crate::chain::ss58(&self.signer.public_key().0))
+            .field(
+                "account",
+                &crate::chain::ss58(&crate::chain::account_of(&self.signer)),
+            )
             .finish_non_exhaustive()
     }
 }

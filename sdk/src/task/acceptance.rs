@@ -74,7 +74,7 @@ mod tests {
     fn task(body: &[u8], num_images: u8, min_vram_gb: u32) -> TaskInfo {
         TaskInfo {
             id: 3,
-            creator: [1; 32],
+            creator: [1; 32].into(),
             task_type: TaskType::StableDiffusion,
             args_hash: args_hash_of(body),
             min_vram_gb,

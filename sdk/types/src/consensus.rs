@@ -159,10 +159,10 @@ mod tests {
     fn commitment_binds_node_and_task() {
         let out = Outcome::Images(vec![1; 8]);
         let n = [7u8; 32];
-        let c = commitment(1, &[1; 32], &out, &n);
-        assert_ne!(c, commitment(1, &[2; 32], &out, &n));
-        assert_ne!(c, commitment(2, &[1; 32], &out, &n));
-        assert_ne!(c, commitment(1, &[1; 32], &out, &[8; 32]));
-        assert_eq!(c, commitment(1, &[1; 32], &out, &n));
+        let c = commitment(1, &[1; 32].into(), &out, &n);
+        assert_ne!(c, commitment(1, &[2; 32].into(), &out, &n));
+        assert_ne!(c, commitment(2, &[1; 32].into(), &out, &n));
+        assert_ne!(c, commitment(1, &[1; 32].into(), &out, &[8; 32]));
+        assert_eq!(c, commitment(1, &[1; 32].into(), &out, &n));
     }
 }

@@ -20,9 +20,10 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use codec::{Decode, Encode};
 
-/// A 32-byte account id: identical in encoding to `ink::primitives::AccountId`
-/// and to `sp_core::crypto::AccountId32`.
-pub type AccountId = [u8; 32];
+/// A 32-byte account id: ink!'s own type, so the contract's metadata names it
+/// `AccountId` and standard tools print it as an SS58 address. Encoded as
+/// its 32 bytes, like `sp_core::crypto::AccountId32`.
+pub use ink_primitives::AccountId;
 pub type Balance = u128;
 pub type TaskId = u64;
 /// Milliseconds since the Unix epoch, as the chain's timestamp pallet counts.

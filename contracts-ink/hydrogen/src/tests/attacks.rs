@@ -157,7 +157,7 @@ fn a_withholding_contributor_forfeits_and_is_replaced() {
     assert!(net.events().iter().any(|e| matches!(
         e,
         Event::EntropyWithheld { node, forfeited, missed: 1 }
-            if *node == raw(withholder) && *forfeited == STAKE / 10
+            if *node == withholder && *forfeited == STAKE / 10
     )));
     net.ripen();
     assert_eq!(net.c.task(id).unwrap().status, TaskStatus::Running);
@@ -230,7 +230,7 @@ fn withholding_a_reveal_forfeits_stake() {
     assert_eq!(net.c.burned(), STAKE / 10);
     assert!(net.events().contains(&Event::StakeForfeited {
         task_id: id,
-        node: raw(nodes[2]),
+        node: nodes[2],
         amount: STAKE / 10,
     }));
 }
@@ -349,7 +349,7 @@ fn run_audit(net: &mut Net, task: TaskId, outcomes: [Option<Outcome>; 3]) -> Vec
     assert_eq!(auditors.len(), 3);
     let judged = net.c.task(task).unwrap().nodes;
     assert!(
-        auditors.iter().all(|a| !judged.contains(&raw(*a))),
+        auditors.iter().all(|a| !judged.contains(&*a)),
         "an audit is run by other nodes"
     );
     for (a, o) in auditors.iter().zip(&outcomes) {
@@ -526,7 +526,7 @@ fn a_withholding_uploader_is_replaced_by_the_other_agreeing_node() {
     assert_eq!(stand_in, nodes[1]);
     assert!(net.events().contains(&Event::UploaderReplaced {
         task_id: id,
-        uploader: raw(nodes[1]),
+        uploader: nodes[1],
     }));
     assert_eq!(net.c.node_info(first).unwrap().missed, 1);
     net.as_(stand_in).confirm_upload(id, None).unwrap();

@@ -216,7 +216,7 @@ fn join_stakes_and_indexes_the_node() {
     assert_eq!(net.c.available_capacity(24), 1);
     assert_eq!(net.c.available_capacity(25), 0);
     assert!(net.events().contains(&Event::NodeStatusChanged {
-        node: [10; 32],
+        node: acct(10),
         status: NodeStatus::Available
     }));
 }
@@ -272,7 +272,7 @@ fn entropy_needs_a_matching_ticket_and_a_node_taking_tasks() {
     net.ripen();
     assert_eq!(net.c.task(id).unwrap().status, TaskStatus::Running);
     assert!(net.events().contains(&Event::EntropyContributed {
-        node: raw(designated[1])
+        node: designated[1]
     }));
 }
 
@@ -300,7 +300,7 @@ fn create_task_validates_and_escrows() {
     let t = net.c.task(id).unwrap();
     assert_eq!(
         (t.status, t.fee, t.num_images, t.creator),
-        (TaskStatus::Queued, FEE, 2, [APP; 32])
+        (TaskStatus::Queued, FEE, 2, acct(APP))
     );
     assert_eq!(net.c.queue(), vec![id]);
     assert!(net.events().iter().any(|e| matches!(
@@ -338,7 +338,7 @@ fn a_full_queue_evicts_the_cheapest_with_a_full_refund() {
     let ev = net.events();
     assert!(ev.contains(&Event::Refunded {
         task_id: a,
-        creator: [APP; 32],
+        creator: acct(APP),
         amount: FEE
     }));
 }
@@ -365,7 +365,7 @@ fn events_carry_task_node_and_creator_topics() {
             EVENT_SIGNATURE_TOPIC.to_vec(),
             task,
             vec![0; 32],
-            raw(acct(APP)).to_vec()
+            acct(APP).0.to_vec()
         ]],
         "TaskCreated: task {id}, no node, creator APP"
     );
@@ -444,7 +444,7 @@ fn a_task_is_armed_when_three_nodes_are_free_and_drawn_after_two_fresh_contribut
     assert_ne!(designated[0], designated[1]);
     assert!(net.events().contains(&Event::TasksArmed {
         tasks: vec![id],
-        contributors: designated.iter().map(|c| raw(*c)).collect(),
+        contributors: designated.clone(),
     }));
     let other = [10, 11, 12]
         .map(acct)
@@ -491,7 +491,7 @@ fn honest_lifecycle_pays_by_commit_order() {
     assert_eq!(t.status, TaskStatus::Succeeded);
     assert_eq!(
         t.uploader,
-        Some(raw(nodes[2])),
+        Some(nodes[2]),
         "the first committer of the agreeing pair uploads"
     );
     assert_eq!(t.result, Some(vec![0x5a; 8]));
@@ -520,7 +520,7 @@ fn honest_lifecycle_pays_by_commit_order() {
     let ev = net.events();
     assert!(ev.contains(&Event::ResultsUploaded {
         task_id: id,
-        node: raw(nodes[2])
+        node: nodes[2]
     }));
     assert_eq!(
         ev.iter()
@@ -612,7 +612,7 @@ fn another_nodes_commitment_cannot_be_replayed() {
     net.commit(id, nodes[2], phash(1, 3)).unwrap();
     // nodes[1] copies nodes[0]'s commitment and, after the reveal, its outcome and nonce.
     let (outcome, nonce) = net.nonces.get(&(id, nodes[0])).cloned().unwrap();
-    let copied = blake2_256(&commitment_preimage(id, &raw(nodes[0]), &outcome, &nonce));
+    let copied = blake2_256(&commitment_preimage(id, &nodes[0], &outcome, &nonce));
     net.as_(nodes[1]).commit(id, copied).unwrap();
     net.reveal(id, nodes[0]).unwrap();
     assert_eq!(
@@ -639,7 +639,7 @@ fn a_cheater_is_audited_then_slashed_and_the_audit_paid_from_its_stake() {
     assert!(net.events().contains(&Event::AuditOpened {
         task_id: id,
         audit,
-        disputed: raw(nodes[1]),
+        disputed: nodes[1],
     }));
     let cheater = net.c.node_info(nodes[1]).unwrap();
     assert_eq!((cheater.stake, cheater.disputes), (STAKE, 1));
@@ -665,7 +665,7 @@ fn a_cheater_is_audited_then_slashed_and_the_audit_paid_from_its_stake() {
     assert_eq!((cheater.status, cheater.stake), (NodeStatus::Quit, 0));
     assert!(net.events().contains(&Event::NodeSlashed {
         task_id: id,
-        node: raw(nodes[1]),
+        node: nodes[1],
         amount: STAKE
     }));
     // The auditors are paid the task's shares out of the slashed stake; the
@@ -726,7 +726,7 @@ fn two_invalid_args_votes_abort_earn_nothing_and_never_slash_the_real_result() {
     );
     assert!(nodes
         .iter()
-        .all(|n| status(&net, raw(*n)[0]) == NodeStatus::Available));
+        .all(|n| status(&net, n.0[0]) == NodeStatus::Available));
 }
 
 #[ink::test]
@@ -756,7 +756,7 @@ fn a_silent_node_is_missed_and_the_task_settles_after_the_deadline() {
     );
     assert!(net.events().contains(&Event::NodeMissed {
         task_id: id,
-        node: raw(nodes[2]),
+        node: nodes[2],
         missed: 1
     }));
 }
@@ -812,7 +812,7 @@ fn repeatedly_silent_nodes_are_kicked_out_with_their_stake_and_wait_to_rejoin() 
     }
     assert_eq!(net.balance(acct(12)), STAKE);
     assert!(net.events().contains(&Event::NodeKickedOut {
-        node: [12; 32],
+        node: acct(12),
         stake_returned: STAKE
     }));
     // Silence must not be free: no rejoining at once with a clean record.
@@ -847,7 +847,7 @@ fn a_twice_missed_upload_refunds_the_uploaders_share() {
     // The other agreeing node gets the upload once; it misses it too.
     assert_eq!(
         net.c.task(id).unwrap().uploader,
-        Some(raw(nodes[1])),
+        Some(nodes[1]),
         "a stand-in uploads"
     );
     net.at(net.now() + TIMEOUT + 1);

@@ -22,10 +22,6 @@ pub const STAKE: u128 = 400 * UNIT;
 pub const FEE: u128 = 25 * UNIT;
 pub const TIMEOUT: u64 = 60_000;
 
-pub fn raw(a: AccountId) -> [u8; 32] {
-    *a.as_ref()
-}
-
 pub fn acct(n: u8) -> AccountId {
     AccountId::from([n; 32])
 }
@@ -54,7 +50,7 @@ pub struct Net {
 }
 
 fn secret(node: AccountId, k: u64) -> Hash {
-    let mut input = raw(node).to_vec();
+    let mut input = node.0.to_vec();
     input.extend_from_slice(&k.to_le_bytes());
     blake2_256(&input)
 }
@@ -160,8 +156,8 @@ impl Net {
     }
 
     pub fn commit(&mut self, id: TaskId, node: AccountId, outcome: Outcome) -> Result<(), Error> {
-        let nonce = blake2_256(&[raw(node).as_slice(), &id.to_le_bytes(), b"nonce"].concat());
-        let c = blake2_256(&commitment_preimage(id, &raw(node), &outcome, &nonce));
+        let nonce = blake2_256(&[node.0.as_slice(), &id.to_le_bytes(), b"nonce"].concat());
+        let c = blake2_256(&commitment_preimage(id, &node, &outcome, &nonce));
         let result = self.as_(node).commit(id, c);
         if result.is_ok() {
             self.nonces.insert((id, node), (outcome, nonce));
