@@ -16,26 +16,20 @@
 //! lags. Only a task absent from the best block too is `404 task_not_found`.
 
 use crate::api::ApiError;
-use hydrogen_sdk::chain::{parse_account, ChainClient, ChainError, Hydrogen};
+use hydrogen_sdk::chain::{parse_account, ChainError, Connection, Hydrogen};
 use hydrogen_sdk::types::{TaskId, TaskInfo};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use tokio::sync::RwLock;
 
 /// The relay's view of the contract.
 pub struct ChainView {
-    rpc_url: String,
-    contract: hydrogen_sdk::types::AccountId,
-    hydrogen: RwLock<Hydrogen>,
+    /// The SDK's shared reconnect policy: a node that is down is retried
+    /// at most every few seconds, so it does not stall every request.
+    chain: Connection,
     cache: Mutex<HashMap<TaskId, (Instant, TaskInfo)>>,
     cache_for: Duration,
-    last_reconnect: Mutex<Option<Instant>>,
 }
-
-/// Reconnection attempts are at least this far apart, so that a node that
-/// is down does not stall every request on a connect.
-const RECONNECT_EVERY: Duration = Duration::from_secs(5);
 
 /// Entries kept before the cache is pruned of expired ones.
 const CACHE_PRUNE_AT: usize = 4096;
@@ -47,14 +41,10 @@ impl ChainView {
         cache_for: Duration,
     ) -> anyhow::Result<ChainView> {
         let contract = parse_account(contract)?;
-        let client = ChainClient::connect(rpc_url).await?;
         Ok(ChainView {
-            rpc_url: rpc_url.into(),
-            contract,
-            hydrogen: RwLock::new(Hydrogen::at(client, contract)),
+            chain: Connection::connect(rpc_url, contract).await?,
             cache: Mutex::default(),
             cache_for,
-            last_reconnect: Mutex::default(),
         })
     }
 
@@ -80,7 +70,7 @@ impl ChainView {
         id: TaskId,
         rule: impl Fn(&TaskInfo) -> Result<(), ApiError>,
     ) -> Result<TaskInfo, ApiError> {
-        let hydrogen = self.hydrogen.read().await.clone();
+        let hydrogen = self.handle().await?;
         let finalized = self.read(&hydrogen, id, true).await?;
         let refusal = match &finalized {
             Some(task) => match rule(task) {
@@ -100,15 +90,22 @@ impl ChainView {
 
     /// Task `id` at the finalized block, uncached (for the retention sweep).
     pub async fn finalized_task(&self, id: TaskId) -> Result<Option<TaskInfo>, ApiError> {
-        let hydrogen = self.hydrogen.read().await.clone();
+        let hydrogen = self.handle().await?;
         self.read(&hydrogen, id, true).await
     }
 
     /// Whether the chain node answers.
     pub async fn check(&self) -> Result<(), ApiError> {
-        let hydrogen = self.hydrogen.read().await.clone();
+        let hydrogen = self.handle().await?;
         match hydrogen.client().finalized_head().await {
             Ok(_) => Ok(()),
+            Err(e) => Err(self.unavailable(e).await),
+        }
+    }
+
+    async fn handle(&self) -> Result<Hydrogen, ApiError> {
+        match self.chain.get().await {
+            Ok(h) => Ok(h),
             Err(e) => Err(self.unavailable(e).await),
         }
     }
@@ -133,29 +130,12 @@ impl ChainView {
         }
     }
 
-    /// The answer to a failed chain read. A connection error reconnects,
-    /// so that the next request finds a working client.
+    /// The answer to a failed chain read. A transport failure drops the
+    /// connection, so that a later request reconnects.
     async fn unavailable(&self, error: ChainError) -> ApiError {
         tracing::warn!(%error, "chain read failed");
-        if matches!(error, ChainError::Rpc { .. } | ChainError::Connect { .. })
-            && self.may_reconnect()
-        {
-            let mut hydrogen = self.hydrogen.write().await;
-            match ChainClient::connect(&self.rpc_url).await {
-                Ok(client) => *hydrogen = Hydrogen::at(client, self.contract),
-                Err(e) => tracing::warn!(error = %e, "cannot reconnect to the chain"),
-            }
-        }
+        let error = self.chain.check::<()>(Err(error)).await.unwrap_err();
         ApiError::chain_unavailable(&error)
-    }
-
-    fn may_reconnect(&self) -> bool {
-        let mut last = self.last_reconnect.lock().unwrap();
-        if last.is_some_and(|at| at.elapsed() < RECONNECT_EVERY) {
-            return false;
-        }
-        *last = Some(Instant::now());
-        true
     }
 
     fn cached(&self, id: TaskId) -> Option<TaskInfo> {

@@ -1,7 +1,6 @@
 //! The command line.
 
 use crate::capacity;
-use crate::chain::Chain;
 use crate::config::Config;
 use crate::daemon::Daemon;
 use crate::keys;
@@ -10,6 +9,7 @@ use crate::models;
 use crate::store::Store;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
+use hydrogen_sdk::chain::Connection;
 use hydrogen_sdk::chain::{account_of, parse_account, ss58, Keypair};
 use hydrogen_sdk::types::UNIT;
 use std::io::IsTerminal;
@@ -141,11 +141,15 @@ fn load_key(config: &Config) -> Result<Keypair> {
     keys::load(&config.key_file, || passphrase(config))
 }
 
-fn chain_for(config: &Config, signer: &Keypair) -> Result<Chain> {
+fn chain_for(config: &Config, signer: &Keypair) -> Result<Connection> {
     let contract = parse_account(&config.contract).context(
         "`contract` must be the hydrogen contract's address (config or HYDROGEN_NODE_CONTRACT)",
     )?;
-    Ok(Chain::new(&config.chain_url, contract, account_of(signer)))
+    Ok(crate::chain::connection(
+        &config.chain_url,
+        contract,
+        account_of(signer),
+    ))
 }
 
 fn whole(amount: u128) -> String {
@@ -313,7 +317,7 @@ async fn status(config: &Config) -> Result<()> {
         config.http_listen
     );
     let contract = parse_account(&config.contract)?;
-    let chain = Chain::new(&config.chain_url, contract, account);
+    let chain = crate::chain::connection(&config.chain_url, contract, account);
     match membership::node_info(&chain, account).await {
         Ok(info) => {
             match info {

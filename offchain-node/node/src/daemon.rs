@@ -3,7 +3,6 @@
 //! pause or quit and finish the task at hand before exiting.
 
 use crate::capacity::{self, Capacity};
-use crate::chain::{is_transport, Chain};
 use crate::config::{Config, OnShutdown};
 use crate::engine;
 use crate::executor::Context;
@@ -31,7 +30,8 @@ use tokio::sync::Notify;
 const ENTROPY_RETRY: Duration = Duration::from_secs(30);
 
 fn is_transport_error(e: &anyhow::Error) -> bool {
-    e.downcast_ref::<ChainError>().is_some_and(is_transport)
+    e.downcast_ref::<ChainError>()
+        .is_some_and(ChainError::is_transport)
 }
 
 /// Everything `run` sets up before its loop.
@@ -67,7 +67,7 @@ impl Daemon {
             s.last_block = store.last_block().ok().flatten();
         });
         let ctx = Context {
-            chain: Chain::new(&config.chain_url, contract, me),
+            chain: crate::chain::connection(&config.chain_url, contract, me),
             relay: Box::new(relay),
             engine,
             store,

@@ -4,7 +4,6 @@
 //! `AlreadyRevealed`, the task's status) tell whether its call already
 //! landed, so each call lands once.
 
-use crate::chain::Chain;
 use crate::crash;
 use crate::engine::{Engine, LocalFault};
 use crate::relay::Relay;
@@ -12,6 +11,7 @@ use crate::status::{CurrentTask, Status};
 use crate::store::Store;
 use crate::task::{PendingCall, StoredOutcome, TaskRecord, TaskState};
 use anyhow::{Context as _, Result};
+use hydrogen_sdk::chain::Connection;
 use hydrogen_sdk::chain::{ChainError, Keypair};
 use hydrogen_sdk::task::{acceptance, TaskArgs};
 use hydrogen_sdk::types::{
@@ -25,7 +25,7 @@ const ENGINE_STACK: usize = 256 << 20;
 
 /// What a task needs from the daemon.
 pub struct Context {
-    pub chain: Chain,
+    pub chain: Connection,
     pub relay: Box<dyn Relay>,
     pub engine: Arc<dyn Engine>,
     pub store: Store,

@@ -3,9 +3,9 @@
 //! secret is stored before the transaction that publishes its ticket.
 
 use crate::capacity::Capacity;
-use crate::chain::Chain;
 use crate::store::{Entropy, Store};
 use anyhow::{bail, Context, Result};
+use hydrogen_sdk::chain::Connection;
 use hydrogen_sdk::chain::{msg, ChainError, Keypair};
 use hydrogen_sdk::types::{
     ticket, AccountId, Error as ContractError, Hash, NodeInfo, NodeStatus, TaskId,
@@ -21,7 +21,7 @@ fn random_hash() -> Result<Hash> {
     Ok(bytes)
 }
 
-pub async fn node_info(chain: &Chain, me: AccountId) -> Result<Option<NodeInfo>, ChainError> {
+pub async fn node_info(chain: &Connection, me: AccountId) -> Result<Option<NodeInfo>, ChainError> {
     chain.call(|h| async move { h.node_info(me).await }).await
 }
 
@@ -33,7 +33,7 @@ pub fn is_staked(info: &Option<NodeInfo>) -> bool {
 /// Joins if the node is not staked, resumes it if it is paused; returns
 /// what was done.
 pub async fn join_or_resume(
-    chain: &Chain,
+    chain: &Connection,
     store: &Store,
     signer: &Keypair,
     capacity: &Capacity,
@@ -61,7 +61,7 @@ pub async fn join_or_resume(
 
 /// Stakes and joins with a fresh first ticket.
 pub async fn join(
-    chain: &Chain,
+    chain: &Connection,
     store: &Store,
     signer: &Keypair,
     capacity: &Capacity,
@@ -98,7 +98,7 @@ pub async fn join(
 }
 
 /// `pause`, `resume` or `quit`; a refusal by the contract names its reason.
-pub async fn simple_call(chain: &Chain, signer: &Keypair, what: &str) -> Result<()> {
+pub async fn simple_call(chain: &Connection, signer: &Keypair, what: &str) -> Result<()> {
     let signer = signer.clone();
     let what = what.to_owned();
     chain
@@ -116,7 +116,7 @@ pub async fn simple_call(chain: &Chain, signer: &Keypair, what: &str) -> Result<
 /// Settles `task` if one of its deadlines has passed (anyone may); the
 /// dry run refuses it, and nothing is sent, while a deadline is ahead.
 /// True when it was settled now.
-pub async fn settle_if_due(chain: &Chain, signer: &Keypair, task: TaskId) -> bool {
+pub async fn settle_if_due(chain: &Connection, signer: &Keypair, task: TaskId) -> bool {
     let signer = signer.clone();
     chain
         .call(|h| async move { h.cancel(&signer, task).await })
@@ -125,7 +125,11 @@ pub async fn settle_if_due(chain: &Chain, signer: &Keypair, task: TaskId) -> boo
 }
 
 /// Reveals the current ticket secret and publishes the next ticket.
-pub async fn contribute_entropy(chain: &Chain, store: &Store, signer: &Keypair) -> Result<bool> {
+pub async fn contribute_entropy(
+    chain: &Connection,
+    store: &Store,
+    signer: &Keypair,
+) -> Result<bool> {
     let me = hydrogen_sdk::chain::account_of(signer);
     let Some(current) = settle_entropy(chain, store, me).await? else {
         tracing::warn!(
@@ -174,7 +178,7 @@ pub async fn contribute_entropy(chain: &Chain, store: &Store, signer: &Keypair) 
 /// The secret whose ticket the contract holds now: after a crash between
 /// sending and recording a contribution it is the pending one. Dry runs
 /// tell which.
-async fn settle_entropy(chain: &Chain, store: &Store, me: AccountId) -> Result<Option<Hash>> {
+async fn settle_entropy(chain: &Connection, store: &Store, me: AccountId) -> Result<Option<Hash>> {
     let entropy = store.entropy()?;
     let Some(pending) = entropy.pending else {
         return Ok(entropy.current);

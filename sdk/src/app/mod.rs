@@ -41,7 +41,7 @@ mod updates;
 pub use error::AppError;
 pub use updates::{task_id_of, TaskUpdate};
 
-use crate::chain::{account_of, ChainClient, ChainError, Hydrogen, Keypair};
+use crate::chain::{account_of, ChainError, Connection, Hydrogen, Keypair};
 use crate::phash::check_png;
 use crate::relay::{RelayClient, RelayError};
 use crate::task::TaskArgs;
@@ -50,6 +50,7 @@ use crate::types::{
     TaskType, PHASH_BYTES,
 };
 use futures::{Stream, StreamExt};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// How [`Client::generate`] pays and how long it waits.
@@ -114,7 +115,8 @@ pub enum Settled {
 /// A connection to the network as one app account.
 #[derive(Clone)]
 pub struct Client {
-    hydrogen: Hydrogen,
+    /// Reconnects after a transport failure, under the SDK's one policy.
+    chain: Arc<Connection>,
     relay: RelayClient,
     signer: Keypair,
     /// How often [`Client::wait`] re-reads the task besides following events.
@@ -124,8 +126,8 @@ pub struct Client {
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
-            .field("chain", &self.hydrogen.client().url())
-            .field("contract", &crate::chain::ss58(&self.hydrogen.address()))
+            .field("chain", &self.chain.url())
+            .field("contract", &crate::chain::ss58(&self.chain.contract()))
             .field("account", &crate::chain::ss58(&self.account()))
             .finish_non_exhaustive()
     }
@@ -139,9 +141,8 @@ impl Client {
         contract: AccountId,
         signer: Keypair,
     ) -> Result<Self, AppError> {
-        let chain = ChainClient::connect(rpc_url).await?;
         Ok(Client {
-            hydrogen: Hydrogen::at(chain, contract),
+            chain: Arc::new(Connection::connect(rpc_url, contract).await?),
             relay: RelayClient::new(relay_url, signer.clone())?,
             signer,
             poll: Duration::from_secs(2),
@@ -158,9 +159,15 @@ impl Client {
         account_of(&self.signer)
     }
 
-    /// The contract handle, for anything the app API does not cover.
-    pub fn hydrogen(&self) -> &Hydrogen {
-        &self.hydrogen
+    /// The contract handle, for anything the app API does not cover
+    /// (connecting again if the last call lost the connection).
+    pub async fn hydrogen(&self) -> Result<Hydrogen, AppError> {
+        Ok(self.chain.get().await?)
+    }
+
+    /// The app's connection to the chain.
+    pub fn connection(&self) -> &Connection {
+        &self.chain
     }
 
     pub fn relay(&self) -> &RelayClient {
@@ -169,13 +176,17 @@ impl Client {
 
     /// The app's token balance.
     pub async fn balance(&self) -> Result<Balance, AppError> {
-        Ok(self.hydrogen.balance_of(self.account()).await?)
+        let me = self.account();
+        Ok(self
+            .chain
+            .call(|h| async move { h.balance_of(me).await })
+            .await?)
     }
 
     /// The fee [`GenerateOptions::fee`] `None` pays for `args`: the
     /// contract's minimum fee for each image.
     pub async fn default_fee(&self, args: &TaskArgs) -> Result<Balance, AppError> {
-        let params = self.hydrogen.params().await?;
+        let params = self.chain.call(|h| async move { h.params().await }).await?;
         Ok(params.min_fee.saturating_mul(u128::from(args.num_images())))
     }
 
@@ -223,15 +234,18 @@ impl Client {
         })?;
         let bytes = args.to_canonical_json();
         let created = self
-            .hydrogen
-            .create_task(
-                &self.signer,
-                TaskType::StableDiffusion,
-                args.args_hash(),
-                args.min_vram_gb(),
-                num_images,
-                fee,
-            )
+            .chain
+            .call(|h| async move {
+                h.create_task(
+                    &self.signer,
+                    TaskType::StableDiffusion,
+                    args.args_hash(),
+                    args.min_vram_gb(),
+                    num_images,
+                    fee,
+                )
+                .await
+            })
             .await?;
         let pending = PendingTask {
             task_id: created.value,
@@ -241,7 +255,7 @@ impl Client {
         if let Err(upload) = self.upload_args(task_id, &bytes, upload_timeout).await {
             // Best effort: the task may have started in the meantime, and
             // then the nodes' deadline refunds it instead.
-            if let Err(cancel) = self.hydrogen.cancel(&self.signer, task_id).await {
+            if let Err(cancel) = self.cancel_call(task_id).await {
                 tracing::warn!(task_id, %cancel, "could not cancel the task after a failed upload");
             }
             return Err(upload);
@@ -330,6 +344,7 @@ impl Client {
                 // covers the gap.
                 Ok(Some(Err(e))) => {
                     tracing::warn!(task_id, error = %e, "event stream failed; resubscribing");
+                    let _ = self.chain.check::<()>(Err(e)).await;
                     tokio::time::sleep(self.poll).await;
                     updates = Box::pin(self.updates(pending, Some(resume_from)).await?);
                 }
@@ -347,7 +362,7 @@ impl Client {
     /// reveal or the upload settled it in the block before the cancel's)
     /// means "read the status again".
     async fn cancel_if_due(&self, task_id: TaskId, seen: TaskStatus) -> Result<(), AppError> {
-        match self.hydrogen.cancel(&self.signer, task_id).await {
+        match self.cancel_call(task_id).await {
             Ok(_)
             | Err(ChainError::Contract {
                 error: ContractError::DeadlineNotReached,
@@ -381,13 +396,20 @@ impl Client {
     /// Cancels a task: a queued one at once, a started one only past its
     /// deadline (the contract then judges the silent nodes and refunds).
     pub async fn cancel(&self, task_id: TaskId) -> Result<(), AppError> {
-        self.hydrogen.cancel(&self.signer, task_id).await?;
+        self.cancel_call(task_id).await?;
         Ok(())
+    }
+
+    async fn cancel_call(&self, task_id: TaskId) -> Result<(), ChainError> {
+        let signer = &self.signer;
+        self.chain
+            .call(|h| async move { h.cancel(signer, task_id).await.map(|_| ()) })
+            .await
     }
 
     /// The task as the contract reports it now.
     pub async fn task(&self, task_id: TaskId) -> Result<TaskInfo, AppError> {
-        self.hydrogen
+        self.chain
             .task(task_id)
             .await?
             .ok_or(AppError::NoSuchTask(task_id))
@@ -422,7 +444,10 @@ impl Client {
         from: Option<u64>,
     ) -> Result<impl Stream<Item = Result<TaskUpdate, ChainError>> + Send + 'static, AppError> {
         let from = from.unwrap_or(pending.created_in);
-        let blocks = self.hydrogen.event_stream(Some(from)).await?;
+        let blocks = self
+            .chain
+            .call(|h| async move { h.event_stream(Some(from)).await })
+            .await?;
         Ok(updates::of_task(pending.task_id, blocks))
     }
 }

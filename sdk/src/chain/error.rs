@@ -112,6 +112,25 @@ fn debug_suffix(debug_message: &str) -> String {
 }
 
 impl ChainError {
+    /// Whether this says nothing about the call itself, only that the
+    /// connection failed: worth reconnecting and trying again. The one rule
+    /// the node, the relay and the app share (through [`super::Connection`]).
+    pub fn is_transport(&self) -> bool {
+        match self {
+            ChainError::Connect { .. } | ChainError::Rpc { .. } | ChainError::Timeout { .. } => {
+                true
+            }
+            // The pool's answer was lost with the connection.
+            ChainError::Rejected { reason, .. } => {
+                let reason = reason.to_lowercase();
+                ["closed", "restart", "connection", "background task"]
+                    .iter()
+                    .any(|s| reason.contains(s))
+            }
+            _ => false,
+        }
+    }
+
     /// The contract's error, when the contract refused the call.
     pub fn contract_error(&self) -> Option<hydrogen_types::Error> {
         match self {

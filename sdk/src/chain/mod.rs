@@ -5,6 +5,8 @@
 //!   per-signer nonces, wait for finality, decode failures into readable errors.
 //! - [`Hydrogen`]: a deployed contract with one method per message; [`msg`]
 //!   builds the messages themselves.
+//! - [`Connection`]: the handle long-running processes hold, reconnected
+//!   after a transport failure ([`ChainError::is_transport`]) under one policy.
 //! - [`ContractBundle`] and [`Hydrogen::deploy`]: instantiate a `.contract` bundle.
 //! - [`BlockEvents`], [`ChainClient::contract_event_stream`]: the contract's
 //!   events per finalized block, live or from a stored block number.
@@ -14,12 +16,13 @@
 //! use hydrogen_sdk::chain::{keypair_from_suri, ChainClient, Hydrogen, account_of};
 //! let client = ChainClient::connect("ws://127.0.0.1:9944").await?;
 //! let alice = keypair_from_suri("//Alice")?;
-//! let hydrogen = Hydrogen::at(client, [0u8; 32] /* the contract's address */);
+//! let hydrogen = Hydrogen::at(client, [0u8; 32].into() /* the contract's address */);
 //! let balance = hydrogen.balance_of(account_of(&alice)).await?;
 //! # Ok(()) }
 //! ```
 
 mod client;
+mod connection;
 mod contract;
 mod contracts_api;
 mod deploy;
@@ -35,6 +38,7 @@ pub use client::{
     account_of, keypair_from_suri, parse_account, ss58, ChainClient, ChainConfig, DryRun, Included,
     Submitted, DEPOSIT_MARGIN_PERCENT, GAS_MARGIN_PERCENT,
 };
+pub use connection::{Connection, RECONNECT_EVERY};
 pub use contract::{constructor_input, msg, Hydrogen};
 pub use contracts_api::{StorageDeposit, Weight};
 pub use deploy::{ContractBundle, Deployed};
