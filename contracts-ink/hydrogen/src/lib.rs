@@ -188,7 +188,7 @@ mod hydrogen {
         pub fn transfer_ownership(&mut self, to: AccountId) -> Result<(), Error> {
             self.only_owner()?;
             self.pending_owner = Some(to);
-            self.emit(Event::OwnershipOffered { to: to });
+            self.emit(Event::OwnershipOffered { to });
             Ok(())
         }
 
@@ -817,7 +817,7 @@ mod hydrogen {
                 self.pay_out(creator, amount);
                 self.emit(Event::Refunded {
                     task_id,
-                    creator: creator,
+                    creator,
                     amount,
                 });
             }
@@ -934,7 +934,7 @@ mod hydrogen {
             self.emit(Event::AuditOpened {
                 task_id,
                 audit: audit_id,
-                disputed: disputed,
+                disputed,
             });
             let mut waiting = self.queue.get_or_default();
             let entry = Entry {

@@ -38,7 +38,7 @@ fn complete(net: &mut Net, id: TaskId) {
     for n in &nodes {
         net.reveal(id, *n).unwrap();
     }
-    let uploader = AccountId::from(net.c.task(id).unwrap().uploader.unwrap());
+    let uploader = net.c.task(id).unwrap().uploader.unwrap();
     net.as_(uploader).confirm_upload(id, None).unwrap();
 }
 
@@ -349,7 +349,7 @@ fn run_audit(net: &mut Net, task: TaskId, outcomes: [Option<Outcome>; 3]) -> Vec
     assert_eq!(auditors.len(), 3);
     let judged = net.c.task(task).unwrap().nodes;
     assert!(
-        auditors.iter().all(|a| !judged.contains(&*a)),
+        auditors.iter().all(|a| !judged.contains(a)),
         "an audit is run by other nodes"
     );
     for (a, o) in auditors.iter().zip(&outcomes) {
@@ -488,7 +488,7 @@ fn an_uploader_is_paid_only_against_the_relays_receipt() {
     net.as_(acct(OWNER)).set_relay_key(Some(public)).unwrap();
     assert_eq!(net.c.relay_key(), Some(public));
     let (id, _) = all_agree(&mut net);
-    let uploader = AccountId::from(net.c.task(id).unwrap().uploader.unwrap());
+    let uploader = net.c.task(id).unwrap().uploader.unwrap();
     let result = vec![5u8; 8];
     let forged = {
         let other = secp256k1::SecretKey::from_slice(&[0x07; 32]).unwrap();
@@ -517,12 +517,12 @@ fn an_uploader_is_paid_only_against_the_relays_receipt() {
 fn a_withholding_uploader_is_replaced_by_the_other_agreeing_node() {
     let mut net = Net::new();
     let (id, nodes) = all_agree(&mut net);
-    let first = AccountId::from(net.c.task(id).unwrap().uploader.unwrap());
+    let first = net.c.task(id).unwrap().uploader.unwrap();
     assert_eq!(first, nodes[0], "the first committer uploads");
     let before = net.balance(nodes[1]);
     net.at(net.now() + TIMEOUT + 1);
     net.as_(acct(STRANGER)).cancel(id).unwrap();
-    let stand_in = AccountId::from(net.c.task(id).unwrap().uploader.unwrap());
+    let stand_in = net.c.task(id).unwrap().uploader.unwrap();
     assert_eq!(stand_in, nodes[1]);
     assert!(net.events().contains(&Event::UploaderReplaced {
         task_id: id,

@@ -801,7 +801,7 @@ fn repeatedly_silent_nodes_are_kicked_out_with_their_stake_and_wait_to_rejoin() 
         net.as_(acct(APP)).cancel(id).unwrap();
         net.reveal(id, acct(10)).unwrap();
         net.reveal(id, acct(11)).unwrap();
-        let uploader = AccountId::from(net.c.task(id).unwrap().uploader.unwrap());
+        let uploader = net.c.task(id).unwrap().uploader.unwrap();
         net.as_(uploader).confirm_upload(id, None).unwrap();
         let expected = if round == 0 {
             NodeStatus::Available
@@ -920,7 +920,7 @@ fn a_queued_task_starts_when_a_busy_node_is_released() {
     }
     // Two nodes are free; the uploader is still busy until it confirms.
     assert_eq!(net.c.task(second).unwrap().status, TaskStatus::Queued);
-    let uploader = AccountId::from(net.c.task(first).unwrap().uploader.unwrap());
+    let uploader = net.c.task(first).unwrap().uploader.unwrap();
     net.as_(uploader).confirm_upload(first, None).unwrap();
     assert_eq!(net.c.armed(), vec![second]);
     net.ripen();

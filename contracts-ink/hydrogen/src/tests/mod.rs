@@ -146,13 +146,7 @@ impl Net {
     }
 
     pub fn selected(&self, id: TaskId) -> Vec<AccountId> {
-        self.c
-            .task(id)
-            .unwrap()
-            .nodes
-            .into_iter()
-            .map(AccountId::from)
-            .collect()
+        self.c.task(id).unwrap().nodes.into_iter().collect()
     }
 
     pub fn commit(&mut self, id: TaskId, node: AccountId, outcome: Outcome) -> Result<(), Error> {

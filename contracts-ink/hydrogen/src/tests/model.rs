@@ -225,7 +225,6 @@ impl Model {
                 min_vram_gb,
                 ..
             } => {
-                let creator = AccountId::from(creator);
                 if creator != acct(CONTRACT) {
                     *self.bal(creator) -= fee;
                 }
@@ -272,13 +271,13 @@ impl Model {
                 deadline,
             } => {
                 self.queued.remove(&task_id);
-                let vram = self.vram[&AccountId::from(node)];
+                let vram = self.vram[&node];
                 let t = self.tasks.get_mut(&task_id).unwrap();
                 let class = VRAM_CLASSES[vram_class(vram).unwrap()];
                 assert!(class >= t.min_vram, "selected below the task's VRAM");
                 t.started = true;
                 t.deadline = deadline;
-                t.slots.push(AccountId::from(node));
+                t.slots.push(node);
                 assert!(t.slots.len() <= 3);
                 assert_eq!(
                     t.slots.iter().collect::<BTreeSet<_>>().len(),
@@ -292,7 +291,7 @@ impl Model {
                 uploader,
             } => {
                 let t = self.tasks.get_mut(&task_id).unwrap();
-                t.uploader = Some(AccountId::from(uploader));
+                t.uploader = Some(uploader);
                 let accepted = Outcome::Images(result);
                 let backing = t
                     .revealed
@@ -327,7 +326,6 @@ impl Model {
                 node,
                 amount,
             } => {
-                let node = AccountId::from(node);
                 let audit = self.tasks[&task_id].audit_of.is_some();
                 if audit || self.judged.contains(&task_id) {
                     // An audit's resolution pays out of the slashed stakes.
@@ -378,7 +376,7 @@ impl Model {
             } => {
                 if self.judged.contains(&task_id) {
                     let t = &self.tasks[&task_id];
-                    assert_eq!(t.creator, AccountId::from(creator));
+                    assert_eq!(t.creator, creator);
                     let Some(Some(truth)) = &t.audit_result else {
                         panic!("refunded from slashes without an audit result");
                     };
@@ -392,11 +390,11 @@ impl Model {
                         .slashed_funds
                         .checked_sub(amount)
                         .expect("refunded more than was slashed");
-                    *self.bal(AccountId::from(creator)) += amount;
+                    *self.bal(creator) += amount;
                     return;
                 }
                 let t = self.tasks.get_mut(&task_id).unwrap();
-                assert_eq!(t.creator, AccountId::from(creator));
+                assert_eq!(t.creator, creator);
                 assert_eq!(t.refunded, 0, "refunded twice");
                 t.escrow = t
                     .escrow
@@ -404,14 +402,13 @@ impl Model {
                     .expect("refunded more than escrowed");
                 assert_eq!(t.escrow, 0, "a refund returns everything left");
                 t.refunded = amount;
-                *self.bal(AccountId::from(creator)) += amount;
+                *self.bal(creator) += amount;
             }
             Event::NodeSlashed {
                 task_id,
                 node,
                 amount,
             } => {
-                let node = AccountId::from(node);
                 let t = &self.tasks[&task_id];
                 let revealed = t.revealed.get(&node).expect("slashed without revealing");
                 // Only an audit's result slashes, never a 2-vs-1 by itself.
@@ -431,7 +428,6 @@ impl Model {
                 node,
                 amount,
             } => {
-                let node = AccountId::from(node);
                 let t = &self.tasks[&task_id];
                 assert!(t.order.contains_key(&node), "forfeited without committing");
                 assert!(!t.revealed.contains_key(&node), "forfeited after revealing");
@@ -446,7 +442,6 @@ impl Model {
             }
             Event::NodeMissed { task_id, node, .. } => {
                 let t = &self.tasks[&task_id];
-                let node = AccountId::from(node);
                 *self.misses.entry(node).or_default() += 1;
                 assert!(t.slots.contains(&node));
                 let uploader_missed =
@@ -459,7 +454,6 @@ impl Model {
             Event::EntropyWithheld {
                 node, forfeited, ..
             } => {
-                let node = AccountId::from(node);
                 *self.misses.entry(node).or_default() += 1;
                 let stake = self.stake[&node];
                 assert_eq!(forfeited, stake * u128::from(PENALTY) / 100);
@@ -467,19 +461,18 @@ impl Model {
                 self.stake.insert(node, stake - forfeited);
             }
             Event::NodeKickedOut { node, .. } => {
-                assert_eq!(self.status(AccountId::from(node)), NodeStatus::Quit);
-                let misses = self.misses.remove(&AccountId::from(node)).unwrap_or(0);
+                assert_eq!(self.status(node), NodeStatus::Quit);
+                let misses = self.misses.remove(&node).unwrap_or(0);
                 assert_eq!(
                     misses, self.max_missed,
                     "kicked out after max_missed misses"
                 );
-                self.rejoin_after
-                    .insert(AccountId::from(node), self.now + COOLDOWN);
+                self.rejoin_after.insert(node, self.now + COOLDOWN);
             }
             Event::UploaderReplaced { task_id, uploader } => {
                 let t = self.tasks.get_mut(&task_id).unwrap();
                 let missed = t.uploader.expect("replaced before consensus");
-                let next = AccountId::from(uploader);
+                let next = uploader;
                 let agreed = t
                     .revealed
                     .get(&next)
@@ -530,7 +523,6 @@ impl Model {
                 self.resolved.push(task_id);
             }
             Event::NodeStatusChanged { node, status } => {
-                let node = AccountId::from(node);
                 if status == NodeStatus::Quit && !self.held(node) {
                     let stake = self.stake.insert(node, 0).unwrap_or(0);
                     *self.bal(node) += stake;
@@ -797,7 +789,7 @@ fn run(max_missed: u8, ops: &[Op], seen: &mut BTreeMap<&'static str, usize>) {
             Op::Confirm { task, slot } => match m.pick_started(task) {
                 Some(id) if m.tasks[&id].started => {
                     let t = &m.tasks[&id];
-                    let uploader = net.c.task(id).and_then(|i| i.uploader).map(AccountId::from);
+                    let uploader = net.c.task(id).and_then(|i| i.uploader);
                     let node = match uploader {
                         Some(u) if slot < 2 => u,
                         _ => t.slots[usize::from(slot) % t.slots.len()],

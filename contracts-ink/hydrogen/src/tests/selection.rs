@@ -102,7 +102,7 @@ fn play(strategy: Strategy) -> (usize, usize) {
         for n in &selected {
             net.reveal(id, *n).unwrap();
         }
-        let uploader = AccountId::from(net.c.task(id).unwrap().uploader.unwrap());
+        let uploader = net.c.task(id).unwrap().uploader.unwrap();
         net.as_(uploader).confirm_upload(id, None).unwrap();
         // Kicked-out Sybils come back as soon as they may.
         for &s in &SYBILS {
