@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Runs the Hydrogen dev chain: one substrate-contracts-node in the background,
-# instant seal (a block per transaction), blocks final at once.
+# instant seal (a block per transaction), blocks final at once, and a ticker
+# that sends a remark every second so the chain's clock keeps moving while
+# nothing else happens (without it no deadline passes on an idle chain).
 #
-# Usage: scripts/devnode.sh start [--base-path DIR] [--chain SPEC]
+# Usage: scripts/devnode.sh start [--base-path DIR] [--chain SPEC] [--no-ticker]
 #        scripts/devnode.sh stop | status | wait
 #
-#   start   start the node unless it runs already, then wait for JSON-RPC
+#   start   start the node and its ticker unless they run already, then wait
+#           for JSON-RPC
 #   stop    SIGTERM, SIGKILL after 10 s; removes a temporary base path
 #   status  print whether it runs (exit 0) or not (exit 3)
 #   wait    wait until JSON-RPC answers (exit 1 after the timeout)
@@ -16,6 +19,9 @@
 #   HYDROGEN_CHAIN_SPEC       chain spec (default: chain-spec/dev-raw.json)
 #   HYDROGEN_DEVNODE_TIMEOUT  seconds to wait for JSON-RPC (default: 60)
 #   HYDROGEN_NODE_BIN         node binary (default: substrate-contracts-node on PATH)
+#   HYDROGEN_TICKER_BIN       ticker binary (default: hydrogen-ticker, built with
+#                             cargo into $CARGO_TARGET_DIR or ~/.cache/hydrogen/target)
+#   HYDROGEN_TICK_MS          milliseconds between ticker blocks (default: 1000)
 #
 # Without --base-path the chain lives in a new temporary directory that `stop`
 # deletes: every start begins at genesis. The node listens on 127.0.0.1 only,
@@ -28,6 +34,8 @@ timeout="${HYDROGEN_DEVNODE_TIMEOUT:-60}"
 node="${HYDROGEN_NODE_BIN:-substrate-contracts-node}"
 pidfile="$state/node.pid"
 logfile="$state/node.log"
+tickerpid="$state/ticker.pid"
+tickerlog="$state/ticker.log"
 
 die() { echo "devnode: $*" >&2; exit 1; }
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0" >&2; exit 2; }
@@ -78,6 +86,49 @@ wait_rpc() { # wait until system_health answers, or the node dies, or timeout
   done
 }
 
+ticker_alive() { # pid of our running ticker, or fail
+  [[ -f "$tickerpid" ]] || return 1
+  local pid
+  pid="$(cat "$tickerpid")"
+  [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 1
+  tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q -- 'hydrogen-ticker' || return 1
+  echo "$pid"
+}
+
+ticker_bin() { # path of the ticker binary, built if missing
+  if [[ -n "${HYDROGEN_TICKER_BIN:-}" ]]; then echo "$HYDROGEN_TICKER_BIN"; return; fi
+  local target="${CARGO_TARGET_DIR:-${HYDROGEN_CACHE_DIR:-$HOME/.cache/hydrogen}/target}"
+  if [[ ! -x "$target/debug/hydrogen-ticker" || -n "$(find "$repo/sdk/src" "$repo/sdk/Cargo.toml" -newer "$target/debug/hydrogen-ticker" -print -quit)" ]]; then
+    echo "devnode: building hydrogen-ticker" >&2
+    (cd "$repo" && CARGO_TARGET_DIR="$target" cargo build -q -p hydrogen-sdk --bin hydrogen-ticker) >&2
+  fi
+  echo "$target/debug/hydrogen-ticker"
+}
+
+start_ticker() {
+  local pid bin
+  if pid="$(ticker_alive)"; then return 0; fi
+  bin="$(ticker_bin)" || die "cannot build hydrogen-ticker (set HYDROGEN_TICKER_BIN, or start with --no-ticker)"
+  # shellcheck disable=SC2016 # $$ and $@ belong to the inner shell
+  setsid bash -c 'echo $$ > "$1"; shift; exec "$@"' _ "$tickerpid" "$bin" \
+    --url "ws://127.0.0.1:$(port)" --period-ms "${HYDROGEN_TICK_MS:-1000}" \
+    > "$tickerlog" 2>&1 < /dev/null &
+  local _
+  for _ in $(seq 50); do [[ -s "$tickerpid" ]] && break; sleep 0.1; done
+  echo "devnode: ticker (pid $(cat "$tickerpid" 2>/dev/null || echo '?')) makes a block every ${HYDROGEN_TICK_MS:-1000} ms (log $tickerlog)"
+}
+
+stop_ticker() {
+  local pid
+  if pid="$(ticker_alive)"; then
+    kill -TERM "$pid" 2>/dev/null || true
+    local _
+    for _ in $(seq 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  rm -f "$tickerpid"
+}
+
 cleanup_state() {
   if [[ -f "$state/temp-base-path" ]]; then
     local dir
@@ -89,11 +140,12 @@ cleanup_state() {
 }
 
 cmd_start() {
-  local base_path="" chain="${HYDROGEN_CHAIN_SPEC:-}"
+  local base_path="" chain="${HYDROGEN_CHAIN_SPEC:-}" ticker=1
   while (( $# )); do
     case "$1" in
       --base-path) base_path="${2:?--base-path needs a directory}"; shift 2 ;;
       --chain) chain="${2:?--chain needs a file}"; shift 2 ;;
+      --no-ticker) ticker=0; shift ;;
       *) usage ;;
     esac
   done
@@ -101,6 +153,7 @@ cmd_start() {
   local pid
   if pid="$(pid_alive)"; then
     echo "devnode: already running (pid $pid, ws://127.0.0.1:$(port), log $logfile)"
+    if (( ticker )); then start_ticker; fi
     return 0
   fi
   cleanup_state # a stale pidfile from a node that died
@@ -154,10 +207,12 @@ cmd_start() {
     exit 1
   fi
   echo "devnode: ready after $((SECONDS - started))s: ws://127.0.0.1:$port (base path $base_path, log $logfile)"
+  if (( ticker )); then start_ticker; fi
 }
 
 cmd_stop() {
   local pid
+  stop_ticker
   if ! pid="$(pid_alive)"; then
     cleanup_state
     echo "devnode: not running"
@@ -190,6 +245,11 @@ cmd_status() {
   echo "devnode: running (pid $pid) ws://127.0.0.1:$(port) best #$best"
   echo "  health: $health"
   echo "  base path: $(cat "$state/base-path" 2>/dev/null || echo '?'), log: $logfile"
+  if pid="$(ticker_alive)"; then
+    echo "  ticker: running (pid $pid), log: $tickerlog"
+  else
+    echo "  ticker: not running: the chain's clock stands still while it is idle"
+  fi
 }
 
 cmd_wait() {

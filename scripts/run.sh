@@ -41,7 +41,10 @@ esac
 
 cache="${HYDROGEN_CACHE_DIR:-$HOME/.cache/hydrogen}"
 target_ws="${CARGO_TARGET_DIR:-$cache/target}"
-target_ink="${CARGO_TARGET_DIR:-$cache/target-ink}"
+# The contract builds with its own toolchain into its own cache, whatever
+# CARGO_TARGET_DIR says: sharing one folder with the 1.95 workspace would
+# rebuild both each time.
+target_ink="$cache/target-ink"
 export PATH="${HYDROGEN_BIN_DIR:-${CARGO_HOME:-$HOME/.cargo}/bin}:$PATH"
 port="${HYDROGEN_RPC_PORT:-9944}"
 export HYDROGEN_RPC_PORT="$port"
@@ -97,7 +100,8 @@ scripts/devnode.sh start
 
 echo "==== deploy"
 # A dev chain: nodes that join may take a task at once (no selection warm-up).
-address="$(CARGO_TARGET_DIR="$target_ws" cargo run -p hydrogen-sdk --bin hydrogen-deploy -- --url "$url" --bundle "$bundle" --warmup-ms 0)"
+# --fund: the documented node and app accounts get HYD to stake and pay with.
+address="$(CARGO_TARGET_DIR="$target_ws" cargo run -p hydrogen-sdk --bin hydrogen-deploy -- --url "$url" --bundle "$bundle" --warmup-ms 0 --fund)"
 mkdir -p "$state"
 {
   echo "HYDROGEN_URL=$url"
@@ -109,7 +113,10 @@ echo "Hydrogen is running on the dev chain:"
 echo "  chain:              $url"
 echo "  hydrogen contract:  $address"
 echo "  (also written to $state/contracts.env)"
-echo "  pre-funded keys:    //Alice (owner, sudo), //HydrogenApp, //HydrogenApp2, //Node1 .. //Node12"
+echo "  funded keys:        //Alice (owner, sudo, the rest of the HYD supply)"
+echo "                      //Node1 .. //Node12 (HYD for two stakes each)"
+echo "                      //HydrogenApp, //HydrogenApp2 (10000 HYD each)"
+echo "  block time:         1 s (scripts/devnode.sh runs a ticker so deadlines pass)"
 
 if (( keep )); then
   echo

@@ -40,9 +40,17 @@ impl ChainView {
         contract: &str,
         cache_for: Duration,
     ) -> anyhow::Result<ChainView> {
+        let address = contract;
         let contract = parse_account(contract)?;
+        let chain = Connection::connect(rpc_url, contract).await?;
+        // A relay for a contract that is not there would accept nothing and
+        // say it is ready: refuse to start instead.
+        chain
+            .call(|h| async move { h.params().await })
+            .await
+            .map_err(|e| anyhow::anyhow!("no hydrogen contract answers at {address}: {e}"))?;
         Ok(ChainView {
-            chain: Connection::connect(rpc_url, contract).await?,
+            chain,
             cache: Mutex::default(),
             cache_for,
         })
@@ -94,10 +102,11 @@ impl ChainView {
         self.read(&hydrogen, id, true).await
     }
 
-    /// Whether the chain node answers.
+    /// Whether the chain node answers and the contract is there (a view of
+    /// it runs).
     pub async fn check(&self) -> Result<(), ApiError> {
         let hydrogen = self.handle().await?;
-        match hydrogen.client().finalized_head().await {
+        match hydrogen.params().await {
             Ok(_) => Ok(()),
             Err(e) => Err(self.unavailable(e).await),
         }

@@ -629,3 +629,75 @@ async fn standard_tools_read_and_call_the_contract() {
         eprintln!("skipped the Python example: substrate-interface is not installed");
     }
 }
+
+/// Kills the child process when dropped, so a failing test leaves none behind.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// On an idle dev chain time stands still (a block only per transaction,
+/// and the contract reads the latest block's time), so an expiry never
+/// comes. `hydrogen-ticker`, which `scripts/devnode.sh` runs, makes a block
+/// every period: the queued task then expires and its escrow comes back.
+#[tokio::test]
+async fn a_deadline_passes_on_an_idle_chain_with_the_ticker() {
+    let Some((node, bundle)) = setup().await else {
+        return;
+    };
+    let alice = keypair_from_suri("//Alice").unwrap();
+    let params = Params {
+        queue_ttl_ms: 2_000,
+        ..Params::default()
+    };
+    let client = node.client().await.expect("connect");
+    let (hydrogen, _) = Hydrogen::deploy(client, &alice, &bundle, &params, SUPPLY)
+        .await
+        .expect("deploy");
+    let funded = hydrogen.balance_of(account_of(&alice)).await.unwrap();
+    let fee = params.min_fee;
+    let id = hydrogen
+        .create_task(&alice, TaskType::StableDiffusion, [5; 32], 8, 1, fee)
+        .await
+        .unwrap()
+        .value;
+    // No node ever takes it; its queue time runs out, but no block says so.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let bob = keypair_from_suri("//Bob").unwrap();
+    let refused = hydrogen.cancel(&bob, id).await.unwrap_err();
+    assert_eq!(
+        refused.contract_error(),
+        Some(Error::NotAllowed),
+        "{refused}"
+    );
+
+    let _ticker = KillOnDrop(
+        std::process::Command::new(env!("CARGO_BIN_EXE_hydrogen-ticker"))
+            .args(["--url", node.url(), "--period-ms", "300"])
+            .spawn()
+            .expect("hydrogen-ticker starts"),
+    );
+    let mut expired = Err(refused);
+    for _ in 0..50 {
+        expired = hydrogen.cancel(&bob, id).await;
+        if expired.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    expired.expect("anyone may settle an expired task once blocks move");
+    let task = hydrogen.task(id).await.unwrap().unwrap();
+    assert_eq!(
+        task.status,
+        TaskStatus::Aborted(hydrogen_sdk::types::AbortReason::Expired)
+    );
+    assert_eq!(
+        hydrogen.balance_of(account_of(&alice)).await.unwrap(),
+        funded,
+        "the escrow came back in full"
+    );
+}

@@ -13,7 +13,7 @@ use futures::future::join_all;
 use hydrogen_relay::{Config as RelayConfig, RunningRelay, StorageConfig};
 use hydrogen_sdk::app::Client;
 use hydrogen_sdk::chain::{
-    account_of, keypair_from_suri, ss58, ChainClient, ContractBundle, Hydrogen, Keypair,
+    account_of, keypair_from_suri, ss58, ChainClient, ContractBundle, Hydrogen, Keypair, Ticker,
 };
 use hydrogen_sdk::task::TaskArgs;
 use hydrogen_sdk::types::{AccountId, Balance, Params, UNIT};
@@ -22,7 +22,6 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 use tokio::process::{Child, Command};
-use tokio::task::JoinHandle;
 
 /// The tiny model's id: what tasks put in `base_model` to run on it.
 pub const TINY_MODEL: &str = "hydrogen/tiny-sd";
@@ -106,29 +105,6 @@ pub fn daemon_binary() -> PathBuf {
     dir.join("hydrogen-node")
 }
 
-/// Sends a remark every `period` so the dev chain's clock moves.
-pub struct Ticker(JoinHandle<()>);
-
-impl Ticker {
-    pub fn start(client: ChainClient, signer: Keypair, period: Duration) -> Ticker {
-        Ticker(tokio::spawn(async move {
-            let remark = subxt::dynamic::tx("System", "remark", (vec![0u8],));
-            loop {
-                tokio::time::sleep(period).await;
-                if let Err(e) = client.submit_extrinsic(&signer, &remark, "remark").await {
-                    eprintln!("ticker: {e}");
-                }
-            }
-        }))
-    }
-}
-
-impl Drop for Ticker {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 /// One node daemon process and what it was started with.
 pub struct Daemon {
     pub key: Keypair,
@@ -184,6 +160,23 @@ impl Daemon {
                 status
             }
             None => None,
+        }
+    }
+
+    /// Whether the process runs (it has not exited since it was started).
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// Sends `signal` (`INT`, `TERM`, ...) to the running process.
+    pub fn signal(&self, signal: &str) {
+        if let Some(pid) = self.child.as_ref().and_then(|c| c.id()) {
+            let _ = std::process::Command::new("kill")
+                .arg(format!("-{signal}"))
+                .arg(pid.to_string())
+                .status();
         }
     }
 

@@ -8,8 +8,11 @@
 //! `fail` engine, which reports a local fault, so the daemon stays silent.
 
 use hydrogen_sdk::app::{AppError, Client, GenerateOptions, Generated};
+use hydrogen_sdk::chain::ss58;
 use hydrogen_sdk::task::TaskArgs;
-use hydrogen_sdk::types::{fee_share, AccountId, Balance, Event, NodeStatus, TaskId, UNIT};
+use hydrogen_sdk::types::{
+    fee_share, AbortReason, AccountId, Balance, Event, NodeStatus, TaskId, UNIT,
+};
 use hydrogen_tests::localnet::{self, LocalNet, Options};
 use hydrogen_tests::{bundle_path, shared_node};
 use std::collections::BTreeMap;
@@ -289,6 +292,151 @@ async fn a_node_killed_mid_task_resumes_and_finishes_honestly() {
     net.shutdown().await;
 }
 
+/// Polls `daemon`'s log until it contains `needle`, for up to `within`.
+async fn log_shows(daemon: &localnet::Daemon, needle: &str, within: Duration) -> bool {
+    let until = std::time::Instant::now() + within;
+    while std::time::Instant::now() < until {
+        if daemon.log().contains(needle) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_twice_mid_generation_exits_at_once_and_the_task_resumes() {
+    let Some((mut net, _dir)) = network("sigint", &["slow", "burn", "burn"], 1).await else {
+        return;
+    };
+    let app = net.app(0).await.expect("app");
+    let task = {
+        let app = app.clone();
+        tokio::spawn(async move { app.generate(&tiny_task(23), options()).await })
+    };
+    // The slow engine takes a second a step: node 0 is mid-generation.
+    assert!(
+        log_shows(
+            &net.daemons[0],
+            "arguments_fetched",
+            Duration::from_secs(120)
+        )
+        .await,
+        "node 0 started generating\n{}",
+        net.logs()
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // The first Ctrl-C is acknowledged in the log while the engine runs.
+    net.daemons[0].signal("INT");
+    assert!(
+        log_shows(
+            &net.daemons[0],
+            "stopping: finishing",
+            Duration::from_secs(2)
+        )
+        .await,
+        "the first signal was acknowledged at once\n{}",
+        net.daemons[0].log()
+    );
+    // The second exits at once, with the generation unfinished.
+    net.daemons[0].signal("INT");
+    let exit = tokio::time::timeout(Duration::from_secs(3), net.daemons[0].wait_exit())
+        .await
+        .expect("the second signal exits promptly");
+    assert!(exit.is_some_and(|s| !s.success()), "{exit:?}");
+    assert!(net.daemons[0].log().contains("second signal: exiting now"));
+    // Restarted, it picks the task up where it stood and is paid for it.
+    net.daemons[0].start(&[]).expect("restart");
+    let done = task
+        .await
+        .expect("join")
+        .unwrap_or_else(|e| panic!("{e}\n{}", net.logs()));
+    let node0 = net.daemons[0].account();
+    let mut s = settlement(&net, &app, done.task_id).await;
+    for _ in 0..60 {
+        if s.paid.contains_key(&node0) || s.missed.contains(&node0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        s = settlement(&net, &app, done.task_id).await;
+    }
+    assert!(
+        s.paid.contains_key(&node0),
+        "the restarted node finished the task and was paid: {s:?}\n{}",
+        net.logs()
+    );
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_task_too_large_for_the_node_is_declined_without_a_crash() {
+    let Some((mut net, _dir)) = network("too-large", &["burn", "burn", "burn"], 1).await else {
+        return;
+    };
+    // Node 0 may spend 1 MB on a generation: less than the tiny model's weights.
+    net.daemons[0].kill().await;
+    net.daemons[0]
+        .start(&[("HYDROGEN_NODE_MEMORY_LIMIT_MB", "1")])
+        .expect("restart with a memory limit");
+    let app = net.app(0).await.expect("app");
+    let done = generate(&net, &app, 31).await;
+    assert!(
+        log_shows(
+            &net.daemons[0],
+            "this node allows 1 MB",
+            Duration::from_secs(30)
+        )
+        .await,
+        "{}",
+        net.daemons[0].log()
+    );
+    assert!(net.daemons[0].is_running(), "{}", net.daemons[0].log());
+    assert_eq!(done.images.len(), 1);
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_that_died_generating_a_task_does_not_retry_into_the_same_crash() {
+    let Some((mut net, _dir)) = network("oom", &["burn", "burn", "burn"], 1).await else {
+        return;
+    };
+    // Node 0 dies at its first denoising step, as under the kernel's OOM
+    // killer, and the cause is still there when it comes back.
+    let crash = [("HYDROGEN_NODE_CRASH_AT", "generating")];
+    net.daemons[0].kill().await;
+    net.daemons[0]
+        .start(&crash)
+        .expect("restart with a crash point");
+    let app = net.app(0).await.expect("app");
+    let task = {
+        let app = app.clone();
+        tokio::spawn(async move { app.generate(&tiny_task(29), options()).await })
+    };
+    let exit = tokio::time::timeout(Duration::from_secs(180), net.daemons[0].wait_exit())
+        .await
+        .expect("died while generating");
+    assert!(exit.is_some_and(|s| !s.success()), "{exit:?}");
+    net.daemons[0].start(&crash).expect("restart");
+    // The other two settle the task; node 0 gives it up instead of dying again.
+    let done = task
+        .await
+        .expect("join")
+        .unwrap_or_else(|e| panic!("{e}\n{}", net.logs()));
+    assert!(
+        log_shows(
+            &net.daemons[0],
+            "not trying it again",
+            Duration::from_secs(30)
+        )
+        .await,
+        "{}",
+        net.daemons[0].log()
+    );
+    assert!(net.daemons[0].is_running(), "{}", net.daemons[0].log());
+    assert!(!done.nodes.is_empty());
+    net.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_relay_restart_mid_task_loses_nothing() {
     let Some((mut net, _dir)) = network("relay-restart", &["burn", "burn", "burn"], 1).await else {
@@ -376,12 +524,28 @@ async fn a_task_nobody_can_run_frees_its_nodes_without_misses() {
     };
     let app = net.app(0).await.expect("app");
     let before = app.balance().await.expect("balance");
-    // Submitted, then the app stops following (it never cancels).
-    let pending = app
-        .submit(&tiny_task(29), FEE, Duration::from_secs(60))
+    let err = app
+        .generate(&tiny_task(29), options())
         .await
-        .expect("submit");
-    wait_final(&net, &app, pending.task_id).await;
+        .expect_err("nobody can run it");
+    // The app says who was selected and that none of them committed.
+    let AppError::Aborted {
+        task_id,
+        reason,
+        nodes,
+        someone_committed,
+        ..
+    } = &err
+    else {
+        panic!("{err}\n{}", net.logs());
+    };
+    assert_eq!(*reason, AbortReason::Timeout, "{err}");
+    assert_eq!(nodes.len(), 3);
+    assert!(!someone_committed);
+    let message = err.to_string();
+    assert!(message.contains("none of the selected nodes"), "{message}");
+    assert!(message.contains(&ss58(&nodes[0])), "{message}");
+    wait_final(&net, &app, *task_id).await;
     for d in &net.daemons {
         let info = net.hydrogen.node_info(d.account()).await.expect("node");
         let info = info.expect("joined");

@@ -594,3 +594,31 @@ async fn retention_deletes_exactly_what_has_expired() {
     assert_eq!(creator.fetch_args(queued).await.unwrap(), args_c);
     relay.shutdown().await;
 }
+
+/// A relay pointed at an address where no hydrogen contract lives would
+/// accept nothing while its /readyz said ready: it refuses to start.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_relay_for_a_contract_that_is_not_there_refuses_to_start() {
+    let Some(url) = hydrogen_tests::shared_node().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::new(
+        &url,
+        // //Alice: an account, not a contract.
+        "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY".to_owned(),
+    );
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.storage = StorageConfig::Local {
+        path: dir.path().into(),
+    };
+    let err = hydrogen_relay::start(config)
+        .await
+        .err()
+        .expect("refused to start");
+    let message = format!("{err:#}");
+    assert!(
+        message.contains("no hydrogen contract answers at 5Grw"),
+        "{message}"
+    );
+}

@@ -11,6 +11,7 @@ pub mod config;
 pub mod cpu_kernels;
 pub mod device;
 pub mod error;
+pub mod memory;
 pub mod nn;
 pub mod noise;
 pub mod pipeline;

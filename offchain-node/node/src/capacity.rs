@@ -17,6 +17,14 @@ pub fn detect(config: &GpuConfig, backend: Backend) -> Result<Capacity> {
         Some(name) => name.clone(),
         None => adapter_name(backend),
     };
+    if backend == Backend::Wgpu && is_software_adapter(&gpu_name) {
+        tracing::warn!(
+            adapter = %gpu_name,
+            "the wgpu adapter is a software renderer, not a GPU: no GPU driver was found. \
+             Generation will be very slow; install the GPU's Vulkan driver, or set \
+             backend = \"cpu\" (tens of times faster than a software renderer)"
+        );
+    }
     let vram_gb = match config.vram_gb.or_else(nvidia_smi_gb) {
         Some(gb) => gb,
         None => bail!(
@@ -33,6 +41,48 @@ pub fn detect(config: &GpuConfig, backend: Backend) -> Result<Capacity> {
         gpu_name.pop();
     }
     Ok(Capacity { gpu_name, vram_gb })
+}
+
+/// The bytes one generation may take: `limit_mb` when configured, else the
+/// GPU's memory, or on the CPU backend the host's memory less 1 GB (the
+/// system's share). Reading the host's total, not what is free now, keeps
+/// the answer the same from task to task.
+pub fn memory_limit(limit_mb: Option<u64>, backend: Backend, vram_gb: u32) -> u64 {
+    const GB: u64 = 1 << 30;
+    if let Some(mb) = limit_mb {
+        return mb << 20;
+    }
+    if backend == Backend::Cpu {
+        if let Some(total) = host_memory() {
+            return total.saturating_sub(GB);
+        }
+    }
+    u64::from(vram_gb) * GB
+}
+
+/// `MemTotal` of /proc/meminfo, in bytes.
+fn host_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Whether an adapter name is a software rasteriser (Mesa's llvmpipe or
+/// lavapipe, SwiftShader, Windows' basic renderer): wgpu falls back to one
+/// silently when no GPU driver is found, and it is far slower than the
+/// `cpu` backend.
+pub fn is_software_adapter(name: &str) -> bool {
+    let name = name.to_lowercase();
+    [
+        "llvmpipe",
+        "lavapipe",
+        "swiftshader",
+        "software",
+        "basic render",
+    ]
+    .iter()
+    .any(|s| name.contains(s))
 }
 
 fn adapter_name(backend: Backend) -> String {
@@ -65,6 +115,33 @@ fn nvidia_smi_gb() -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_memory_limit_is_configured_else_the_device_else_the_host() {
+        assert_eq!(memory_limit(Some(512), Backend::Cpu, 8), 512 << 20);
+        assert_eq!(memory_limit(None, Backend::Wgpu, 8), 8 << 30);
+        let host = host_memory().expect("Linux has /proc/meminfo");
+        assert_eq!(memory_limit(None, Backend::Cpu, 8), host - (1 << 30));
+    }
+
+    #[test]
+    fn software_renderers_are_recognised() {
+        for name in [
+            "llvmpipe (LLVM 15.0.6, 256 bits)",
+            "Lavapipe",
+            "SwiftShader Device (Subzero)",
+            "Microsoft Basic Render Driver",
+        ] {
+            assert!(is_software_adapter(name), "{name}");
+        }
+        for name in [
+            "NVIDIA H200",
+            "AMD Radeon RX 7900 XTX",
+            "Intel(R) Arc(tm) A770",
+        ] {
+            assert!(!is_software_adapter(name), "{name}");
+        }
+    }
 
     #[test]
     fn configured_values_win_and_are_made_valid() {

@@ -6,11 +6,11 @@ use crate::daemon::Daemon;
 use crate::keys;
 use crate::membership;
 use crate::models;
+use crate::status::{CurrentTask, Snapshot};
 use crate::store::Store;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
-use hydrogen_sdk::chain::Connection;
-use hydrogen_sdk::chain::{account_of, parse_account, ss58, Keypair};
+use hydrogen_sdk::chain::{account_of, parse_account, ss58, ChainError, Connection, Keypair};
 use hydrogen_sdk::types::UNIT;
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -76,8 +76,13 @@ pub enum Command {
     Run,
     /// Show the node's account, chain record, balances and task counters.
     ///
-    /// Asks the running daemon's status server first, else the chain and the database.
-    Status,
+    /// Asks the running daemon's status server first, else the chain and the
+    /// database. Exits with 1 when the chain cannot be reached.
+    Status {
+        /// Print the status as JSON (the daemon's `/status` document).
+        #[arg(long)]
+        json: bool,
+    },
     /// List, verify or create local models.
     #[command(subcommand)]
     Models(ModelsCommand),
@@ -101,12 +106,18 @@ pub enum ModelsCommand {
     },
 }
 
+/// The GPU stack's own INFO lines (CubeCL's autotune prints one per kernel
+/// it tries, ~70 on a first task; wgpu and naga describe the adapter) are
+/// noise to a node runner: kept at WARN unless `RUST_LOG` asks for them.
+const QUIET_DEPENDENCIES: &str = "cubecl=warn,cubecl_runtime=warn,cubecl_wgpu=warn,\
+    burn_cubecl=warn,wgpu_core=warn,wgpu_hal=warn,naga=warn";
+
 /// Sets up logging as configured (`RUST_LOG` wins over `log.level`).
 pub fn init_logging(config: &Config) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(&config.log.level))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
+        .or_else(|_| EnvFilter::try_new(format!("{},{QUIET_DEPENDENCIES}", config.log.level)))
+        .unwrap_or_else(|_| EnvFilter::new(format!("info,{QUIET_DEPENDENCIES}")));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
@@ -142,14 +153,27 @@ fn load_key(config: &Config) -> Result<Keypair> {
 }
 
 fn chain_for(config: &Config, signer: &Keypair) -> Result<Connection> {
-    let contract = parse_account(&config.contract).context(
-        "`contract` must be the hydrogen contract's address (config or HYDROGEN_NODE_CONTRACT)",
-    )?;
     Ok(crate::chain::connection(
         &config.chain_url,
-        contract,
+        contract_of(config)?,
         account_of(signer),
     ))
+}
+
+/// The configured contract address, or an error that says where to set it.
+fn contract_of(config: &Config) -> Result<hydrogen_sdk::types::AccountId> {
+    if config.contract.trim().is_empty() {
+        bail!(
+            "no contract configured: set `contract` in the config file or HYDROGEN_NODE_CONTRACT \
+             to the hydrogen contract's address (scripts/run.sh --chain-only prints it)"
+        );
+    }
+    parse_account(&config.contract).with_context(|| {
+        format!(
+            "`contract` = {:?} is not an address (SS58 or 0x + 64 hex digits)",
+            config.contract
+        )
+    })
 }
 
 fn whole(amount: u128) -> String {
@@ -202,7 +226,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             let signer = load_key(&config)?;
             Daemon::new(config, signer).await?.run().await
         }
-        Command::Status => status(&config).await,
+        Command::Status { json } => status(&config, json).await,
     }
 }
 
@@ -303,60 +327,138 @@ fn models_command(config: &Config, command: ModelsCommand) -> Result<()> {
     }
 }
 
-async fn status(config: &Config) -> Result<()> {
-    if !config.http_listen.is_empty() {
-        if let Some(json) = daemon_status(&config.http_listen).await {
-            println!("{json}");
-            return Ok(());
-        }
+async fn status(config: &Config, json: bool) -> Result<()> {
+    let snapshot = match daemon_status(&config.http_listen).await {
+        Some(snapshot) => snapshot,
+        None => offline_status(config).await?,
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&snapshot)?);
+    } else {
+        print_status(&snapshot);
     }
-    let account = parse_account(&keys::account(&config.key_file)?)?;
-    println!("account:      {}", ss58(&account));
-    println!(
-        "daemon:       not running (no answer on {})",
-        config.http_listen
-    );
-    let contract = parse_account(&config.contract)?;
-    let chain = crate::chain::connection(&config.chain_url, contract, account);
-    match membership::node_info(&chain, account).await {
-        Ok(info) => {
-            match info {
-                Some(i) => {
-                    println!("node status:  {:?}", i.status);
-                    println!("stake:        {}", whole(i.stake));
-                    println!("current task: {:?}", i.current_task);
-                    println!("missed:       {} in a row", i.missed);
-                }
-                None => println!("node status:  not registered (run `hydrogen-node join`)"),
-            }
-            let h = chain.get().await?;
-            println!("tokens:       {}", whole(h.balance_of(account).await?));
-        }
-        Err(e) => println!("chain:        {e}"),
-    }
-    match Store::open(&config.data_dir) {
-        Ok(store) => {
-            let c = store.counters()?;
-            println!(
-                "tasks:        {} run, {} paid, {} slashed, {} missed, {} local faults; earned {}",
-                c.tasks_run,
-                c.paid,
-                c.slashed,
-                c.missed,
-                c.local_faults,
-                whole(c.earnings)
-            );
-            for t in store.open_tasks()? {
-                println!("open task:    {} ({})", t.id, t.state.name());
-            }
-        }
-        Err(e) => println!("database:     {e}"),
+    if !snapshot.chain_connected {
+        bail!(
+            "the chain is unreachable at {}: {}",
+            config.chain_url,
+            snapshot.last_error.as_deref().unwrap_or("no answer")
+        );
     }
     Ok(())
 }
 
-/// The running daemon's `/status`, pretty-printed, if it answers.
-async fn daemon_status(listen: &str) -> Option<String> {
+/// What the chain and the database say while no daemon runs.
+async fn offline_status(config: &Config) -> Result<Snapshot> {
+    let account = parse_account(&keys::account(&config.key_file)?)?;
+    let contract = contract_of(config)?;
+    let mut snapshot = Snapshot {
+        account: ss58(&account),
+        daemon: if config.http_listen.is_empty() {
+            "unknown (http_listen is off)".into()
+        } else {
+            format!("not running (no answer on {})", config.http_listen)
+        },
+        backend: config.backend.clone(),
+        ..Snapshot::default()
+    };
+    let chain = crate::chain::connection(&config.chain_url, contract, account);
+    let read = async {
+        let info = membership::node_info(&chain, account).await?;
+        let tokens = chain
+            .call(|h| async move { h.balance_of(account).await })
+            .await?;
+        Ok::<_, ChainError>((info, tokens))
+    };
+    match read.await {
+        Ok((info, tokens)) => {
+            snapshot.chain_connected = true;
+            snapshot.tokens = tokens;
+            if let Some(i) = info {
+                snapshot.node_status = Some(format!("{:?}", i.status));
+                snapshot.stake = i.stake;
+                snapshot.missed_in_a_row = i.missed;
+                snapshot.gpu = i.gpu_name;
+                snapshot.vram_gb = i.vram_gb;
+                snapshot.current_task = i.current_task.map(|id| CurrentTask {
+                    id,
+                    ..CurrentTask::default()
+                });
+            }
+        }
+        Err(e) => snapshot.last_error = Some(e.to_string()),
+    }
+    match Store::open(&config.data_dir) {
+        Ok(store) => {
+            snapshot.counters = store.counters()?;
+            if let Some(t) = store.open_tasks()?.into_iter().next() {
+                let current = snapshot.current_task.get_or_insert_with(Default::default);
+                current.id = t.id;
+                current.state = t.state.name().into();
+            }
+        }
+        Err(e) => eprintln!("database: {e:#}"),
+    }
+    Ok(snapshot)
+}
+
+fn print_status(s: &Snapshot) {
+    println!("account:      {}", s.account);
+    println!("daemon:       {}", s.daemon);
+    if !s.chain_connected {
+        println!("chain:        unreachable");
+    }
+    match &s.node_status {
+        Some(status) => println!("node status:  {status}"),
+        None if s.chain_connected => {
+            println!("node status:  not registered (run `hydrogen-node join`)")
+        }
+        None => {}
+    }
+    if s.chain_connected {
+        println!("stake:        {} HYD", whole(s.stake));
+        println!("tokens:       {} HYD", whole(s.tokens));
+        println!("missed:       {} in a row", s.missed_in_a_row);
+    }
+    if !s.gpu.is_empty() {
+        println!(
+            "gpu:          {} ({} GB, backend {})",
+            s.gpu, s.vram_gb, s.backend
+        );
+    }
+    match &s.current_task {
+        Some(t) if t.steps > 0 => println!(
+            "current task: {} ({}, step {}/{} of image {}/{})",
+            t.id,
+            t.state,
+            t.step,
+            t.steps,
+            t.image + 1,
+            t.images
+        ),
+        Some(t) if !t.state.is_empty() => println!("current task: {} ({})", t.id, t.state),
+        Some(t) => println!("current task: {}", t.id),
+        None => println!("current task: none"),
+    }
+    let c = &s.counters;
+    println!(
+        "tasks:        {} run, {} paid, {} slashed, {} missed, {} local faults; earned {} HYD",
+        c.tasks_run,
+        c.paid,
+        c.slashed,
+        c.missed,
+        c.local_faults,
+        whole(c.earnings)
+    );
+    if let Some(e) = &s.last_error {
+        println!("last error:   {e}");
+    }
+}
+
+/// The running daemon's `/status`, if it answers.
+async fn daemon_status(listen: &str) -> Option<Snapshot> {
+    if listen.is_empty() {
+        return None;
+    }
     let client = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(3))
         .build()
@@ -366,6 +468,5 @@ async fn daemon_status(listen: &str) -> Option<String> {
         .send()
         .await
         .ok()?;
-    let value: serde_json::Value = response.json().await.ok()?;
-    serde_json::to_string_pretty(&value).ok()
+    response.json().await.ok()
 }

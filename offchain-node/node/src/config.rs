@@ -35,6 +35,11 @@ pub struct Config {
     /// `cpu` (every core), `cuda` (builds with the engine's `cuda` feature).
     pub backend: String,
     pub gpu: GpuConfig,
+    /// Memory one generation may take, in MB. Tasks whose estimate is larger
+    /// are declined (a local fault: the node stays silent instead of being
+    /// killed mid-task). Default: `gpu.vram_gb` on a GPU backend; on the
+    /// `cpu` backend the host's memory less 1 GB.
+    pub memory_limit_mb: Option<u64>,
     /// What `run` does on SIGTERM/SIGINT once the current task is done:
     /// `pause` (keep the stake, take no tasks), `quit` (stake returned), `stay`.
     pub on_shutdown: OnShutdown,
@@ -105,6 +110,7 @@ impl Default for Config {
             engine: "burn".into(),
             backend: "wgpu".into(),
             gpu: GpuConfig::default(),
+            memory_limit_mb: None,
             on_shutdown: OnShutdown::Pause,
             poll_interval_secs: 3,
             contribute_entropy: true,

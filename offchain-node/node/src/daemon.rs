@@ -76,6 +76,7 @@ impl Daemon {
             files: config.data_dir.join("tasks"),
             status,
             vram_gb: capacity.vram_gb,
+            memory_limit: capacity::memory_limit(config.memory_limit_mb, backend, capacity.vram_gb),
             progress_bar: std::io::stderr().is_terminal(),
         };
         Ok(Daemon {
@@ -114,7 +115,11 @@ impl Daemon {
             let bound = ctx.status.serve(addr).await.context("status server")?;
             tracing::info!(%bound, "status on /status, metrics on /metrics");
         }
-        let mut signals = Signals::new()?;
+        let stop = StopRequest::watch(
+            ctx.status.clone(),
+            ctx.store.clone(),
+            self.config.on_shutdown,
+        )?;
 
         ctx.status.update(|s| s.daemon = "joining".into());
         let mut backoff = Duration::from_millis(500);
@@ -130,7 +135,7 @@ impl Daemon {
                     tracing::warn!(error = %e, retry_in = ?backoff, "chain unreachable");
                     tokio::select! {
                         _ = tokio::time::sleep(backoff) => {}
-                        _ = signals.next() => return Ok(()),
+                        _ = stop.requested() => return Ok(()),
                     }
                     backoff = (backoff * 2).min(Duration::from_secs(30));
                 }
@@ -154,10 +159,10 @@ impl Daemon {
         ctx.status.update(|s| s.daemon = "running".into());
         let poll = Duration::from_secs(self.config.poll_interval_secs.max(1));
         let mut entropy = EntropyPacer::default();
-        let mut stopping = false;
         let mut left = false;
         let mut last_rejoin: Option<Instant> = None;
         loop {
+            let stopping = stop.is_requested();
             let info = self.round(stopping, &mut entropy).await;
             if !stopping && last_rejoin.is_none_or(|t| t.elapsed() >= REJOIN_RETRY) {
                 if let Some(info) = info.as_ref().filter(|i| self.kicked_out(i)) {
@@ -181,18 +186,7 @@ impl Daemon {
                 }
             }
             tokio::select! {
-                _ = signals.next() => {
-                    if stopping {
-                        tracing::warn!("second signal: exiting now; the task at hand resumes at the next start");
-                        return Ok(());
-                    }
-                    tracing::info!(
-                        on_shutdown = ?self.config.on_shutdown,
-                        "stopping: finishing the task at hand first (signal again to exit at once)"
-                    );
-                    stopping = true;
-                    ctx.status.update(|s| s.daemon = "stopping".into());
-                }
+                _ = stop.requested(), if !stopping => {}
                 _ = self.notify.notified() => {}
                 _ = tokio::time::sleep(poll) => {}
             }
@@ -233,10 +227,16 @@ impl Daemon {
         };
         match membership::simple_call(&self.ctx.chain, &self.ctx.signer, what).await {
             Ok(()) => {
-                tracing::info!(
-                    what,
-                    "left the network (takes effect once the task at hand is released)"
-                );
+                match self.config.on_shutdown {
+                    OnShutdown::Pause => tracing::info!(
+                        "paused: no new tasks (takes effect once the task at hand is released; \
+                         the stake stays, the next start resumes)"
+                    ),
+                    _ => tracing::info!(
+                        "quit the network (takes effect once the task at hand is released; \
+                         the stake comes back then)"
+                    ),
+                }
                 true
             }
             Err(e) => match e
@@ -426,6 +426,64 @@ impl EntropyPacer {
                 self.waiting = Some((designated.to_vec(), Instant::now()));
                 false
             }
+        }
+    }
+}
+
+/// The operator's request to stop, watched by a task of its own so that a
+/// signal is acknowledged at once even while the engine runs: the first
+/// asks the daemon to finish the task at hand and leave; the second exits
+/// the process at once. That is safe: every task step is persisted before
+/// it is acted on, and the next start resumes the task where it stood.
+#[derive(Clone)]
+struct StopRequest {
+    requested: Arc<std::sync::atomic::AtomicBool>,
+    notify: Arc<Notify>,
+}
+
+impl StopRequest {
+    fn watch(status: Status, store: Store, on_shutdown: OnShutdown) -> Result<StopRequest> {
+        let mut signals = Signals::new()?;
+        let stop = StopRequest {
+            requested: Arc::default(),
+            notify: Arc::new(Notify::new()),
+        };
+        let watched = stop.clone();
+        tokio::spawn(async move {
+            signals.next().await;
+            tracing::info!(
+                ?on_shutdown,
+                "stopping: finishing the task at hand first (signal again to exit at once)"
+            );
+            watched.requested.store(true, Ordering::SeqCst);
+            status.update(|s| s.daemon = "stopping".into());
+            watched.notify.notify_waiters();
+            signals.next().await;
+            tracing::warn!(
+                "second signal: exiting now; the task at hand resumes at the next start"
+            );
+            // A generation cut short by the operator is tried again at the
+            // next start; only a death while generating marks it as fatal.
+            if let Err(e) = store.set_generating(None) {
+                tracing::warn!(error = %e, "cannot record the interrupted generation");
+            }
+            std::process::exit(130);
+        });
+        Ok(stop)
+    }
+
+    fn is_requested(&self) -> bool {
+        self.requested.load(Ordering::SeqCst)
+    }
+
+    /// Returns once a stop was requested.
+    async fn requested(&self) {
+        loop {
+            let notified = self.notify.notified();
+            if self.is_requested() {
+                return;
+            }
+            notified.await;
         }
     }
 }

@@ -35,6 +35,13 @@ pub trait Engine: Send + Sync {
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Vec<RgbImage>, LocalFault>;
 
+    /// The peak memory `args` would take, in bytes, where the engine can
+    /// tell (see `hydrogen_engine::memory`); a node declines a task that
+    /// needs more than it has rather than be killed generating it.
+    fn memory_needed(&self, _args: &TaskArgs) -> Option<u64> {
+        None
+    }
+
     /// Device memory the engine's allocator holds, in bytes, where the backend reports it.
     fn device_memory(&self) -> Option<u64> {
         None
@@ -81,6 +88,20 @@ impl BurnEngine {
 }
 
 impl Engine for BurnEngine {
+    fn memory_needed(&self, args: &TaskArgs) -> Option<u64> {
+        let dir = models::resolve(&self.models_dir, args.base_model.name())?;
+        let c = &args.task_config;
+        match hydrogen_engine::memory::estimate(&dir, Precision::F32, c.image_width, c.image_height)
+        {
+            Ok(estimate) => Some(estimate.total()),
+            Err(e) => {
+                // Loading will name the broken file; no estimate is no refusal.
+                tracing::debug!(error = %e, "no memory estimate");
+                None
+            }
+        }
+    }
+
     fn device_memory(&self) -> Option<u64> {
         if self.backend == Backend::Cpu {
             return None; // host memory; Flex keeps no pools
@@ -138,8 +159,9 @@ impl Engine for BurnEngine {
 }
 
 /// Test engines: the real engine with a different seed (its pHashes disagree
-/// with honest nodes, so the contract slashes it), and one that always has
-/// a local fault (out of memory).
+/// with honest nodes, so the contract slashes it), one that always has a
+/// local fault (out of memory), and the real engine taking a second a step
+/// (so a test can act while it generates).
 #[cfg(feature = "test-engines")]
 pub mod test_engines {
     use super::*;
@@ -147,6 +169,10 @@ pub mod test_engines {
     pub struct Cheat(pub BurnEngine);
 
     impl Engine for Cheat {
+        fn memory_needed(&self, args: &TaskArgs) -> Option<u64> {
+            self.0.memory_needed(args)
+        }
+
         fn generate(
             &self,
             args: &TaskArgs,
@@ -155,6 +181,25 @@ pub mod test_engines {
             let mut args = args.clone();
             args.task_config.seed = args.task_config.seed.wrapping_add(1_000_003) % (1 << 31);
             self.0.generate(&args, progress)
+        }
+    }
+
+    pub struct Slow(pub BurnEngine);
+
+    impl Engine for Slow {
+        fn memory_needed(&self, args: &TaskArgs) -> Option<u64> {
+            self.0.memory_needed(args)
+        }
+
+        fn generate(
+            &self,
+            args: &TaskArgs,
+            progress: &mut dyn FnMut(Progress),
+        ) -> Result<Vec<RgbImage>, LocalFault> {
+            self.0.generate(args, &mut |p| {
+                std::thread::sleep(std::time::Duration::from_secs(1));
+                progress(p)
+            })
         }
     }
 
@@ -186,6 +231,8 @@ pub fn from_config(
         "cheat" => Ok(Box::new(test_engines::Cheat(burn()))),
         #[cfg(feature = "test-engines")]
         "fail" => Ok(Box::new(test_engines::Fail)),
+        #[cfg(feature = "test-engines")]
+        "slow" => Ok(Box::new(test_engines::Slow(burn()))),
         other => anyhow::bail!("unknown engine {other:?} (this build knows: burn)"),
     }
 }

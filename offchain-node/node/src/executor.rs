@@ -36,6 +36,8 @@ pub struct Context {
     pub status: Status,
     /// Tasks whose model family needs more GPU memory are declined.
     pub vram_gb: u32,
+    /// Bytes one generation may take; a task estimated above it is declined.
+    pub memory_limit: u64,
     /// Show a progress bar (stderr is a terminal).
     pub progress_bar: bool,
 }
@@ -208,6 +210,32 @@ impl Context {
             self.store.count(|c| c.local_faults += 1)?;
             return self.abort(rec, fault);
         }
+        if let Some(needed) = self.engine.memory_needed(&args) {
+            if needed > self.memory_limit {
+                let c = &args.task_config;
+                let fault = format!(
+                    "{}×{} on {} needs about {} MB, this node allows {} MB (memory_limit_mb)",
+                    c.image_width,
+                    c.image_height,
+                    args.base_model.name(),
+                    needed >> 20,
+                    self.memory_limit >> 20
+                );
+                return self.local_fault(rec, LocalFault::OutOfMemory(fault));
+            }
+        }
+        if self.store.generating()? == Some(rec.id) {
+            self.store.set_generating(None)?;
+            return self.local_fault(
+                rec,
+                LocalFault::Engine(
+                    "this node died while generating this task last time (killed for memory?); \
+                     not trying it again"
+                        .into(),
+                ),
+            );
+        }
+        self.store.set_generating(Some(rec.id))?;
         let engine = self.engine.clone();
         let status = self.status.clone();
         let (id, bar) = (rec.id, self.progress_bar);
@@ -233,6 +261,7 @@ impl Context {
                     pb
                 });
                 let result = engine.generate(&args, &mut |p| {
+                    crate::crash::point("generating");
                     if let Some(pb) = &pb {
                         pb.inc(1);
                     }
@@ -251,12 +280,14 @@ impl Context {
                 let _ = done.send(result);
             });
         if let Err(e) = spawned {
+            self.store.set_generating(None)?;
             return self.local_fault(
                 rec,
                 LocalFault::Engine(format!("cannot start the engine thread: {e}")),
             );
         }
         let run = result.await;
+        self.store.set_generating(None)?;
         let images = match run {
             Ok(Ok(images)) => images,
             Ok(Err(fault)) => return self.local_fault(rec, fault),
@@ -306,6 +337,11 @@ impl Context {
     }
 
     async fn commit(&self, rec: &mut TaskRecord) -> Result<Step> {
+        // Never sent, and too late to be accepted: no call at all. (A commit
+        // that may have been sent before a crash is checked on chain below.)
+        if rec.pending.is_none() && now_ms() > rec.deadline {
+            return self.abort(rec, "the commit deadline passed before the commit was sent");
+        }
         let (outcome, nonce) = self.outcome_and_nonce(rec)?;
         let hash = commitment(rec.id, &self.me, &outcome, &nonce);
         let outcome = outcome.clone();

@@ -3,13 +3,13 @@
 
 use crate::store::Counters;
 use prometheus::{Encoder, Gauge, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use warp::Filter;
 
 /// The task this node is working on.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct CurrentTask {
     pub id: u64,
     /// The state machine's state (`selected`, `generated`...).
@@ -23,7 +23,7 @@ pub struct CurrentTask {
     pub images: u32,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Snapshot {
     pub account: String,
     /// `starting`, `joining`, `running`, `stopping`.

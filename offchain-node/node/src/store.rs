@@ -18,6 +18,7 @@ const CONTRACT: &str = "contract";
 const LAST_BLOCK: &str = "last_block";
 const ENTROPY: &str = "entropy";
 const COUNTERS: &str = "counters";
+const GENERATING: &str = "generating";
 
 #[derive(Debug, thiserror::Error)]
 #[error("task database: {0}")]
@@ -160,6 +161,18 @@ impl Store {
 
     pub fn put_entropy(&self, entropy: &Entropy) -> Result<()> {
         self.put_meta(ENTROPY, entropy)
+    }
+
+    /// The task whose generation is under way: recorded before the engine
+    /// starts and cleared when it returns. Found set when that task comes up
+    /// again, it means the process died while generating it (the kernel's
+    /// OOM killer, an engine abort), and trying again would die again.
+    pub fn generating(&self) -> Result<Option<TaskId>> {
+        Ok(self.meta::<Option<TaskId>>(GENERATING)?.flatten())
+    }
+
+    pub fn set_generating(&self, task: Option<TaskId>) -> Result<()> {
+        self.put_meta(GENERATING, &task)
     }
 
     pub fn counters(&self) -> Result<Counters> {

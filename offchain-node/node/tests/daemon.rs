@@ -591,3 +591,77 @@ async fn relay_down_and_chain_restart_mid_task() {
         assert!(d.exits.is_empty(), "no daemon died\n{}", cluster.logs());
     }
 }
+
+/// `hydrogen-node <args>` with a fresh key in `home` and the given settings;
+/// returns the exit code, stdout and stderr.
+fn cli(home: &Path, settings: &[(&str, &str)], args: &[&str]) -> (i32, String, String) {
+    let key_file = home.join("key.json");
+    if !key_file.exists() {
+        keys::write(&key_file, "//Node1", None).unwrap();
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hydrogen-node"))
+        .args(args)
+        .env("HYDROGEN_NODE_KEY_FILE", &key_file)
+        .env("HYDROGEN_NODE_DATA_DIR", home.join("data"))
+        .env("HYDROGEN_NODE_MODELS_DIR", home.join("models"))
+        .env("HYDROGEN_NODE_HTTP_LISTEN", "")
+        .envs(settings.iter().copied())
+        .env("HOME", home)
+        .output()
+        .expect("hydrogen-node runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn status_says_what_is_missing_and_fails_when_the_chain_is_unreachable() {
+    let home = tempfile::tempdir().unwrap();
+    let (code, _, err) = cli(home.path(), &[("HYDROGEN_NODE_CONTRACT", "")], &["status"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("no contract configured"), "{err}");
+
+    let alice = "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY";
+    let unreachable = [
+        ("HYDROGEN_NODE_CONTRACT", alice),
+        ("HYDROGEN_NODE_CHAIN_URL", "ws://127.0.0.1:1"),
+    ];
+    let (code, out, err) = cli(home.path(), &unreachable, &["status"]);
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(out.contains("chain:        unreachable"), "{out}");
+    assert!(err.contains("the chain is unreachable"), "{err}");
+    // The same facts as JSON, in the daemon's /status shape.
+    let (code, out, _) = cli(home.path(), &unreachable, &["status", "--json"]);
+    assert_eq!(code, 1);
+    let json: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(json["chain_connected"], false);
+    assert_eq!(
+        json["account"],
+        "5CtGW7s83TAuCsVq5b8i2E2riF2hw2nCwNp68hDnHzALk8MG"
+    );
+}
+
+#[test]
+fn an_http_chain_url_is_refused_at_start_not_retried() {
+    let home = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    let (code, _, err) = cli(
+        home.path(),
+        &[
+            (
+                "HYDROGEN_NODE_CONTRACT",
+                "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY",
+            ),
+            ("HYDROGEN_NODE_CHAIN_URL", "http://127.0.0.1:9944"),
+            ("HYDROGEN_NODE_ENGINE", "burn"),
+            ("HYDROGEN_NODE_BACKEND", "cpu"),
+            ("HYDROGEN_NODE_GPU__VRAM_GB", "8"),
+        ],
+        &["run"],
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("use ws://"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(30));
+}

@@ -109,6 +109,9 @@ pub enum Settled {
         task: TaskInfo,
         reason: AbortReason,
         refunded: Balance,
+        /// Whether any selected node committed a result (seen in the
+        /// task's events: all commitments in, a reveal, a miss or forfeit).
+        someone_committed: bool,
     },
 }
 
@@ -207,11 +210,16 @@ impl Client {
         match self.wait(&pending, options.queue_timeout).await? {
             Settled::Completed(task) => self.download(&task).await,
             Settled::Aborted {
-                reason, refunded, ..
+                task,
+                reason,
+                refunded,
+                someone_committed,
             } => Err(AppError::Aborted {
                 task_id,
                 reason,
                 refunded,
+                nodes: task.nodes,
+                someone_committed,
             }),
         }
     }
@@ -252,13 +260,18 @@ impl Client {
             created_in: created.included.block_number,
         };
         let task_id = pending.task_id;
-        if let Err(upload) = self.upload_args(task_id, &bytes, upload_timeout).await {
+        if let Err(error) = self.upload_args(task_id, &bytes, upload_timeout).await {
             // Best effort: the task may have started in the meantime, and
             // then the nodes' deadline refunds it instead.
-            if let Err(cancel) = self.cancel_call(task_id).await {
+            let cancelled = self.cancel_call(task_id).await.map_err(|e| e.to_string());
+            if let Err(cancel) = &cancelled {
                 tracing::warn!(task_id, %cancel, "could not cancel the task after a failed upload");
             }
-            return Err(upload);
+            return Err(AppError::UploadFailed {
+                task_id,
+                error,
+                cancelled,
+            });
         }
         Ok(pending)
     }
@@ -270,7 +283,7 @@ impl Client {
         task_id: TaskId,
         bytes: &[u8],
         timeout: Duration,
-    ) -> Result<(), AppError> {
+    ) -> Result<(), RelayError> {
         let until = Instant::now() + timeout;
         let mut pause = Duration::from_millis(200);
         loop {
@@ -281,7 +294,7 @@ impl Client {
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(Duration::from_secs(5));
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(e),
             }
         }
     }
@@ -302,6 +315,7 @@ impl Client {
         // block arrives together, so the block after the last update.
         let mut resume_from = pending.created_in;
         let mut refunded = 0;
+        let mut someone_committed = false;
         loop {
             let task = self.task(task_id).await?;
             match task.status {
@@ -318,6 +332,7 @@ impl Client {
                         task,
                         reason,
                         refunded,
+                        someone_committed,
                     });
                 }
                 // The task may start between the read and the cancel; the
@@ -333,8 +348,13 @@ impl Client {
             match tokio::time::timeout(self.poll, updates.next()).await {
                 Ok(Some(Ok(update))) => {
                     resume_from = update.block_number + 1;
-                    if let Event::Refunded { amount, .. } = update.event {
-                        refunded += amount;
+                    match update.event {
+                        Event::Refunded { amount, .. } => refunded += amount,
+                        Event::CommitmentsReady { .. }
+                        | Event::ResultRevealed { .. }
+                        | Event::NodeMissed { .. }
+                        | Event::StakeForfeited { .. } => someone_committed = true,
+                        _ => {}
                     }
                 }
                 Err(_) => {}

@@ -46,6 +46,21 @@ struct Args {
     /// its public key so uploads are paid only against the relay's receipts.
     #[arg(long)]
     relay_receipt_key: Option<String>,
+    /// Mint HYD to the dev chain's documented accounts: //Node1 .. //Node12
+    /// get twice the required stake, //HydrogenApp and //HydrogenApp2
+    /// 10,000 HYD each (their native funds come from the chain spec).
+    #[arg(long)]
+    fund: bool,
+}
+
+/// The accounts `--fund` mints to, and how much: nodes twice the stake
+/// (one stake, and as much again after a slash), apps 10,000 HYD.
+fn dev_accounts(params: &Params) -> Vec<(String, u128)> {
+    let mut accounts: Vec<(String, u128)> = (1..=12)
+        .map(|i| (format!("//Node{i}"), 2 * params.required_stake))
+        .collect();
+    accounts.extend(["//HydrogenApp", "//HydrogenApp2"].map(|a| (a.to_owned(), 10_000 * UNIT)));
+    accounts
 }
 
 #[tokio::main]
@@ -102,6 +117,19 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let public = hydrogen_sdk::relay::receipt::public_key(&key);
         hydrogen.set_relay_key(&signer, Some(public)).await?;
         eprintln!("relay receipt key 0x{} registered", hex::encode(public));
+    }
+    if args.fund {
+        for (suri, amount) in dev_accounts(&params) {
+            let account = chain::account_of(&chain::keypair_from_suri(&suri)?);
+            hydrogen
+                .mint(&signer, account, amount)
+                .await
+                .with_context(|| format!("minting to {suri}"))?;
+        }
+        eprintln!(
+            "funded //Node1 .. //Node12 with {} HYD and //HydrogenApp, //HydrogenApp2 with 10000 HYD each",
+            2 * params.required_stake / UNIT
+        );
     }
     let address = hydrogen.address();
     if args.hex {

@@ -65,6 +65,33 @@ where
     call().await
 }
 
+/// Refuses a URL that can never reach a node's WebSocket RPC, so that a
+/// mistyped `http://…` is reported at once instead of retried forever.
+pub fn check_ws_url(url: &str) -> Result<(), ChainError> {
+    let invalid = |reason: &str| ChainError::InvalidUrl {
+        url: url.into(),
+        reason: reason.into(),
+    };
+    let parsed = reqwest::Url::parse(url).map_err(|e| invalid(&e.to_string()))?;
+    match parsed.scheme() {
+        "ws" | "wss" => {}
+        "http" | "https" => {
+            return Err(invalid(
+                "the chain's RPC is a WebSocket: use ws:// (or wss://) instead of http(s)://",
+            ))
+        }
+        other => {
+            return Err(invalid(&format!(
+                "unknown scheme {other}:// (use ws:// or wss://)"
+            )))
+        }
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(invalid("no host"));
+    }
+    Ok(())
+}
+
 /// The 32-byte account of `signer`.
 pub fn account_of(signer: &Keypair) -> AccountId {
     AccountId::from(signer.public_key().0)
@@ -175,6 +202,7 @@ impl ChainClient {
     /// again otherwise; [`contract_event_stream`](Self::contract_event_stream)
     /// resumes where it was.
     pub async fn connect(url: &str) -> Result<Self, ChainError> {
+        check_ws_url(url)?;
         let failed = |reason: String| ChainError::Connect {
             url: url.into(),
             reason,
@@ -614,6 +642,22 @@ fn is_nonce_problem(reason: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_url_that_can_never_work_is_refused_at_once_and_not_retried() {
+        for (url, says) in [
+            ("http://127.0.0.1:9944", "use ws://"),
+            ("127.0.0.1:9944", "not a chain node's WebSocket URL"),
+            ("ftp://x", "unknown scheme"),
+        ] {
+            let err = ChainClient::connect(url).await.unwrap_err();
+            assert!(matches!(err, ChainError::InvalidUrl { .. }), "{url}: {err}");
+            assert!(!err.is_transport(), "{url}");
+            assert!(err.to_string().contains(says), "{url}: {err}");
+        }
+        check_ws_url("ws://127.0.0.1:9944").unwrap();
+        check_ws_url("wss://rpc.example.org/hydrogen").unwrap();
+    }
 
     #[test]
     fn accounts_parse_from_hex_and_ss58() {

@@ -11,9 +11,15 @@ pub enum ChainError {
     /// No node answered at the URL.
     #[error(
         "cannot reach a chain node at {url}: {reason}. Is the node running? \
-         Start one with `substrate-contracts-node --dev` or pass the right --url"
+         For a local dev chain run `scripts/devnode.sh start` (or `scripts/run.sh --chain-only`); \
+         otherwise check the URL"
     )]
     Connect { url: String, reason: String },
+
+    /// The URL can never reach a chain node's WebSocket RPC (wrong scheme,
+    /// not a URL): retrying would not help.
+    #[error("{url:?} is not a chain node's WebSocket URL: {reason} (e.g. ws://127.0.0.1:9944)")]
+    InvalidUrl { url: String, reason: String },
 
     /// The contract ran the message and returned one of its own errors.
     #[error("contract refused {message}: {error:?}")]

@@ -33,10 +33,11 @@ mod events;
 mod message;
 mod nonce;
 mod reveals;
+mod ticker;
 
 pub use client::{
-    account_of, keypair_from_suri, parse_account, ss58, ChainClient, ChainConfig, DryRun, Included,
-    Submitted, DEPOSIT_MARGIN_PERCENT, GAS_MARGIN_PERCENT,
+    account_of, check_ws_url, keypair_from_suri, parse_account, ss58, ChainClient, ChainConfig,
+    DryRun, Included, Submitted, DEPOSIT_MARGIN_PERCENT, GAS_MARGIN_PERCENT,
 };
 pub use connection::{Connection, RECONNECT_EVERY};
 pub use contract::{constructor_input, msg, Hydrogen};
@@ -48,3 +49,4 @@ pub use message::{selector, Message};
 pub use nonce::NonceManager;
 pub use reveals::Reveal;
 pub use subxt_signer::sr25519::Keypair;
+pub use ticker::{Ticker, TICKER_SURI};

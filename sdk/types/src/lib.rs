@@ -136,6 +136,35 @@ pub enum AbortReason {
     Expired,
 }
 
+impl AbortReason {
+    /// What happened, in words, for people reading an app's or node's output.
+    pub fn describe(self) -> &'static str {
+        match self {
+            AbortReason::Cancelled => "cancelled by its creator while queued",
+            AbortReason::Evicted => "pushed out of the full queue by better-paying tasks",
+            AbortReason::InvalidArgs => "two nodes judged its arguments invalid",
+            AbortReason::NoConsensus => "the nodes' results disagreed",
+            AbortReason::Timeout => {
+                "the selected nodes did not deliver two agreeing results in time"
+            }
+            AbortReason::UploadMissed => "the nodes agreed, but the images were never uploaded",
+            AbortReason::Expired => "no nodes took it before its queue time ran out",
+        }
+    }
+}
+
+/// `amount` in whole tokens with its unit: `25 HYD`, `0.25 HYD`.
+#[cfg(feature = "std")]
+pub fn format_tokens(amount: Balance) -> String {
+    let whole = amount / UNIT;
+    let fraction = amount % UNIT;
+    if fraction == 0 {
+        return alloc::format!("{whole} HYD");
+    }
+    let digits = alloc::format!("{fraction:012}");
+    alloc::format!("{whole}.{} HYD", digits.trim_end_matches('0'))
+}
+
 /// What a node commits to and later reveals for a task.
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
 #[cfg_attr(feature = "type-info", derive(scale_info::TypeInfo))]
@@ -337,3 +366,16 @@ pub enum Error {
 pub type RelayKey = [u8; 33];
 /// A recoverable secp256k1 signature (r ‖ s ‖ v) over a receipt's Blake2b-256.
 pub type Receipt = [u8; 65];
+
+#[cfg(all(test, feature = "std"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_print_in_whole_units() {
+        assert_eq!(format_tokens(25 * UNIT), "25 HYD");
+        assert_eq!(format_tokens(UNIT / 4), "0.25 HYD");
+        assert_eq!(format_tokens(1), "0.000000000001 HYD");
+        assert_eq!(format_tokens(0), "0 HYD");
+    }
+}
