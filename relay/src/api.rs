@@ -762,21 +762,151 @@ async fn get_image(
             ),
         ));
     }
-    let png = state.store.image(id, n).await.map_err(ApiError::internal)?;
-    count_bytes(&state, "get_image", "out", png.len());
-    Ok(warp::reply::with_header(png.to_vec(), "content-type", "image/png").into_response())
+    let size = sizes[n];
+    let range = match byte_range(header_str(&req, "range"), size) {
+        Ok(range) => range,
+        Err(()) => {
+            let mut response = ApiError::new(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                code::BAD_REQUEST,
+                format!("image {n} of task {id} has {size} bytes"),
+            )
+            .into_response();
+            set_header(&mut response, "content-range", &format!("bytes */{size}"));
+            return Ok(response);
+        }
+    };
+    let blob = state
+        .store
+        .image_stream(id, n, range.clone())
+        .await
+        .map_err(ApiError::internal)?;
+    let e_tag = blob.e_tag.as_deref().map(quoted_tag);
+    if let (Some(tag), Some(wanted)) = (&e_tag, header_str(&req, "if-none-match")) {
+        if none_match_hits(wanted, tag) {
+            let mut response = StatusCode::NOT_MODIFIED.into_response();
+            set_header(&mut response, "etag", tag);
+            return Ok(response);
+        }
+    }
+    let length = blob.range.end - blob.range.start;
+    count_bytes(&state, "get_image", "out", length as usize);
+    let mut response = stream_body(blob.chunks).into_response();
+    if range.is_some() {
+        *response.status_mut() = StatusCode::PARTIAL_CONTENT;
+        let content_range = format!(
+            "bytes {}-{}/{}",
+            blob.range.start,
+            blob.range.end - 1,
+            blob.size
+        );
+        set_header(&mut response, "content-range", &content_range);
+    }
+    set_header(&mut response, "content-type", "image/png");
+    set_header(&mut response, "content-length", &length.to_string());
+    set_header(&mut response, "accept-ranges", "bytes");
+    if let Some(tag) = &e_tag {
+        set_header(&mut response, "etag", tag);
+    }
+    Ok(response)
 }
 
+/// Every image of the task in one framed body, streamed image by image
+/// from the store: at most one chunk of one image is in memory at a time.
 async fn get_images(state: Arc<State>, id: TaskId, req: Req) -> Result<Response, ApiError> {
     let sizes = stored_images(&state, id, &req).await?;
-    let mut pngs = Vec::with_capacity(sizes.len());
-    for n in 0..sizes.len() {
-        let png = state.store.image(id, n).await.map_err(ApiError::internal)?;
-        pngs.push(png.to_vec());
+    let length: u64 = sizes.iter().map(|s| s + 4).sum();
+    count_bytes(&state, "get_images", "out", length as usize);
+    let store = state.store.clone();
+    let frames = futures::stream::iter(sizes.into_iter().enumerate()).then(move |(n, size)| {
+        let store = store.clone();
+        async move {
+            let header = futures::stream::once(futures::future::ready(Ok(Bytes::copy_from_slice(
+                &u32::try_from(size).unwrap_or(u32::MAX).to_be_bytes(),
+            ))));
+            let image = match store.image_stream(id, n, None).await {
+                Ok(blob) => blob.chunks.map_err(io::Error::other).boxed(),
+                Err(e) => {
+                    futures::stream::once(futures::future::ready(Err(io::Error::other(e)))).boxed()
+                }
+            };
+            header.chain(image)
+        }
+    });
+    let mut response = stream_body(frames.flatten().boxed()).into_response();
+    set_header(&mut response, "content-type", frames::CONTENT_TYPE);
+    set_header(&mut response, "content-length", &length.to_string());
+    Ok(response)
+}
+
+/// A response body that streams `chunks` as they come.
+fn stream_body<E>(chunks: BoxStream<'static, Result<Bytes, E>>) -> impl Reply
+where
+    E: Into<Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
+{
+    warp::reply::stream(sync_wrapper::SyncStream::new(chunks))
+}
+
+fn header_str<'a>(req: &'a Req, name: &str) -> Option<&'a str> {
+    req.headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn set_header(response: &mut Response, name: &'static str, value: &str) {
+    if let Ok(value) = warp::http::HeaderValue::from_str(value) {
+        response.headers_mut().insert(name, value);
     }
-    let body = frames::encode(&pngs);
-    count_bytes(&state, "get_images", "out", body.len());
-    Ok(warp::reply::with_header(body, "content-type", frames::CONTENT_TYPE).into_response())
+}
+
+/// The store's entity tag as an HTTP one (quoted; S3's already are).
+fn quoted_tag(tag: &str) -> String {
+    format!("\"{}\"", tag.trim_matches('"'))
+}
+
+/// Whether an `If-None-Match` list names `tag` (weak comparison, `*` matches).
+fn none_match_hits(header: &str, tag: &str) -> bool {
+    header
+        .split(',')
+        .map(str::trim)
+        .any(|t| t == "*" || t.trim_start_matches("W/") == tag)
+}
+
+/// The one byte range a `Range: bytes=…` header asks of a `size`-byte
+/// blob: `Ok(None)` serves it whole (no header, another unit, several
+/// ranges, or a malformed one, as RFC 9110 allows); `Err(())` when the
+/// range lies past the end (416).
+fn byte_range(header: Option<&str>, size: u64) -> Result<Option<std::ops::Range<u64>>, ()> {
+    let Some(spec) = header.and_then(|h| h.trim().strip_prefix("bytes=")) else {
+        return Ok(None);
+    };
+    if spec.contains(',') {
+        return Ok(None);
+    }
+    let Some((first, last)) = spec.trim().split_once('-') else {
+        return Ok(None);
+    };
+    let parse = |s: &str| s.trim().parse::<u64>().ok();
+    let range = match (first.trim().is_empty(), last.trim().is_empty()) {
+        // bytes=-n: the last n bytes.
+        (true, false) => match parse(last) {
+            Some(0) => return Err(()),
+            Some(n) => size.saturating_sub(n)..size,
+            None => return Ok(None),
+        },
+        // bytes=a-: from a to the end.
+        (false, true) => match parse(first) {
+            Some(a) => a..size,
+            None => return Ok(None),
+        },
+        (false, false) => match (parse(first), parse(last)) {
+            (Some(a), Some(b)) if a <= b => a..(b + 1).min(size),
+            _ => return Ok(None),
+        },
+        (true, true) => return Ok(None),
+    };
+    if range.start >= size {
+        return Err(());
+    }
+    Ok(Some(range))
 }
 
 /// The relay's signed word that it stores `id`'s images and that they hash
@@ -810,6 +940,43 @@ async fn get_receipt(state: Arc<State>, id: TaskId, req: Req) -> Result<Response
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn byte_ranges_follow_rfc_9110() {
+        let r = |h: &str| byte_range(Some(h), 1000);
+        assert_eq!(byte_range(None, 1000), Ok(None));
+        assert_eq!(r("bytes=0-99"), Ok(Some(0..100)));
+        assert_eq!(r("bytes=900-"), Ok(Some(900..1000)));
+        assert_eq!(r("bytes=-100"), Ok(Some(900..1000)));
+        assert_eq!(
+            r("bytes=-5000"),
+            Ok(Some(0..1000)),
+            "a suffix longer than the blob"
+        );
+        assert_eq!(
+            r("bytes=990-5000"),
+            Ok(Some(990..1000)),
+            "an end past the blob"
+        );
+        assert_eq!(r("bytes=1000-"), Err(()), "starts past the end: 416");
+        assert_eq!(r("bytes=-0"), Err(()));
+        // Served whole: another unit, several ranges, nonsense.
+        assert_eq!(r("items=0-1"), Ok(None));
+        assert_eq!(r("bytes=0-1,5-6"), Ok(None));
+        assert_eq!(r("bytes=5-1"), Ok(None));
+        assert_eq!(r("bytes=x-y"), Ok(None));
+    }
+
+    #[test]
+    fn if_none_match_compares_weakly() {
+        let tag = quoted_tag("abc-12");
+        assert_eq!(tag, "\"abc-12\"");
+        assert_eq!(quoted_tag("\"s3tag\""), "\"s3tag\"");
+        assert!(none_match_hits("\"abc-12\"", &tag));
+        assert!(none_match_hits("\"x\", W/\"abc-12\"", &tag));
+        assert!(none_match_hits("*", &tag));
+        assert!(!none_match_hits("\"abc-13\"", &tag));
+    }
     use hydrogen_sdk::types::TaskType;
 
     const CREATOR: AccountId = AccountId([1; 32]);

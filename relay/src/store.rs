@@ -20,15 +20,29 @@
 use crate::config::StorageConfig;
 use anyhow::Context;
 use bytes::Bytes;
+use futures::stream::BoxStream;
 use futures::TryStreamExt;
 use hydrogen_sdk::types::TaskId;
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
+
+/// A stored blob, or the asked part of it, as a stream of chunks: the
+/// object store reads it piece by piece (8 KiB file reads, S3's response
+/// body), so serving it never holds the blob whole in memory.
+pub struct BlobStream {
+    /// The whole blob's size.
+    pub size: u64,
+    /// The bytes of the blob this stream carries.
+    pub range: std::ops::Range<u64>,
+    /// The store's entity tag, where it has one.
+    pub e_tag: Option<String>,
+    pub chunks: BoxStream<'static, object_store::Result<Bytes>>,
+}
 
 /// Whether one of a task's blobs exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -252,9 +266,25 @@ impl Store {
         Ok(self.objects.get(&args_path(id)).await?.bytes().await?)
     }
 
-    /// Stored image `n` of `id`.
-    pub async fn image(&self, id: TaskId, n: usize) -> anyhow::Result<Bytes> {
-        Ok(self.objects.get(&image_path(id, n)).await?.bytes().await?)
+    /// Stored image `n` of `id` as a stream: all of it, or the bytes in
+    /// `range` (within the image).
+    pub async fn image_stream(
+        &self,
+        id: TaskId,
+        n: usize,
+        range: Option<std::ops::Range<u64>>,
+    ) -> anyhow::Result<BlobStream> {
+        let options = GetOptions {
+            range: range.map(GetRange::Bounded),
+            ..GetOptions::default()
+        };
+        let got = self.objects.get_opts(&image_path(id, n), options).await?;
+        Ok(BlobStream {
+            size: got.meta.size,
+            range: got.range.clone(),
+            e_tag: got.meta.e_tag.clone(),
+            chunks: got.into_stream(),
+        })
     }
 
     /// Records when `id` was first seen finished; returns the recorded time.
@@ -491,10 +521,13 @@ mod tests {
             finished_at_ms: Some(42),
         };
         assert_eq!(reopened.tasks(), vec![(1, expected)]);
-        assert_eq!(
-            reopened.image(1, 1).await.unwrap(),
-            Bytes::from_static(b"bc")
-        );
+        let blob = reopened.image_stream(1, 1, None).await.unwrap();
+        assert_eq!((blob.size, blob.range), (2, 0..2));
+        let bytes: Vec<Bytes> = blob.chunks.try_collect().await.unwrap();
+        assert_eq!(bytes.concat(), b"bc");
+        let tail = reopened.image_stream(1, 1, Some(1..2)).await.unwrap();
+        let bytes: Vec<Bytes> = tail.chunks.try_collect().await.unwrap();
+        assert_eq!(bytes.concat(), b"c");
         assert!(!files(dir.path()).iter().any(|f| f.starts_with("tasks/2")));
 
         assert!(reopened.delete_task(1).await.unwrap());

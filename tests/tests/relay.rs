@@ -270,6 +270,7 @@ async fn relay_carries_a_task_end_to_end() {
     assert_refused(again, 409, code::ALREADY_UPLOADED, "already uploaded");
 
     // Only the creator downloads them, one at a time or all at once.
+    byte_ranges_and_entity_tags(&relay, &net.creator, id, &images[0]).await;
     assert_eq!(creator.download_image(id, 0).await.unwrap(), images[0]);
     assert_eq!(creator.download_image(id, 1).await.unwrap(), images[1]);
     assert_eq!(creator.download_images(id).await.unwrap(), images);
@@ -621,4 +622,75 @@ async fn a_relay_for_a_contract_that_is_not_there_refuses_to_start() {
         message.contains("no hydrogen contract answers at 5Grw"),
         "{message}"
     );
+}
+
+/// A signed GET of `path` with `extra` headers, as a browser or a download
+/// manager resuming a transfer would send it.
+async fn signed_get(
+    relay: &RunningRelay,
+    signer: &Keypair,
+    path: &str,
+    extra: &[(&str, &str)],
+) -> reqwest::Response {
+    // Distinct timestamps, so the replay guard never sees the same request twice.
+    tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+    let signed = SignedRequest::sign(signer, "GET", path, b"", now_ms());
+    let mut headers = reqwest::header::HeaderMap::new();
+    signed.write_headers(&mut headers);
+    let mut request = reqwest::Client::new()
+        .get(format!("{}{path}", relay.url()))
+        .headers(headers);
+    for (name, value) in extra {
+        request = request.header(*name, *value);
+    }
+    request.send().await.expect("the relay answers")
+}
+
+/// An image download streams with its length, accepts byte ranges and
+/// answers a conditional request with its entity tag.
+async fn byte_ranges_and_entity_tags(
+    relay: &RunningRelay,
+    creator: &Keypair,
+    id: TaskId,
+    png: &[u8],
+) {
+    let path = format!("/v1/tasks/{id}/images/0");
+    let header = |r: &reqwest::Response, name: &str| {
+        r.headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    let len = png.len();
+    let whole = signed_get(relay, creator, &path, &[]).await;
+    assert_eq!(whole.status(), 200);
+    assert_eq!(header(&whole, "content-length"), Some(len.to_string()));
+    assert_eq!(header(&whole, "accept-ranges").as_deref(), Some("bytes"));
+    let tag = header(&whole, "etag").expect("an entity tag");
+    assert_eq!(whole.bytes().await.unwrap(), png);
+
+    let part = signed_get(relay, creator, &path, &[("range", "bytes=2-9")]).await;
+    assert_eq!(part.status(), 206);
+    assert_eq!(
+        header(&part, "content-range"),
+        Some(format!("bytes 2-9/{len}"))
+    );
+    assert_eq!(part.bytes().await.unwrap(), png[2..10]);
+
+    let tail = signed_get(relay, creator, &path, &[("range", "bytes=-4")]).await;
+    assert_eq!(tail.status(), 206);
+    assert_eq!(tail.bytes().await.unwrap(), png[len - 4..]);
+
+    let past = format!("bytes={len}-");
+    let refused = signed_get(relay, creator, &path, &[("range", &past)]).await;
+    assert_eq!(refused.status(), 416);
+    assert_eq!(
+        header(&refused, "content-range"),
+        Some(format!("bytes */{len}"))
+    );
+
+    let cached = signed_get(relay, creator, &path, &[("if-none-match", &tag)]).await;
+    assert_eq!(cached.status(), 304);
+    assert!(cached.bytes().await.unwrap().is_empty());
+    let changed = signed_get(relay, creator, &path, &[("if-none-match", "\"other\"")]).await;
+    assert_eq!(changed.status(), 200);
 }
