@@ -124,6 +124,7 @@ impl ApiError {
         if self.code == code::BEHIND
             || self.code == code::CHAIN_UNAVAILABLE
             || self.code == code::RATE_LIMITED
+            || self.code == code::BUSY
         {
             response.headers_mut().insert(
                 http::header::RETRY_AFTER,
@@ -582,6 +583,17 @@ async fn put_images(
             mib(limits.max_image_bytes)
         )));
     }
+    // Admitted, or refused before a byte of the body is read.
+    let _admitted = state.uploads.clone().try_acquire_owned().map_err(|_| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            code::BUSY,
+            format!(
+                "{} image uploads are being checked or queued; retry shortly",
+                state.config.limits.uploads()
+            ),
+        )
+    })?;
     let mut upload = state
         .store
         .reserve(id, Kind::Images)
@@ -659,7 +671,7 @@ async fn receive_images(
                 .and_then(|s| s.try_into().ok())
                 .unwrap_or_default();
             let png = png.freeze();
-            match check_image(png.clone(), n, want).await {
+            match check_image(state, png.clone(), n, want).await {
                 Ok(()) => {
                     sizes.push(png.len() as u64);
                     upload.put_image(n, png).await.map_err(ApiError::internal)?;
@@ -703,11 +715,27 @@ fn frame_error(error: io::Error, index: usize, max: u64) -> ApiError {
 }
 
 /// Decodes the PNG and compares its pHash with the accepted one, off the
-/// async threads (a 1 MiB PNG takes milliseconds to decode).
-async fn check_image(png: Bytes, n: usize, want: [u8; PHASH_BYTES]) -> Result<(), ApiError> {
-    tokio::task::spawn_blocking(move || check_png(&png, n, want).map_err(ApiError::wrong_images))
+/// async threads (a 1 MiB PNG takes milliseconds to decode), at most
+/// `image_checks` at a time: an upload waiting here stops reading its body,
+/// so its client is slowed down rather than the relay's memory filled.
+async fn check_image(
+    state: &State,
+    png: Bytes,
+    n: usize,
+    want: [u8; PHASH_BYTES],
+) -> Result<(), ApiError> {
+    let permit = state
+        .checks
+        .clone()
+        .acquire_owned()
         .await
-        .map_err(|e| ApiError::internal(anyhow::anyhow!("pHash task: {e}")))?
+        .map_err(|e| ApiError::internal(anyhow::anyhow!("image checks closed: {e}")))?;
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        check_png(&png, n, want).map_err(ApiError::wrong_images)
+    })
+    .await
+    .map_err(|e| ApiError::internal(anyhow::anyhow!("pHash task: {e}")))?
 }
 
 /// A blob the relay does not hold: not yet, or (the task being over) no

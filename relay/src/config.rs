@@ -105,6 +105,30 @@ pub struct Limits {
     pub max_image_bytes: u64,
     /// Most images per task (10).
     pub max_images: u8,
+    /// PNG decodes and pHash checks run at once (0: one per CPU core).
+    pub image_checks: usize,
+    /// Image uploads in progress at once (0: four per image check); one
+    /// more is refused with `503 busy` and `Retry-After`, so a burst
+    /// queues at the clients, not in the relay's memory.
+    pub uploads_in_flight: usize,
+}
+
+impl Limits {
+    /// [`Limits::image_checks`], with 0 resolved to the core count.
+    pub fn checks(&self) -> usize {
+        match self.image_checks {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
+
+    /// [`Limits::uploads_in_flight`], with 0 resolved.
+    pub fn uploads(&self) -> usize {
+        match self.uploads_in_flight {
+            0 => 4 * self.checks(),
+            n => n,
+        }
+    }
 }
 
 impl Default for Limits {
@@ -113,6 +137,8 @@ impl Default for Limits {
             max_args_bytes: 1 << 20,
             max_image_bytes: 16 << 20,
             max_images: 10,
+            image_checks: 0,
+            uploads_in_flight: 0,
         }
     }
 }

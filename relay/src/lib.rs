@@ -48,6 +48,10 @@ struct State {
     receipts: Option<hydrogen_sdk::relay::receipt::ReceiptKeypair>,
     /// Signed requests per account (`[auth] requests_per_second`, `burst`).
     limiter: limits::Limiter,
+    /// Image checks running at once (`[limits] image_checks`).
+    checks: Arc<tokio::sync::Semaphore>,
+    /// Image uploads admitted at once (`[limits] uploads_in_flight`).
+    uploads: Arc<tokio::sync::Semaphore>,
 }
 
 /// A relay serving in the background.
@@ -93,6 +97,8 @@ pub async fn start(config: Config) -> anyhow::Result<RunningRelay> {
         sweeping: Mutex::new(()),
         receipts,
         limiter: limits::Limiter::new(config.auth.requests_per_second, config.auth.burst),
+        checks: Arc::new(tokio::sync::Semaphore::new(config.limits.checks())),
+        uploads: Arc::new(tokio::sync::Semaphore::new(config.limits.uploads())),
         config,
         store,
         chain,

@@ -694,3 +694,85 @@ async fn byte_ranges_and_entity_tags(
     let changed = signed_get(relay, creator, &path, &[("if-none-match", "\"other\"")]).await;
     assert_eq!(changed.status(), 200);
 }
+
+/// With its upload slots taken, the relay refuses one more image upload at
+/// once, before reading its body, with `503 busy` and `Retry-After`; the
+/// upload it admitted still completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_saturated_relay_refuses_uploads_with_retry_after() {
+    let test = "relay-busy";
+    let Some(mut net) = Network::new(test, test_params(), 3).await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = relay_config(&net, dir.path());
+    config.limits.image_checks = 1;
+    config.limits.uploads_in_flight = 1;
+    let relay = start(config).await;
+    let (args, args_hash) = task_args(1, "a lighthouse");
+    let (images, outcome) = pngs(1, 3);
+    let id = net.start_task_for(args_hash, 1, FEE).await;
+    client(&relay, &net.creator)
+        .upload_args(id, &args)
+        .await
+        .unwrap();
+    let up = net.succeed_task(id, outcome).await;
+    let uploader = net.nodes[up].clone();
+
+    // The uploader's upload, held open halfway through its body.
+    let body = frames::encode(&images);
+    let path = format!("/v1/tasks/{id}/images");
+    let auth = SignedRequest::sign(&uploader, "PUT", &path, &body, now_ms());
+    let mut headers = reqwest::header::HeaderMap::new();
+    auth.write_headers(&mut headers);
+    let mut head = format!(
+        "PUT {path} HTTP/1.1\r\nhost: {}\r\ncontent-length: {}\r\n",
+        relay.addr,
+        body.len()
+    );
+    for (name, value) in &headers {
+        head.push_str(&format!("{name}: {}\r\n", value.to_str().unwrap()));
+    }
+    head.push_str("\r\n");
+    let mut held = tokio::net::TcpStream::connect(relay.addr).await.unwrap();
+    held.write_all(head.as_bytes()).await.unwrap();
+    held.write_all(&body[..body.len() / 2]).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+
+    // One more upload is refused at once.
+    let again = SignedRequest::sign(&uploader, "PUT", &path, &body, now_ms() + 1);
+    let mut headers = reqwest::header::HeaderMap::new();
+    again.write_headers(&mut headers);
+    let refused = reqwest::Client::new()
+        .put(format!("{}{path}", relay.url()))
+        .headers(headers)
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 503);
+    assert_eq!(
+        refused
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap()),
+        Some("1")
+    );
+    let json: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(json["code"], code::BUSY);
+
+    // The held upload finishes and is stored.
+    held.write_all(&body[body.len() / 2..]).await.unwrap();
+    let mut response = vec![0u8; 64];
+    let n = held.read(&mut response).await.unwrap();
+    let response = String::from_utf8_lossy(&response[..n]);
+    assert!(response.starts_with("HTTP/1.1 201"), "{response}");
+    assert_eq!(
+        client(&relay, &net.creator)
+            .download_images(id)
+            .await
+            .unwrap(),
+        images
+    );
+    relay.shutdown().await;
+}

@@ -50,6 +50,9 @@ pub mod code {
     pub const NOT_FOUND: &str = "not_found";
     /// Too many requests from this account; retry after `Retry-After`.
     pub const RATE_LIMITED: &str = "rate_limited";
+    /// 503: every image check is taken and the upload queue is full; retry
+    /// after `Retry-After`.
+    pub const BUSY: &str = "busy";
     /// This relay signs no upload receipts (it has no receipt key).
     pub const NO_RECEIPTS: &str = "no_receipts";
     /// 500: the relay failed (storage, a bug).
