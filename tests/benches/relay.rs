@@ -212,6 +212,31 @@ async fn succeeded_tasks(
     ready
 }
 
+/// This process's resident memory, KiB: `VmRSS` now or `VmHWM` (the peak
+/// since [`reset_peak`]).
+fn memory_kib(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Resets `VmHWM` to the current resident size (Linux's `clear_refs` 5).
+fn reset_peak() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// Peak memory a run added to this process, KiB.
+async fn peak_added<F: std::future::Future<Output = Run>>(run: F) -> (Run, u64) {
+    reset_peak();
+    let before = memory_kib("VmRSS:");
+    let run = run.await;
+    (run, memory_kib("VmHWM:").saturating_sub(before))
+}
+
 struct Row {
     what: String,
     clients: usize,
@@ -300,28 +325,33 @@ async fn main() {
         .expect("confirm_upload");
     let creator = RelayClient::new(&relay.url(), net.creator.clone()).unwrap();
     let nginx_url = format!("http://127.0.0.1:{}", nginx.port);
+    let mut memory = Vec::new();
 
     for clients in LEVELS {
         let jobs = vec![(); downloads];
         let c = creator.clone();
         let len = png.len();
-        let ours = drive(clients, jobs.clone(), len, move |_, ()| {
+        // The relay serves in this process, nginx in its own: the peak this
+        // process gains during the relay's run, less what the same clients
+        // gain against nginx, is the relay's memory for the downloads.
+        let (ours, with_relay) = peak_added(drive(clients, jobs.clone(), len, move |_, ()| {
             let c = c.clone();
             async move {
                 let got = c.download_image(id, 0).await.expect("relay download");
                 assert_eq!(got.len(), len);
             }
-        })
+        }))
         .await;
         let (h, url) = (http.clone(), format!("{nginx_url}/image.png"));
-        let theirs = drive(clients, jobs, len, move |_, ()| {
+        let (theirs, clients_only) = peak_added(drive(clients, jobs, len, move |_, ()| {
             let (h, url) = (h.clone(), url.clone());
             async move {
                 let got = h.get(url).send().await.unwrap().bytes().await.unwrap();
                 assert_eq!(got.len(), len);
             }
-        })
+        }))
         .await;
+        memory.push((clients, with_relay.saturating_sub(clients_only)));
         rows.push(Row {
             what: "download".into(),
             clients,
@@ -381,6 +411,13 @@ async fn main() {
     }
 
     print_table(&rows);
+    println!();
+    println!("| concurrent downloads | relay memory at peak, KiB | per download, KiB |");
+    println!("|---:|---:|---:|");
+    for (clients, kib) in memory {
+        println!("| {clients} | {kib} | {} |", kib / clients as u64);
+    }
+    println!("(peak resident size this process gained during the relay's run, less what the same clients gained against nginx; the PNG is {} KiB)", png.len() / 1024);
     println!(
         "downloads: {downloads} per row; uploads: {uploads:?} per row; machine: {} CPUs",
         std::thread::available_parallelism().map_or(0, |n| n.get())
