@@ -19,7 +19,8 @@
 #
 # Env: HYDROGEN_RPC_PORT (default 9944, --chain-only) and the other
 # devnode.sh variables; HYDROGEN_CONTRACT_BUNDLE to deploy an existing bundle
-# instead of building; HYDROGEN_CACHE_DIR / CARGO_TARGET_DIR as in
+# instead of building; HYDROGEN_DEPLOY_BIN to deploy with a built
+# hydrogen-deploy instead of `cargo run`; HYDROGEN_CACHE_DIR / CARGO_TARGET_DIR as in
 # scripts/test.sh.
 set -euo pipefail
 
@@ -101,7 +102,9 @@ scripts/devnode.sh start
 echo "==== deploy"
 # A dev chain: nodes that join may take a task at once (no selection warm-up).
 # --fund: the documented node and app accounts get HYD to stake and pay with.
-address="$(CARGO_TARGET_DIR="$target_ws" cargo run -p hydrogen-sdk --bin hydrogen-deploy -- --url "$url" --bundle "$bundle" --warmup-ms 0 --fund)"
+deploy=(env CARGO_TARGET_DIR="$target_ws" cargo run -q -p hydrogen-sdk --bin hydrogen-deploy --)
+if [[ -n "${HYDROGEN_DEPLOY_BIN:-}" ]]; then deploy=("$HYDROGEN_DEPLOY_BIN"); fi
+address="$("${deploy[@]}" --url "$url" --bundle "$bundle" --warmup-ms 0 --fund)"
 mkdir -p "$state"
 {
   echo "HYDROGEN_URL=$url"

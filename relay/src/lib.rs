@@ -54,6 +54,22 @@ struct State {
     uploads: Arc<tokio::sync::Semaphore>,
 }
 
+/// The listening socket, with `TCP_NODELAY` (Linux passes it on to every
+/// accepted connection; warp offers no hook per connection): a streamed
+/// response ends in a short chunk, which Nagle's algorithm would hold back
+/// for the client's delayed ACK, 40 ms.
+fn listen(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_nodelay(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
 /// A relay serving in the background.
 pub struct RunningRelay {
     /// The address it listens on (the real port when the config said 0).
@@ -87,9 +103,8 @@ pub async fn start(config: Config) -> anyhow::Result<RunningRelay> {
         None => None,
     };
     let store = store::Store::open(&config.storage).await?;
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let listener =
+        listen(config.listen).with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     let state = Arc::new(State {
         replay: replay::ReplayGuard::new(config.auth.max_skew_ms),

@@ -48,6 +48,10 @@ fn the_documented_first_hour_ends_with_an_image() {
     let status = Command::new("bash")
         .arg(repo.join("tests/walkthrough.sh"))
         .env("HYDROGEN_WALKTHROUGH_BIN", target.join("debug"))
+        // The SDK's tools as just built, rather than rebuilt by the scripts
+        // with the SDK's own feature set.
+        .env("HYDROGEN_DEPLOY_BIN", target.join("debug/hydrogen-deploy"))
+        .env("HYDROGEN_TICKER_BIN", target.join("debug/hydrogen-ticker"))
         .env("HYDROGEN_CONTRACT_BUNDLE", &bundle)
         .status()
         .expect("bash runs");
