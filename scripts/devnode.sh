@@ -51,15 +51,17 @@ rpc() { # METHOD [PORT] -> JSON reply on stdout; fails when nothing answers
     "http://127.0.0.1:${2:-$(port)}"
 }
 
-pid_alive() { # pid of our running node, or fail
-  [[ -f "$pidfile" ]] || return 1
+alive() { # PIDFILE PATTERN -> the pid in PIDFILE if it runs a command line with PATTERN
+  [[ -f "$1" ]] || return 1
   local pid
-  pid="$(cat "$pidfile")"
+  pid="$(cat "$1")"
   [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 1
   # Guard against a recycled pid.
-  tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q -- '--finalize-delay-sec' || return 1
+  tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$2" || return 1
   echo "$pid"
 }
+
+pid_alive() { alive "$pidfile" '--finalize-delay-sec'; } # our running node
 
 log_tail() {
   if [[ -f "$logfile" ]]; then
@@ -86,14 +88,7 @@ wait_rpc() { # wait until system_health answers, or the node dies, or timeout
   done
 }
 
-ticker_alive() { # pid of our running ticker, or fail
-  [[ -f "$tickerpid" ]] || return 1
-  local pid
-  pid="$(cat "$tickerpid")"
-  [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 1
-  tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q -- 'hydrogen-ticker' || return 1
-  echo "$pid"
-}
+ticker_alive() { alive "$tickerpid" 'hydrogen-ticker'; } # our running ticker
 
 ticker_bin() { # path of the ticker binary, built if missing
   if [[ -n "${HYDROGEN_TICKER_BIN:-}" ]]; then echo "$HYDROGEN_TICKER_BIN"; return; fi

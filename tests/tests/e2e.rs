@@ -253,15 +253,9 @@ async fn a_node_killed_mid_task_resumes_and_finishes_honestly() {
     };
     // Node 0 dies right after it committed (the crash point exits the
     // process like a kill -9), then comes back.
-    net.daemons[0].kill().await;
-    net.daemons[0]
-        .start(&[("HYDROGEN_NODE_CRASH_AT", "committed")])
-        .expect("restart with a crash point");
+    restart_with(&mut net, 0, &[("HYDROGEN_NODE_CRASH_AT", "committed")]).await;
     let app = net.app(0).await.expect("app");
-    let task = {
-        let app = app.clone();
-        tokio::spawn(async move { app.generate(&tiny_task(17), options()).await })
-    };
+    let task = generate_in_background(&app, 17);
     let exit = tokio::time::timeout(Duration::from_secs(180), net.daemons[0].wait_exit())
         .await
         .expect("the crash point was reached");
@@ -275,14 +269,7 @@ async fn a_node_killed_mid_task_resumes_and_finishes_honestly() {
     // The other two may settle the task before the restarted node reveals;
     // its late, agreeing reveal is paid when it lands.
     let node0 = net.daemons[0].account();
-    let mut s = settlement(&net, &app, done.task_id).await;
-    for _ in 0..60 {
-        if s.paid.contains_key(&node0) || s.slashed.contains(&node0) || s.missed.contains(&node0) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        s = settlement(&net, &app, done.task_id).await;
-    }
+    let s = verdict_of(&net, &app, done.task_id, node0).await;
     assert!(
         s.paid.contains_key(&node0),
         "the restarted node was paid: {s:?}\n{}",
@@ -304,16 +291,43 @@ async fn log_shows(daemon: &localnet::Daemon, needle: &str, within: Duration) ->
     false
 }
 
+/// Stops daemon `i` (SIGKILL) and starts it again with `env` (a crash
+/// point, a limit).
+async fn restart_with(net: &mut LocalNet, i: usize, env: &[(&str, &str)]) {
+    net.daemons[i].kill().await;
+    net.daemons[i].start(env).expect("restart");
+}
+
+/// `app.generate` of a tiny task, in the background.
+fn generate_in_background(
+    app: &Client,
+    seed: u64,
+) -> tokio::task::JoinHandle<Result<Generated, AppError>> {
+    let app = app.clone();
+    tokio::spawn(async move { app.generate(&tiny_task(seed), options()).await })
+}
+
+/// The task's settlement once `node`'s verdict (paid, slashed or missed)
+/// is in: a node that came back late reveals after the other two settled.
+async fn verdict_of(net: &LocalNet, app: &Client, task_id: TaskId, node: AccountId) -> Settlement {
+    let mut s = settlement(net, app, task_id).await;
+    for _ in 0..60 {
+        if s.paid.contains_key(&node) || s.slashed.contains(&node) || s.missed.contains(&node) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        s = settlement(net, app, task_id).await;
+    }
+    s
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn ctrl_c_twice_mid_generation_exits_at_once_and_the_task_resumes() {
     let Some((mut net, _dir)) = network("sigint", &["slow", "burn", "burn"], 1).await else {
         return;
     };
     let app = net.app(0).await.expect("app");
-    let task = {
-        let app = app.clone();
-        tokio::spawn(async move { app.generate(&tiny_task(23), options()).await })
-    };
+    let task = generate_in_background(&app, 23);
     // The slow engine takes a second a step: node 0 is mid-generation.
     assert!(
         log_shows(
@@ -352,14 +366,7 @@ async fn ctrl_c_twice_mid_generation_exits_at_once_and_the_task_resumes() {
         .expect("join")
         .unwrap_or_else(|e| panic!("{e}\n{}", net.logs()));
     let node0 = net.daemons[0].account();
-    let mut s = settlement(&net, &app, done.task_id).await;
-    for _ in 0..60 {
-        if s.paid.contains_key(&node0) || s.missed.contains(&node0) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        s = settlement(&net, &app, done.task_id).await;
-    }
+    let s = verdict_of(&net, &app, done.task_id, node0).await;
     assert!(
         s.paid.contains_key(&node0),
         "the restarted node finished the task and was paid: {s:?}\n{}",
@@ -374,10 +381,7 @@ async fn a_task_too_large_for_the_node_is_declined_without_a_crash() {
         return;
     };
     // Node 0 may spend 1 MB on a generation: less than the tiny model's weights.
-    net.daemons[0].kill().await;
-    net.daemons[0]
-        .start(&[("HYDROGEN_NODE_MEMORY_LIMIT_MB", "1")])
-        .expect("restart with a memory limit");
+    restart_with(&mut net, 0, &[("HYDROGEN_NODE_MEMORY_LIMIT_MB", "1")]).await;
     let app = net.app(0).await.expect("app");
     let done = generate(&net, &app, 31).await;
     assert!(
@@ -403,15 +407,9 @@ async fn a_node_that_died_generating_a_task_does_not_retry_into_the_same_crash()
     // Node 0 dies at its first denoising step, as under the kernel's OOM
     // killer, and the cause is still there when it comes back.
     let crash = [("HYDROGEN_NODE_CRASH_AT", "generating")];
-    net.daemons[0].kill().await;
-    net.daemons[0]
-        .start(&crash)
-        .expect("restart with a crash point");
+    restart_with(&mut net, 0, &crash).await;
     let app = net.app(0).await.expect("app");
-    let task = {
-        let app = app.clone();
-        tokio::spawn(async move { app.generate(&tiny_task(29), options()).await })
-    };
+    let task = generate_in_background(&app, 29);
     let exit = tokio::time::timeout(Duration::from_secs(180), net.daemons[0].wait_exit())
         .await
         .expect("died while generating");
