@@ -289,6 +289,26 @@ step_python_example() {
   outcome "installed substrate-interface $SUBSTRATE_INTERFACE_VERSION in $python_dir"
 }
 
+# An S3-compatible server for the relay's S3 tests: moto's standalone
+# server (PyPI `moto[server]`): it speaks the S3 HTTP API on loopback with
+# any credentials and installs from the package registry in seconds, where
+# MinIO and Garage have no Debian package or PyPI wheel here.
+MOTO_VERSION=5.2.5
+s3_dir="${HYDROGEN_CACHE_DIR:-$HOME/.cache/hydrogen}/s3"
+step_s3_server() {
+  if [[ -x "$s3_dir/bin/moto_server" ]]; then
+    outcome "ok ($s3_dir/bin/moto_server)"
+    return 0
+  fi
+  if (( dry_run )); then outcome "would install moto[server] $MOTO_VERSION in $s3_dir"; return 0; fi
+  if ! command -v python3 >/dev/null || ! python3 -m venv "$s3_dir" >/dev/null 2>&1 \
+     || ! "$s3_dir/bin/pip" install -q "moto[server]==$MOTO_VERSION"; then
+    outcome "skipped (no python3 venv or no PyPI; the relay's S3 tests will say so)"
+    return 0
+  fi
+  outcome "installed moto[server] $MOTO_VERSION in $s3_dir"
+}
+
 # ---------------------------------------------------------------- main
 
 total_start="$(now_ms)"
@@ -299,6 +319,7 @@ run_step "Rust $INK_TOOLCHAIN (ink!)" step_ink_toolchain
 run_step "substrate-contracts-node" step_node
 run_step "cargo-contract" step_cargo_contract
 run_step "Python example (substrate-interface)" step_python_example
+run_step "S3-compatible test server (moto)" step_s3_server
 
 echo
 echo "install summary:"

@@ -17,6 +17,7 @@ use hydrogen_sdk::relay::auth::SignedRequest;
 use hydrogen_sdk::relay::{code, frames, RelayClient, RelayError};
 use hydrogen_sdk::task::TaskArgs;
 use hydrogen_sdk::types::{blake2_256, Hash, Outcome, TaskId, TaskStatus};
+use hydrogen_tests::s3::S3Server;
 use hydrogen_tests::{now_ms, test_params, Network, FEE};
 use image::{ImageFormat, Rgb, RgbImage};
 use std::io::Cursor;
@@ -25,13 +26,86 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 // ---- Fixtures ----
 
-fn relay_config(net: &Network, dir: &Path) -> Config {
+/// Where a test relay keeps its blobs: a folder on local disk, or a bucket
+/// on a real S3-compatible server on loopback (`hydrogen_tests::s3`).
+enum Blobs {
+    Dir(tempfile::TempDir),
+    S3 {
+        server: S3Server,
+        bucket: String,
+        storage: StorageConfig,
+    },
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Store {
+    Local,
+    S3,
+}
+
+impl Blobs {
+    /// `None` when the S3 server is not installed and tests may skip.
+    async fn new(store: Store, test: &str) -> Option<Blobs> {
+        match store {
+            Store::Local => Some(Blobs::Dir(tempfile::tempdir().unwrap())),
+            Store::S3 => {
+                let server = S3Server::start().await?;
+                let bucket = test.replace(|c: char| !c.is_ascii_alphanumeric(), "-");
+                let storage = server.bucket(&bucket).await;
+                Some(Blobs::S3 {
+                    server,
+                    bucket,
+                    storage,
+                })
+            }
+        }
+    }
+
+    fn storage(&self) -> StorageConfig {
+        match self {
+            Blobs::Dir(dir) => StorageConfig::Local {
+                path: dir.path().into(),
+            },
+            Blobs::S3 { storage, .. } => storage.clone(),
+        }
+    }
+
+    /// The stored objects of task `id`, relative to `tasks/<id>/`, sorted.
+    async fn files_of(&self, id: TaskId) -> Vec<String> {
+        match self {
+            Blobs::Dir(dir) => files_of(dir.path(), id),
+            Blobs::S3 { server, bucket, .. } => {
+                // ListObjectsV2 (the server takes unsigned requests).
+                let prefix = format!("tasks/{id}/");
+                let xml = reqwest::get(format!(
+                    "{}/{bucket}?list-type=2&prefix={prefix}",
+                    server.endpoint
+                ))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+                let mut keys: Vec<String> = xml
+                    .split("<Key>")
+                    .skip(1)
+                    .filter_map(|k| k.split("</Key>").next())
+                    .map(|k| k.trim_start_matches(&prefix).to_owned())
+                    .collect();
+                keys.sort();
+                keys
+            }
+        }
+    }
+}
+
+fn relay_config(net: &Network, blobs: &Blobs) -> Config {
     let mut config = Config::new(
         net.client.url(),
         format!("0x{}", hex::encode(net.contract())),
     );
     config.listen = "127.0.0.1:0".parse().unwrap();
-    config.storage = StorageConfig::Local { path: dir.into() };
+    config.storage = blobs.storage();
     // Sweeps run only when a test asks for one.
     config.retention.sweep_interval_secs = 0;
     config
@@ -194,13 +268,23 @@ async fn cut_request(
 
 /// Every endpoint's success path, who may call each one, and a restart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn relay_carries_a_task_end_to_end() {
-    let test = "relay-e2e";
+async fn relay_carries_a_task_end_to_end_on_local_disk() {
+    carries_a_task_end_to_end("relay-e2e", Store::Local).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_carries_a_task_end_to_end_on_s3() {
+    carries_a_task_end_to_end("relay-e2e-s3", Store::S3).await;
+}
+
+async fn carries_a_task_end_to_end(test: &str, store: Store) {
     let Some(mut net) = Network::new(test, test_params(), 3).await else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let relay = start(relay_config(&net, dir.path())).await;
+    let Some(blobs) = Blobs::new(store, test).await else {
+        return;
+    };
+    let relay = start(relay_config(&net, &blobs)).await;
     client(&relay, &net.creator).health().await.expect("ready");
 
     let (args, args_hash) = task_args(2, "a red fox in snow");
@@ -305,12 +389,12 @@ async fn relay_carries_a_task_end_to_end() {
 
     // A restart on the same directory serves the same blobs.
     relay.shutdown().await;
-    let relay = start(relay_config(&net, dir.path())).await;
+    let relay = start(relay_config(&net, &blobs)).await;
     let creator = client(&relay, &net.creator);
     assert_eq!(creator.download_images(id).await.unwrap(), images);
     assert_eq!(creator.fetch_args(id).await.unwrap(), args);
     assert_eq!(
-        files_of(dir.path(), id),
+        blobs.files_of(id).await,
         ["args.json", "images.json", "images/0.png", "images/1.png"]
     );
     relay.shutdown().await;
@@ -320,13 +404,23 @@ async fn relay_carries_a_task_end_to_end() {
 /// Uploads: wrong hash, invalid arguments, oversize, truncated, wrong or
 /// unreadable images; each refused with nothing left in storage.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_requests_are_refused_and_leave_nothing() {
-    let test = "relay-refusals";
+async fn bad_requests_are_refused_and_leave_nothing_on_local_disk() {
+    bad_requests_are_refused_and_leave_nothing("relay-refusals", Store::Local).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_are_refused_and_leave_nothing_on_s3() {
+    bad_requests_are_refused_and_leave_nothing("relay-refusals-s3", Store::S3).await;
+}
+
+async fn bad_requests_are_refused_and_leave_nothing(test: &str, store: Store) {
     let Some(mut net) = Network::new(test, test_params(), 3).await else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let relay = start(relay_config(&net, dir.path())).await;
+    let Some(blobs) = Blobs::new(store, test).await else {
+        return;
+    };
+    let relay = start(relay_config(&net, &blobs)).await;
     let (args, args_hash) = task_args(2, "a lighthouse at dusk");
     let (images, outcome) = pngs(2, 2);
     let id = net.start_task_for(args_hash, 2, FEE).await;
@@ -362,7 +456,7 @@ async fn bad_requests_are_refused_and_leave_nothing() {
     let (status, code, message) = raw(&relay, "PUT", &path, Some(tampered), tampered_body).await;
     assert_eq!((status, code.as_str()), (401, code::UNAUTHENTICATED));
     assert_eq!(message, "the body does not match its signed hash");
-    assert!(files_of(dir.path(), id).is_empty());
+    assert!(blobs.files_of(id).await.is_empty());
 
     // A request is accepted once: its copy is refused.
     let once = signed(&net.creator, "GET", b"", now_ms());
@@ -412,7 +506,7 @@ async fn bad_requests_are_refused_and_leave_nothing() {
         "ask for 3 images but task",
     );
     for task in [id, queued, queued2] {
-        assert!(files_of(dir.path(), task).is_empty(), "task {task}");
+        assert!(blobs.files_of(task).await.is_empty(), "task {task}");
     }
     creator
         .upload_args(id, &args)
@@ -423,8 +517,8 @@ async fn bad_requests_are_refused_and_leave_nothing() {
     let up = net.succeed_task(id, outcome).await;
     let uploader = client(&relay, &net.nodes[up]);
     let images_path = format!("/v1/tasks/{id}/images");
-    let no_images = |dir: &Path| {
-        let files = files_of(dir, id);
+    let no_images = || async {
+        let files = blobs.files_of(id).await;
         assert_eq!(files, ["args.json"], "only the arguments are stored");
     };
 
@@ -435,11 +529,11 @@ async fn bad_requests_are_refused_and_leave_nothing() {
         code::WRONG_IMAGES,
         "has 2 images, the body holds 1",
     );
-    no_images(dir.path());
+    no_images().await;
     let swapped = [images[1].clone(), images[0].clone()];
     let refused = uploader.upload_images(id, &swapped).await;
     assert_refused(refused, 422, code::WRONG_IMAGES, "image 0's pHash is 0x");
-    no_images(dir.path());
+    no_images().await;
     let not_png = [images[0].clone(), b"GIF89a".to_vec()];
     let refused = uploader.upload_images(id, &not_png).await;
     assert_refused(
@@ -448,17 +542,17 @@ async fn bad_requests_are_refused_and_leave_nothing() {
         code::WRONG_IMAGES,
         "image 1 is not a readable PNG",
     );
-    no_images(dir.path());
+    no_images().await;
     let mut corrupt = images.clone();
     let last = corrupt[1].len() - 20;
     corrupt[1][last] ^= 0xff;
     let refused = uploader.upload_images(id, &corrupt).await;
     assert_refused(refused, 422, code::WRONG_IMAGES, "image 1");
-    no_images(dir.path());
+    no_images().await;
     let eleven = vec![images[0].clone(); 11];
     let refused = uploader.upload_images(id, &eleven).await;
     assert_refused(refused, 413, code::TOO_LARGE, "");
-    no_images(dir.path());
+    no_images().await;
 
     // An image over 16 MiB is refused from its length prefix, before its
     // bytes arrive: the request is cut after 104 bytes.
@@ -468,7 +562,7 @@ async fn bad_requests_are_refused_and_leave_nothing() {
     let (status, body) = cut_request(&relay, &images_path, &auth, big.len(), &big[..104]).await;
     assert_eq!(status, 413, "{body}");
     assert!(body.contains("image 0 is larger than 16 MiB"), "{body}");
-    no_images(dir.path());
+    no_images().await;
 
     // A body cut short: the first image arrives whole, the second half.
     let full = frames::encode(&images);
@@ -477,7 +571,7 @@ async fn bad_requests_are_refused_and_leave_nothing() {
     let (status, body) = cut_request(&relay, &images_path, &auth, full.len(), &full[..cut]).await;
     assert_eq!(status, 400, "{body}");
     assert!(body.contains(code::MALFORMED), "{body}");
-    no_images(dir.path());
+    no_images().await;
 
     uploader
         .upload_images(id, &images)
@@ -496,8 +590,8 @@ async fn a_flooding_account_is_rate_limited_and_others_are_not() {
     let Some(net) = Network::new(test, test_params(), 3).await else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = relay_config(&net, dir.path());
+    let blobs = Blobs::new(Store::Local, test).await.unwrap();
+    let mut config = relay_config(&net, &blobs);
     config.auth.requests_per_second = 1;
     config.auth.burst = 5;
     let relay = start(config).await;
@@ -529,15 +623,25 @@ async fn a_flooding_account_is_rate_limited_and_others_are_not() {
 /// the relay first saw it finished, across a restart), an unfinished one's
 /// after its deadline plus the grace period, a queued one's stay.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn retention_deletes_exactly_what_has_expired() {
-    let test = "relay-retention";
+async fn retention_deletes_exactly_what_has_expired_on_local_disk() {
+    retention_deletes_exactly_what_has_expired("relay-retention", Store::Local).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_deletes_exactly_what_has_expired_on_s3() {
+    retention_deletes_exactly_what_has_expired("relay-retention-s3", Store::S3).await;
+}
+
+async fn retention_deletes_exactly_what_has_expired(test: &str, store: Store) {
     let Some(mut net) = Network::new(test, test_params(), 3).await else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
+    let Some(blobs) = Blobs::new(store, test).await else {
+        return;
+    };
     let ttl_ms = 3_600_000;
     let grace_ms = 60_000;
-    let mut config = relay_config(&net, dir.path());
+    let mut config = relay_config(&net, &blobs);
     config.retention.ttl_secs = ttl_ms / 1000;
     config.retention.grace_secs = grace_ms / 1000;
     let relay = start(config.clone()).await;
@@ -580,13 +684,13 @@ async fn retention_deletes_exactly_what_has_expired() {
     let report = relay.sweep_at(deadline + grace_ms + 1).await.unwrap();
     assert_eq!(report.deleted, [(running, SweepReason::PastDeadline)]);
     assert_eq!(report.kept, [completed, queued]);
-    assert!(files_of(dir.path(), running).is_empty());
+    assert!(blobs.files_of(running).await.is_empty());
 
     let report = relay.sweep_at(t0 + ttl_ms).await.unwrap();
     assert_eq!(report.deleted, [(completed, SweepReason::Finished)]);
     assert_eq!(report.kept, [queued]);
-    assert!(files_of(dir.path(), completed).is_empty());
-    assert_eq!(files_of(dir.path(), queued), ["args.json"]);
+    assert!(blobs.files_of(completed).await.is_empty());
+    assert_eq!(blobs.files_of(queued).await, ["args.json"]);
 
     // What was swept is gone for good, which a client must not retry.
     let creator = client(&relay, &net.creator);
@@ -704,8 +808,8 @@ async fn a_saturated_relay_refuses_uploads_with_retry_after() {
     let Some(mut net) = Network::new(test, test_params(), 3).await else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = relay_config(&net, dir.path());
+    let blobs = Blobs::new(Store::Local, test).await.unwrap();
+    let mut config = relay_config(&net, &blobs);
     config.limits.image_checks = 1;
     config.limits.uploads_in_flight = 1;
     let relay = start(config).await;
