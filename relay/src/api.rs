@@ -493,6 +493,8 @@ async fn put_args(
     if length.is_some_and(|l| l > limit) {
         return Err(too_large());
     }
+    // Another replica may have stored it: the store knows.
+    state.store.seen(id).await.map_err(ApiError::internal)?;
     let upload = state
         .store
         .reserve(id, Kind::Args)
@@ -555,7 +557,14 @@ async fn get_args(state: Arc<State>, id: TaskId, req: Req) -> Result<Response, A
         .await?;
     // An audit re-executes another task: it runs that task's arguments.
     let blobs = task.audit_of.unwrap_or(id);
-    if state.store.blobs(blobs).args != Slot::Stored {
+    if state
+        .store
+        .seen(blobs)
+        .await
+        .map_err(ApiError::internal)?
+        .args
+        != Slot::Stored
+    {
         return Err(absent(&task, "arguments"));
     }
     let args = state.store.args(blobs).await.map_err(ApiError::internal)?;
@@ -594,6 +603,8 @@ async fn put_images(
             ),
         )
     })?;
+    // Another replica may have stored it: the store knows.
+    state.store.seen(id).await.map_err(ApiError::internal)?;
     let mut upload = state
         .store
         .reserve(id, Kind::Images)
@@ -766,7 +777,7 @@ async fn stored_images(state: &State, id: TaskId, req: &Req) -> Result<Vec<u64>,
         .chain
         .authorize(id, |t| may_download_images(t, &signed.account))
         .await?;
-    let blobs = state.store.blobs(id);
+    let blobs = state.store.seen(id).await.map_err(ApiError::internal)?;
     if blobs.images != Slot::Stored {
         return Err(absent(&task, "images"));
     }
@@ -950,7 +961,14 @@ async fn get_receipt(state: Arc<State>, id: TaskId, req: Req) -> Result<Response
     };
     // Anyone may ask: a receipt reveals nothing the chain does not.
     let task = state.chain.authorize(id, |_| Ok(())).await?;
-    if state.store.blobs(id).images != Slot::Stored {
+    if state
+        .store
+        .seen(id)
+        .await
+        .map_err(ApiError::internal)?
+        .images
+        != Slot::Stored
+    {
         return Err(absent(&task, "images"));
     }
     let Some(result) = &task.result else {

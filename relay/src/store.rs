@@ -231,6 +231,44 @@ impl Store {
         }
     }
 
+    /// What the store holds for `id`, looking in the store itself for what
+    /// the index does not have yet: another relay on the same store may
+    /// have stored it (replicas), and this one learns it here. A slot being
+    /// uploaded through this relay is left as it is.
+    pub async fn seen(&self, id: TaskId) -> anyhow::Result<TaskBlobs> {
+        let known = self.blobs(id);
+        if known.args == Slot::Absent {
+            match self.objects.head(&args_path(id)).await {
+                Ok(_) => self.learn(id, |b| {
+                    if b.args == Slot::Absent {
+                        b.args = Slot::Stored;
+                    }
+                }),
+                Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if known.images == Slot::Absent {
+            match self.read_json::<Manifest>(&manifest_path(id)).await {
+                Ok(manifest) => self.learn(id, |b| {
+                    if b.images == Slot::Absent {
+                        b.images = Slot::Stored;
+                        b.image_sizes = manifest.sizes;
+                    }
+                }),
+                Err(e)
+                    if e.downcast_ref::<object_store::Error>()
+                        .is_some_and(|e| matches!(e, object_store::Error::NotFound { .. })) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(self.blobs(id))
+    }
+
+    fn learn(&self, id: TaskId, f: impl FnOnce(&mut TaskBlobs)) {
+        f(self.index.lock().unwrap().entry(id).or_default());
+    }
+
     /// What the relay holds for `id`.
     pub fn blobs(&self, id: TaskId) -> TaskBlobs {
         self.index

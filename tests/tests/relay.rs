@@ -880,3 +880,53 @@ async fn a_saturated_relay_refuses_uploads_with_retry_after() {
     );
     relay.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_on_one_folder_serve_each_others_blobs() {
+    two_replicas_serve_each_others_blobs("relay-replicas", Store::Local).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_on_one_bucket_serve_each_others_blobs() {
+    two_replicas_serve_each_others_blobs("relay-replicas-s3", Store::S3).await;
+}
+
+/// Two relay processes on one store, as behind a load balancer: what one
+/// stored the other serves, and refuses to store again.
+async fn two_replicas_serve_each_others_blobs(test: &str, store: Store) {
+    let Some(mut net) = Network::new(test, test_params(), 3).await else {
+        return;
+    };
+    let Some(blobs) = Blobs::new(store, test).await else {
+        return;
+    };
+    let a = start(relay_config(&net, &blobs)).await;
+    let b = start(relay_config(&net, &blobs)).await;
+    let (args, args_hash) = task_args(1, "two relays");
+    let (images, outcome) = pngs(1, 5);
+    let id = net.start_task_for(args_hash, 1, FEE).await;
+
+    client(&a, &net.creator)
+        .upload_args(id, &args)
+        .await
+        .expect("stored through a");
+    for node in &net.nodes {
+        assert_eq!(client(&b, node).fetch_args(id).await.unwrap(), args);
+    }
+    let again = client(&b, &net.creator).upload_args(id, &args).await;
+    assert_refused(again, 409, code::ALREADY_UPLOADED, "already uploaded");
+
+    let up = net.succeed_task(id, outcome).await;
+    client(&b, &net.nodes[up])
+        .upload_images(id, &images)
+        .await
+        .expect("stored through b");
+    assert_eq!(
+        client(&a, &net.creator).download_images(id).await.unwrap(),
+        images
+    );
+    let again = client(&a, &net.nodes[up]).upload_images(id, &images).await;
+    assert_refused(again, 409, code::ALREADY_UPLOADED, "already uploaded");
+    a.shutdown().await;
+    b.shutdown().await;
+}
