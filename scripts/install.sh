@@ -270,43 +270,42 @@ step_node() {
     SKIP_CONTRACTS_PARACHAIN_RUNTIME_WASM_BUILD=1
 }
 step_cargo_contract() { ensure_tool cargo-contract cargo-contract "$CONTRACT_VERSION" 30; }
-# Python's substrate-interface, in a venv of its own: the contract README's
-# Python example, which sdk/tests/chain.rs runs with it. Optional: without
-# it that part of the test is skipped, never failed.
+# A PyPI package in a venv of its own: DIR, CHECK (a command that succeeds
+# once it is installed), REQUIREMENT, and what is missing without it.
+# Optional steps: without PyPI they are skipped, and the tests say so.
+pip_venv_step() {
+  local dir="$1" check="$2" requirement="$3" without="$4"
+  if bash -c "$check" >/dev/null 2>&1; then
+    outcome "ok ($dir)"
+    return 0
+  fi
+  if (( dry_run )); then outcome "would install $requirement in $dir"; return 0; fi
+  if ! command -v python3 >/dev/null || ! python3 -m venv "$dir" >/dev/null 2>&1 \
+     || ! "$dir/bin/pip" install -q "$requirement"; then
+    outcome "skipped (no python3 venv or no PyPI; $without)"
+    return 0
+  fi
+  outcome "installed $requirement in $dir"
+}
+
+# Python's substrate-interface: the contract README's Python example, which
+# sdk/tests/chain.rs runs with it (that part of the test is skipped without it).
 SUBSTRATE_INTERFACE_VERSION=1.8.1
 python_dir="${HYDROGEN_CACHE_DIR:-$HOME/.cache/hydrogen}/python"
 step_python_example() {
-  if "$python_dir/bin/python3" -c "import substrateinterface" 2>/dev/null; then
-    outcome "ok ($python_dir)"
-    return 0
-  fi
-  if (( dry_run )); then outcome "would install substrate-interface $SUBSTRATE_INTERFACE_VERSION in $python_dir"; return 0; fi
-  if ! command -v python3 >/dev/null || ! python3 -m venv "$python_dir" >/dev/null 2>&1 \
-     || ! "$python_dir/bin/pip" install -q "substrate-interface==$SUBSTRATE_INTERFACE_VERSION"; then
-    outcome "skipped (no python3 venv or no PyPI; the Python example test is skipped)"
-    return 0
-  fi
-  outcome "installed substrate-interface $SUBSTRATE_INTERFACE_VERSION in $python_dir"
+  pip_venv_step "$python_dir" "'$python_dir/bin/python3' -c 'import substrateinterface'" \
+    "substrate-interface==$SUBSTRATE_INTERFACE_VERSION" "the Python example test is skipped"
 }
 
 # An S3-compatible server for the relay's S3 tests: moto's standalone
 # server (PyPI `moto[server]`): it speaks the S3 HTTP API on loopback with
-# any credentials and installs from the package registry in seconds, where
-# MinIO and Garage have no Debian package or PyPI wheel here.
+# any credentials and installs from the package registry in about a minute,
+# where MinIO and Garage have no Debian package or PyPI wheel here.
 MOTO_VERSION=5.2.5
 s3_dir="${HYDROGEN_CACHE_DIR:-$HOME/.cache/hydrogen}/s3"
 step_s3_server() {
-  if [[ -x "$s3_dir/bin/moto_server" ]]; then
-    outcome "ok ($s3_dir/bin/moto_server)"
-    return 0
-  fi
-  if (( dry_run )); then outcome "would install moto[server] $MOTO_VERSION in $s3_dir"; return 0; fi
-  if ! command -v python3 >/dev/null || ! python3 -m venv "$s3_dir" >/dev/null 2>&1 \
-     || ! "$s3_dir/bin/pip" install -q "moto[server]==$MOTO_VERSION"; then
-    outcome "skipped (no python3 venv or no PyPI; the relay's S3 tests will say so)"
-    return 0
-  fi
-  outcome "installed moto[server] $MOTO_VERSION in $s3_dir"
+  pip_venv_step "$s3_dir" "test -x '$s3_dir/bin/moto_server'" \
+    "moto[server]==$MOTO_VERSION" "the relay's S3 tests will say so"
 }
 
 # ---------------------------------------------------------------- main
