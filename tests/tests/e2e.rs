@@ -258,10 +258,7 @@ async fn a_node_killed_mid_task_resumes_and_finishes_honestly() {
     restart_with(&mut net, 0, &[("HYDROGEN_NODE_CRASH_AT", "committed")]).await;
     let app = net.app(0).await.expect("app");
     let task = generate_in_background(&app, 17);
-    let exit = tokio::time::timeout(Duration::from_secs(180), net.daemons[0].wait_exit())
-        .await
-        .expect("the crash point was reached");
-    assert!(exit.is_some_and(|s| !s.success()), "crashed: {exit:?}");
+    exits_failing(&mut net, 0, Duration::from_secs(180), "the crash point").await;
     net.daemons[0].start(&[]).expect("restart");
 
     let done = task
@@ -298,6 +295,15 @@ async fn log_shows(daemon: &localnet::Daemon, needle: &str, within: Duration) ->
 async fn restart_with(net: &mut LocalNet, i: usize, env: &[(&str, &str)]) {
     net.daemons[i].kill().await;
     net.daemons[i].start(env).expect("restart");
+}
+
+/// Waits up to `within` for daemon `i` to exit on its own (a crash point, a
+/// second signal) and asserts that it failed; `what` names the expectation.
+async fn exits_failing(net: &mut LocalNet, i: usize, within: Duration, what: &str) {
+    let exit = tokio::time::timeout(within, net.daemons[i].wait_exit())
+        .await
+        .unwrap_or_else(|_| panic!("{what}: no exit within {within:?}"));
+    assert!(exit.is_some_and(|s| !s.success()), "{what}: {exit:?}");
 }
 
 /// `app.generate` of a tiny task, in the background.
@@ -356,10 +362,7 @@ async fn ctrl_c_twice_mid_generation_exits_at_once_and_the_task_resumes() {
     );
     // The second exits at once, with the generation unfinished.
     net.daemons[0].signal("INT");
-    let exit = tokio::time::timeout(Duration::from_secs(3), net.daemons[0].wait_exit())
-        .await
-        .expect("the second signal exits promptly");
-    assert!(exit.is_some_and(|s| !s.success()), "{exit:?}");
+    exits_failing(&mut net, 0, Duration::from_secs(3), "the second signal").await;
     assert!(net.daemons[0].log().contains("second signal: exiting now"));
     // Restarted, it picks the task up where it stood and is paid for it.
     net.daemons[0].start(&[]).expect("restart");
@@ -412,10 +415,13 @@ async fn a_node_that_died_generating_a_task_does_not_retry_into_the_same_crash()
     restart_with(&mut net, 0, &crash).await;
     let app = net.app(0).await.expect("app");
     let task = generate_in_background(&app, 29);
-    let exit = tokio::time::timeout(Duration::from_secs(180), net.daemons[0].wait_exit())
-        .await
-        .expect("died while generating");
-    assert!(exit.is_some_and(|s| !s.success()), "{exit:?}");
+    exits_failing(
+        &mut net,
+        0,
+        Duration::from_secs(180),
+        "died while generating",
+    )
+    .await;
     net.daemons[0].start(&crash).expect("restart");
     // The other two settle the task; node 0 gives it up instead of dying again.
     let done = task
