@@ -31,6 +31,9 @@ INK_TOOLCHAIN=1.86.0
 # mesa-vulkan-drivers (lavapipe) and libvulkan1: the engine's wgpu path runs on the CPU in tests.
 BASE_PACKAGES=(xz-utils curl ca-certificates pkg-config libssl-dev mesa-vulkan-drivers libvulkan1)
 BUILD_PACKAGES=(protobuf-compiler clang libclang-dev)
+# Real servers the tests and benchmarks start on loopback: nginx balances
+# relay replicas (tests/tests/relay.rs) and is the relay benchmark's reference.
+TEST_PACKAGES=(nginx-light)
 
 dry_run=0
 case "${1:-}" in
@@ -117,6 +120,7 @@ apt_install() { # PACKAGE...: install the missing ones
   outcome "installed ${missing[*]}"
 }
 step_base_packages() { apt_install "${BASE_PACKAGES[@]}"; }
+step_test_packages() { apt_install "${TEST_PACKAGES[@]}"; }
 
 # ---------------------------------------------------------------- 2. Rust toolchains
 
@@ -319,6 +323,7 @@ run_step "substrate-contracts-node" step_node
 run_step "cargo-contract" step_cargo_contract
 run_step "Python example (substrate-interface)" step_python_example
 run_step "S3-compatible test server (moto)" step_s3_server
+run_step "test servers (nginx)" step_test_packages
 
 echo
 echo "install summary:"

@@ -2,7 +2,7 @@
 //! handlers. Every error is JSON `{"code", "message"}` ([`ErrorBody`]).
 
 use crate::metrics::Metrics;
-use crate::store::{Kind, Slot};
+use crate::store::{AlreadyStored, Deleted, Kind, Slot};
 use crate::State;
 use bytes::{Buf, Bytes};
 use futures::stream::BoxStream;
@@ -90,6 +90,17 @@ impl ApiError {
             code::INTERNAL,
             format!("the relay failed: {error:#}"),
         )
+    }
+    /// A store failure; another replica's doing (it stored the blob first,
+    /// or deleted the task) gets the answer the blob's state calls for.
+    fn store(error: anyhow::Error, task: &TaskInfo, what: &str) -> ApiError {
+        if error.is::<AlreadyStored>() {
+            Self::occupied(task.id, what, Slot::Stored)
+        } else if error.is::<Deleted>() {
+            absent(task, what)
+        } else {
+            Self::internal(error)
+        }
     }
     fn too_large(message: String) -> ApiError {
         Self::new(StatusCode::PAYLOAD_TOO_LARGE, code::TOO_LARGE, message)
@@ -217,6 +228,9 @@ pub fn may_download_images(task: &TaskInfo, who: &AccountId) -> Result<(), ApiEr
 /// The parts of a request that authentication needs.
 pub struct Req {
     method: Method,
+    /// Where the client sent it: the `Host` header (HTTP/1) or the
+    /// URI's authority (HTTP/2).
+    authority: Option<String>,
     path_and_query: String,
     headers: HeaderMap,
 }
@@ -247,18 +261,26 @@ where
 
 fn request() -> impl Filter<Extract = (Req,), Error = Infallible> + Clone {
     let query = warp::query::raw().or(warp::any().map(String::new)).unify();
+    // A malformed Host header is no authority (refused as such).
+    let authority = warp::host::optional().or(warp::any().map(|| None)).unify();
     warp::method()
+        .and(authority)
         .and(warp::path::full())
         .and(query)
         .and(warp::header::headers_cloned())
         .map(
-            |method, path: warp::path::FullPath, query: String, headers| {
+            |method,
+             authority: Option<warp::host::Authority>,
+             path: warp::path::FullPath,
+             query: String,
+             headers| {
                 let mut path_and_query = path.as_str().to_string();
                 if !query.is_empty() {
                     path_and_query = format!("{path_and_query}?{query}");
                 }
                 Req {
                     method,
+                    authority: authority.map(|a| a.as_str().to_ascii_lowercase()),
                     path_and_query,
                     headers,
                 }
@@ -435,14 +457,26 @@ fn now_ms() -> u64 {
 }
 
 /// Checks the signature headers (not yet the body) and refuses a replay.
-fn authenticate(state: &State, req: &Req) -> Result<SignedRequest, ApiError> {
+async fn authenticate(state: &State, req: &Req) -> Result<SignedRequest, ApiError> {
     let signed = SignedRequest::from_headers(&req.headers).map_err(ApiError::unauthenticated)?;
     let now = now_ms();
     signed
         .check_time(now, state.config.auth.max_skew_ms)
         .map_err(ApiError::unauthenticated)?;
+    let authority = req.authority.as_deref().unwrap_or_default();
+    if !state.authorities.iter().any(|a| a == authority) {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            code::UNAUTHENTICATED,
+            format!(
+                "this relay answers requests signed for {}, not for {authority:?} (a proxy in \
+                 front of it must pass the client's Host header on)",
+                state.authorities.join(", ")
+            ),
+        ));
+    }
     signed
-        .verify(req.method.as_str(), &req.path_and_query)
+        .verify(authority, req.method.as_str(), &req.path_and_query)
         .map_err(ApiError::unauthenticated)?;
     if let Err(wait) = state.limiter.check(&signed.account) {
         return Err(ApiError::rate_limited(wait));
@@ -450,6 +484,8 @@ fn authenticate(state: &State, req: &Req) -> Result<SignedRequest, ApiError> {
     if !state
         .replay
         .first_use(&signed.signature, signed.timestamp_ms, now)
+        .await
+        .map_err(ApiError::internal)?
     {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -483,7 +519,7 @@ async fn put_args(
     length: Option<u64>,
     mut body: Body,
 ) -> Result<Response, ApiError> {
-    let signed = authenticate(&state, &req)?;
+    let signed = authenticate(&state, &req).await?;
     let task = state
         .chain
         .authorize_fresh(id, |t| may_upload_args(t, &signed.account))
@@ -525,7 +561,7 @@ async fn put_args(
     upload
         .put_args(Bytes::from(received))
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(|e| ApiError::store(e, &task, "arguments"))?;
     tracing::info!(task = id, "arguments stored");
     Ok(StatusCode::CREATED.into_response())
 }
@@ -550,7 +586,7 @@ fn check_args(signed: &SignedRequest, task: &TaskInfo, body: &[u8]) -> Result<()
 }
 
 async fn get_args(state: Arc<State>, id: TaskId, req: Req) -> Result<Response, ApiError> {
-    let signed = authenticate(&state, &req)?;
+    let signed = authenticate(&state, &req).await?;
     let task = state
         .chain
         .authorize(id, |t| may_fetch_args(t, &signed.account))
@@ -567,7 +603,11 @@ async fn get_args(state: Arc<State>, id: TaskId, req: Req) -> Result<Response, A
     {
         return Err(absent(&task, "arguments"));
     }
-    let args = state.store.args(blobs).await.map_err(ApiError::internal)?;
+    let args = state
+        .store
+        .args(blobs)
+        .await
+        .map_err(|e| ApiError::store(e, &task, "arguments"))?;
     count_bytes(&state, "get_args", "out", args.len());
     Ok(warp::reply::with_header(args.to_vec(), "content-type", "application/json").into_response())
 }
@@ -579,7 +619,7 @@ async fn put_images(
     length: Option<u64>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let signed = authenticate(&state, &req)?;
+    let signed = authenticate(&state, &req).await?;
     let task = state
         .chain
         .authorize_fresh(id, |t| may_upload_images(t, &signed.account))
@@ -620,7 +660,7 @@ async fn put_images(
             upload
                 .commit_images(sizes)
                 .await
-                .map_err(ApiError::internal)?;
+                .map_err(|e| ApiError::store(e, &task, "images"))?;
             tracing::info!(task = id, images = task.num_images, "images stored");
             Ok(StatusCode::CREATED.into_response())
         }
@@ -771,8 +811,12 @@ fn absent(task: &TaskInfo, what: &str) -> ApiError {
     }
 }
 
-async fn stored_images(state: &State, id: TaskId, req: &Req) -> Result<Vec<u64>, ApiError> {
-    let signed = authenticate(state, req)?;
+async fn stored_images(
+    state: &State,
+    id: TaskId,
+    req: &Req,
+) -> Result<(TaskInfo, Vec<u64>), ApiError> {
+    let signed = authenticate(state, req).await?;
     let task = state
         .chain
         .authorize(id, |t| may_download_images(t, &signed.account))
@@ -781,7 +825,7 @@ async fn stored_images(state: &State, id: TaskId, req: &Req) -> Result<Vec<u64>,
     if blobs.images != Slot::Stored {
         return Err(absent(&task, "images"));
     }
-    Ok(blobs.image_sizes)
+    Ok((task, blobs.image_sizes))
 }
 
 async fn get_image(
@@ -790,7 +834,7 @@ async fn get_image(
     n: usize,
     req: Req,
 ) -> Result<Response, ApiError> {
-    let sizes = stored_images(&state, id, &req).await?;
+    let (task, sizes) = stored_images(&state, id, &req).await?;
     if n >= sizes.len() {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -819,7 +863,7 @@ async fn get_image(
         .store
         .image_stream(id, n, range.clone())
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(|e| ApiError::store(e, &task, "images"))?;
     let e_tag = blob.e_tag.as_deref().map(quoted_tag);
     if let (Some(tag), Some(wanted)) = (&e_tag, header_str(&req, "if-none-match")) {
         if none_match_hits(wanted, tag) {
@@ -853,7 +897,7 @@ async fn get_image(
 /// Every image of the task in one framed body, streamed image by image
 /// from the store: at most one chunk of one image is in memory at a time.
 async fn get_images(state: Arc<State>, id: TaskId, req: Req) -> Result<Response, ApiError> {
-    let sizes = stored_images(&state, id, &req).await?;
+    let (_, sizes) = stored_images(&state, id, &req).await?;
     let length: u64 = sizes.iter().map(|s| s + 4).sum();
     count_bytes(&state, "get_images", "out", length as usize);
     let store = state.store.clone();
@@ -951,7 +995,7 @@ fn byte_range(header: Option<&str>, size: u64) -> Result<Option<std::ops::Range<
 /// The relay's signed word that it stores `id`'s images and that they hash
 /// to the accepted result: what `confirm_upload` needs to pay the uploader.
 async fn get_receipt(state: Arc<State>, id: TaskId, req: Req) -> Result<Response, ApiError> {
-    authenticate(&state, &req)?;
+    authenticate(&state, &req).await?;
     let Some(key) = &state.receipts else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,

@@ -169,12 +169,24 @@ impl Default for Retention {
 }
 
 /// Request authentication.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
+    /// The authorities (`host` or `host:port`, as clients write them in
+    /// the relay's URL and send them as `Host`) this relay service answers
+    /// for; a request signed for any other is refused. Replicas behind one
+    /// load balancer share the balancer's. Empty: the listening address
+    /// (and `localhost:port` on loopback); required when listening on a
+    /// wildcard address.
+    pub authorities: Vec<String>,
     /// How far a request's timestamp may be from the relay's clock, in ms;
     /// accepted signatures are remembered this long to refuse replays.
     pub max_skew_ms: u64,
+    /// Where accepted signatures are remembered: `store` (default), in the
+    /// object store the replicas share, so a replay is refused by every
+    /// replica and after a restart, at one small write per request; or
+    /// `memory`, for a single relay process, refused by that process only.
+    pub replay_guard: ReplayScope,
     /// Signed requests one account may make per second, sustained, before
     /// `429 rate_limited`: a request may cost chain reads, so no key may
     /// make the relay read the chain without bound.
@@ -188,10 +200,50 @@ pub struct AuthConfig {
 impl Default for AuthConfig {
     fn default() -> Self {
         AuthConfig {
+            authorities: Vec::new(),
             max_skew_ms: hydrogen_sdk::relay::auth::DEFAULT_MAX_SKEW_MS,
+            replay_guard: ReplayScope::Store,
             requests_per_second: default_requests_per_second(),
             burst: default_burst(),
         }
+    }
+}
+
+/// Where the replay guard remembers accepted signatures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReplayScope {
+    Store,
+    Memory,
+}
+
+impl AuthConfig {
+    /// The authorities to answer for, lower case: the configured ones, or
+    /// those of the address the relay listens on.
+    pub fn authorities_for(&self, listening: SocketAddr) -> anyhow::Result<Vec<String>> {
+        if !self.authorities.is_empty() {
+            return Ok(self
+                .authorities
+                .iter()
+                .map(|a| a.trim().to_ascii_lowercase())
+                .collect());
+        }
+        let ip = listening.ip();
+        anyhow::ensure!(
+            !ip.is_unspecified(),
+            "listening on {listening} (every interface): set [auth] authorities to the \
+             host names clients use, e.g. [\"relay.example.org\"]; requests are signed \
+             for the relay's host name"
+        );
+        let port = listening.port();
+        let mut out = vec![match ip {
+            std::net::IpAddr::V4(ip) => format!("{ip}:{port}"),
+            std::net::IpAddr::V6(ip) => format!("[{ip}]:{port}"),
+        }];
+        if ip.is_loopback() {
+            out.push(format!("localhost:{port}"));
+        }
+        Ok(out)
     }
 }
 
@@ -259,6 +311,35 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn authorities_default_to_the_listening_address() {
+        let auth = AuthConfig::default();
+        let at = |a: &str| auth.authorities_for(a.parse().unwrap());
+        assert_eq!(
+            at("127.0.0.1:8700").unwrap(),
+            ["127.0.0.1:8700", "localhost:8700"]
+        );
+        assert_eq!(at("10.0.0.5:80").unwrap(), ["10.0.0.5:80"]);
+        assert_eq!(at("[::1]:8700").unwrap(), ["[::1]:8700", "localhost:8700"]);
+        let err = at("0.0.0.0:8700").unwrap_err().to_string();
+        assert!(err.contains("set [auth] authorities"), "{err}");
+        let named = AuthConfig {
+            authorities: vec!["Relay.Example.org".into()],
+            ..AuthConfig::default()
+        };
+        assert_eq!(
+            named
+                .authorities_for("0.0.0.0:8700".parse().unwrap())
+                .unwrap(),
+            ["relay.example.org"]
+        );
+        let config = Config::from_toml(
+            "contract = \"0x01\"\n[auth]\nauthorities = [\"a:1\"]\nreplay_guard = \"memory\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.auth.replay_guard, ReplayScope::Memory);
     }
 
     #[test]

@@ -25,7 +25,7 @@ mod replay;
 mod retention;
 mod store;
 
-pub use config::{AuthConfig, Config, Limits, Retention, StorageConfig};
+pub use config::{AuthConfig, Config, Limits, ReplayScope, Retention, StorageConfig};
 pub use retention::{SweepReason, SweepReport};
 
 use anyhow::Context;
@@ -41,6 +41,8 @@ struct State {
     store: store::Store,
     chain: chain::ChainView,
     replay: replay::ReplayGuard,
+    /// The authorities requests may be signed for, lower case.
+    authorities: Vec<String>,
     metrics: metrics::Metrics,
     /// One sweep at a time, periodic or on demand.
     sweeping: Mutex<()>,
@@ -106,8 +108,15 @@ pub async fn start(config: Config) -> anyhow::Result<RunningRelay> {
     let listener =
         listen(config.listen).with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
+    let authorities = config.auth.authorities_for(addr)?;
+    tracing::info!(?authorities, "answering requests signed for");
+    let shared_guard = match config.auth.replay_guard {
+        config::ReplayScope::Store => Some(store.clone()),
+        config::ReplayScope::Memory => None,
+    };
     let state = Arc::new(State {
-        replay: replay::ReplayGuard::new(config.auth.max_skew_ms),
+        replay: replay::ReplayGuard::new(config.auth.max_skew_ms, shared_guard),
+        authorities,
         metrics: metrics::Metrics::new(),
         sweeping: Mutex::new(()),
         receipts,

@@ -19,6 +19,15 @@ struct Args {
     /// Address to listen on.
     #[arg(long, env = "HYDROGEN_RELAY_LISTEN")]
     listen: Option<SocketAddr>,
+    /// A name clients reach this relay service by, host[:port] as in its
+    /// URL (repeat, or comma-separate in the variable); replaces the
+    /// file's [auth] authorities.
+    #[arg(
+        long = "authority",
+        env = "HYDROGEN_RELAY_AUTHORITIES",
+        value_delimiter = ','
+    )]
+    authorities: Vec<String>,
     /// The chain node's WebSocket RPC URL.
     #[arg(long, env = "HYDROGEN_RELAY_RPC_URL")]
     rpc_url: Option<String>,
@@ -59,6 +68,9 @@ fn config(args: Args) -> anyhow::Result<Config> {
     }
     if let Some(url) = args.rpc_url {
         config.rpc_url = url;
+    }
+    if !args.authorities.is_empty() {
+        config.auth.authorities = args.authorities;
     }
     if let Some(contract) = args.contract {
         config.contract = contract;

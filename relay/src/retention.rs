@@ -1,7 +1,7 @@
 //! Retention: what the relay deletes, and when.
 //!
-//! A sweep walks the store's index and reads each task at the finalized
-//! block:
+//! A sweep walks every task in the store — also those stored through other
+//! replicas — and reads each at the finalized block:
 //!
 //! - a finished task (Completed or Aborted) is stamped with the time the
 //!   relay first saw it finished (persisted, so a restart does not reset
@@ -11,6 +11,11 @@
 //!   relay never saw finish);
 //! - a task the chain does not know (the relay pointed at a new contract)
 //!   is left alone and logged: deleting on a lagging view would lose data.
+//!
+//! Replicas sweeping one store at once agree: the finished stamp is a
+//! conditional first write (the earliest wins, the others read it), and
+//! deleting what another sweep already deleted is not an error. The sweep
+//! also drops the replay guard's stale signatures.
 
 use crate::State;
 use hydrogen_sdk::types::TaskId;
@@ -46,7 +51,7 @@ pub struct SweepReport {
 pub async fn sweep(state: &State, now_ms: u64) -> anyhow::Result<SweepReport> {
     let retention = state.config.retention;
     let mut report = SweepReport::default();
-    for (id, _) in state.store.tasks() {
+    for id in state.store.stored_tasks().await? {
         let task = state
             .chain
             .finalized_task(id)
@@ -79,6 +84,7 @@ pub async fn sweep(state: &State, now_ms: u64) -> anyhow::Result<SweepReport> {
             _ => report.kept.push(id),
         }
     }
+    state.store.forget_signatures(now_ms).await?;
     state
         .metrics
         .stored_tasks

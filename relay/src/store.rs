@@ -3,19 +3,27 @@
 //! Layout under the store's root:
 //!
 //! ```text
-//! tasks/<id>/args.json        the task arguments, as uploaded
-//! tasks/<id>/images/<n>.png   image n (0-based)
-//! tasks/<id>/images.json      {"sizes": [...]}: written after every image,
-//!                             so the set exists only once it is complete
-//! tasks/<id>/finished.json    {"finished_at_ms": ...}: when the relay first
-//!                             saw the task finished (retention's clock)
+//! tasks/<id>/args.json                 the task arguments, as uploaded
+//! tasks/<id>/images/<upload>/<n>.png   image n (0-based) of one upload
+//! tasks/<id>/images.json               {"sizes": [...], "upload": "<upload>"}:
+//!                                      written after every image, so the set
+//!                                      exists only once it is complete
+//! tasks/<id>/finished.json             {"finished_at_ms": ...}: when a relay
+//!                                      first saw the task finished
+//! replay/<minute>/<signature>          an accepted request signature, until
+//!                                      the minute its timestamp goes stale
 //! ```
 //!
 //! Each `put` is atomic in `object_store` (a temporary file renamed into
 //! place on local disk; one `PutObject` on S3), so no blob is ever seen
-//! half-written. The index is rebuilt from a listing at start, which also
-//! deletes image files that never got their `images.json` (an upload cut
-//! short by a crash).
+//! half-written. The first writes that several replicas may race on —
+//! `args.json`, `images.json`, `finished.json`, a replay entry — are
+//! conditional (`PutMode::Create`: a hard link on disk, `If-None-Match: *`
+//! on S3): exactly one wins, the others learn what it wrote. Each image
+//! upload writes into a folder of its own, so a losing or cut upload never
+//! overwrites or exposes an image of the set that `images.json` names; what
+//! it leaves behind is invisible and goes with its task. The index is
+//! rebuilt from a listing at start.
 
 use crate::config::StorageConfig;
 use anyhow::Context;
@@ -27,7 +35,7 @@ use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{
-    GetOptions, GetRange, GetResultPayload, ObjectStore, ObjectStoreExt, PutPayload,
+    GetOptions, GetRange, GetResultPayload, ObjectStore, ObjectStoreExt, PutMode, PutPayload,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -68,6 +76,9 @@ pub struct TaskBlobs {
     pub images: Slot,
     /// Sizes of the stored images, in order.
     pub image_sizes: Vec<u64>,
+    /// The folder of the stored image set (`None`: the images lie directly
+    /// in `images/`, as relays before replicas wrote them).
+    pub image_upload: Option<String>,
     pub finished_at_ms: Option<u64>,
 }
 
@@ -80,7 +91,23 @@ impl TaskBlobs {
 #[derive(Serialize, Deserialize)]
 struct Manifest {
     sizes: Vec<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    upload: Option<String>,
 }
+
+/// Another upload — through another replica — stored this blob first.
+#[derive(Debug, thiserror::Error)]
+#[error("another upload stored it first")]
+pub struct AlreadyStored;
+
+/// The index knew the blob but the store no longer has it: another replica's
+/// retention sweep deleted its task.
+#[derive(Debug, thiserror::Error)]
+#[error("deleted from the store")]
+pub struct Deleted;
+
+/// How long one replay-guard folder spans: a sweep deletes whole folders.
+const REPLAY_BUCKET_MS: u64 = 60_000;
 
 #[derive(Serialize, Deserialize)]
 struct Finished {
@@ -107,14 +134,63 @@ fn task_prefix(id: TaskId) -> Path {
 fn args_path(id: TaskId) -> Path {
     Path::from(format!("tasks/{id}/args.json"))
 }
-fn image_path(id: TaskId, n: usize) -> Path {
-    Path::from(format!("tasks/{id}/images/{n}.png"))
+fn image_path(id: TaskId, upload: Option<&str>, n: usize) -> Path {
+    match upload {
+        Some(upload) => Path::from(format!("tasks/{id}/images/{upload}/{n}.png")),
+        None => Path::from(format!("tasks/{id}/images/{n}.png")),
+    }
 }
 fn manifest_path(id: TaskId) -> Path {
     Path::from(format!("tasks/{id}/images.json"))
 }
 fn finished_path(id: TaskId) -> Path {
     Path::from(format!("tasks/{id}/finished.json"))
+}
+fn replay_path(signature: &[u8; 64], expires_ms: u64) -> Path {
+    Path::from(format!(
+        "replay/{}/{}",
+        expires_ms / REPLAY_BUCKET_MS,
+        hex::encode(signature)
+    ))
+}
+
+/// A name for one upload's folder, unique across replicas and restarts.
+fn upload_name() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let seed = format!(
+        "{nanos}/{}/{}/{:?}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed),
+        std::thread::current().id()
+    );
+    hex::encode(&hydrogen_sdk::types::blake2_256(seed.as_bytes())[..8])
+}
+
+fn is_already_exists(e: &object_store::Error) -> bool {
+    matches!(e, object_store::Error::AlreadyExists { .. })
+}
+
+fn is_not_found(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<object_store::Error>()
+        .is_some_and(|e| matches!(e, object_store::Error::NotFound { .. }))
+}
+
+/// Writes `path` unless it exists; false if it did.
+async fn create(
+    objects: &dyn ObjectStore,
+    path: &Path,
+    body: PutPayload,
+) -> object_store::Result<bool> {
+    match objects.put_opts(path, body, PutMode::Create.into()).await {
+        Ok(_) => Ok(true),
+        Err(e) if is_already_exists(&e) => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 impl Store {
@@ -124,9 +200,12 @@ impl Store {
             StorageConfig::Local { path } => {
                 std::fs::create_dir_all(path)
                     .with_context(|| format!("cannot create {}", path.display()))?;
+                // Automatic cleanup removes the folders deletes empty (one
+                // per task, one per minute of replay guard).
                 Arc::new(
                     LocalFileSystem::new_with_prefix(path)
-                        .with_context(|| format!("cannot use {}", path.display()))?,
+                        .with_context(|| format!("cannot use {}", path.display()))?
+                        .with_automatic_cleanup(true),
                 )
             }
             StorageConfig::S3 {
@@ -195,15 +274,14 @@ impl Store {
             if paths.contains(&args_path(id)) {
                 blobs.args = Slot::Stored;
             }
+            // Images without an `images.json` (an upload in progress through
+            // another replica, or cut by a crash) stay invisible; retention
+            // deletes them with their task.
             if paths.contains(&manifest_path(id)) {
                 let manifest: Manifest = self.read_json(&manifest_path(id)).await?;
                 blobs.images = Slot::Stored;
                 blobs.image_sizes = manifest.sizes;
-            } else {
-                for path in paths.iter().filter(|p| p.as_ref().contains("/images/")) {
-                    tracing::warn!(task = id, %path, "deleting an image of an unfinished upload");
-                    self.delete(path).await?;
-                }
+                blobs.image_upload = manifest.upload;
             }
             if paths.contains(&finished_path(id)) {
                 let finished: Finished = self.read_json(&finished_path(id)).await?;
@@ -254,11 +332,10 @@ impl Store {
                     if b.images == Slot::Absent {
                         b.images = Slot::Stored;
                         b.image_sizes = manifest.sizes;
+                        b.image_upload = manifest.upload;
                     }
                 }),
-                Err(e)
-                    if e.downcast_ref::<object_store::Error>()
-                        .is_some_and(|e| matches!(e, object_store::Error::NotFound { .. })) => {}
+                Err(e) if is_not_found(&e) => {}
                 Err(e) => return Err(e),
             }
         }
@@ -301,14 +378,31 @@ impl Store {
             store: self.clone(),
             id,
             kind,
+            name: upload_name(),
             written: Vec::new(),
             done: false,
         })
     }
 
+    /// The index said `id` had a blob the store no longer has: another
+    /// replica deleted the task. Forgets it, and says so as [`Deleted`].
+    fn vanished(&self, id: TaskId, e: object_store::Error) -> anyhow::Error {
+        if matches!(e, object_store::Error::NotFound { .. }) {
+            self.index.lock().unwrap().remove(&id);
+            anyhow::Error::new(Deleted)
+        } else {
+            e.into()
+        }
+    }
+
     /// The stored arguments of `id`.
     pub async fn args(&self, id: TaskId) -> anyhow::Result<Bytes> {
-        Ok(self.objects.get(&args_path(id)).await?.bytes().await?)
+        let got = self
+            .objects
+            .get(&args_path(id))
+            .await
+            .map_err(|e| self.vanished(id, e))?;
+        Ok(got.bytes().await?)
     }
 
     /// Stored image `n` of `id` as a stream: all of it, or the bytes in
@@ -323,7 +417,12 @@ impl Store {
             range: range.map(GetRange::Bounded),
             ..GetOptions::default()
         };
-        let got = self.objects.get_opts(&image_path(id, n), options).await?;
+        let upload = self.blobs(id).image_upload;
+        let got = self
+            .objects
+            .get_opts(&image_path(id, upload.as_deref(), n), options)
+            .await
+            .map_err(|e| self.vanished(id, e))?;
         let (size, range, e_tag) = (got.meta.size, got.range.clone(), got.meta.e_tag.clone());
         let chunks = match got.payload {
             GetResultPayload::File(file, _) => {
@@ -348,7 +447,8 @@ impl Store {
         })
     }
 
-    /// Records when `id` was first seen finished; returns the recorded time.
+    /// Records when `id` was first seen finished, by this relay or another
+    /// on the same store; returns the recorded time.
     pub async fn mark_finished(&self, id: TaskId, now_ms: u64) -> anyhow::Result<u64> {
         if let Some(at) = self.blobs(id).finished_at_ms {
             return Ok(at);
@@ -356,11 +456,72 @@ impl Store {
         let body = serde_json::to_vec(&Finished {
             finished_at_ms: now_ms,
         })?;
-        self.objects.put(&finished_path(id), body.into()).await?;
+        let path = finished_path(id);
+        let at = if create(self.objects.as_ref(), &path, body.into()).await? {
+            now_ms
+        } else {
+            self.read_json::<Finished>(&path).await?.finished_at_ms
+        };
         if let Some(blobs) = self.index.lock().unwrap().get_mut(&id) {
-            blobs.finished_at_ms = Some(now_ms);
+            blobs.finished_at_ms = Some(at);
         }
-        Ok(now_ms)
+        Ok(at)
+    }
+
+    /// Every task the store holds blobs of, this relay's or another's, in
+    /// id order: what a retention sweep walks.
+    pub async fn stored_tasks(&self) -> anyhow::Result<Vec<TaskId>> {
+        let listed = self
+            .objects
+            .list_with_delimiter(Some(&Path::from("tasks")))
+            .await
+            .context("cannot list the store")?;
+        let mut ids: Vec<TaskId> = listed
+            .common_prefixes
+            .iter()
+            .filter_map(|p| p.filename().and_then(|name| name.parse().ok()))
+            .collect();
+        ids.sort_unstable();
+        Ok(ids)
+    }
+
+    /// Remembers an accepted request signature in the store until
+    /// `expires_ms`; false if it was already there (a replay, through any
+    /// replica sharing the store).
+    pub async fn claim_signature(
+        &self,
+        signature: &[u8; 64],
+        expires_ms: u64,
+    ) -> anyhow::Result<bool> {
+        let path = replay_path(signature, expires_ms);
+        Ok(create(self.objects.as_ref(), &path, PutPayload::new()).await?)
+    }
+
+    /// Deletes the remembered signatures whose timestamps are stale at
+    /// `now_ms`; returns how many.
+    pub async fn forget_signatures(&self, now_ms: u64) -> anyhow::Result<usize> {
+        let listed = self
+            .objects
+            .list_with_delimiter(Some(&Path::from("replay")))
+            .await
+            .context("cannot list the replay guard")?;
+        let mut forgotten = 0;
+        for folder in listed.common_prefixes {
+            let minute: u64 = match folder.filename().and_then(|m| m.parse().ok()) {
+                Some(minute) => minute,
+                None => continue,
+            };
+            // Every signature in the folder expires before its end.
+            if (minute + 1) * REPLAY_BUCKET_MS > now_ms {
+                continue;
+            }
+            let stale: Vec<_> = self.objects.list(Some(&folder)).try_collect().await?;
+            for meta in stale {
+                self.delete(&meta.location).await?;
+                forgotten += 1;
+            }
+        }
+        Ok(forgotten)
     }
 
     /// Deletes every blob of `id`, unless an upload holds one of its slots;
@@ -406,27 +567,30 @@ pub struct Upload {
     store: Store,
     id: TaskId,
     kind: Kind,
+    /// The folder this upload's images go to.
+    name: String,
     written: Vec<Path>,
     done: bool,
 }
 
 impl Upload {
-    /// Stores the arguments; they are visible at once.
+    /// Stores the arguments; they are visible at once. [`AlreadyStored`]
+    /// if another replica stored them first (then nothing was written).
     pub async fn put_args(mut self, body: Bytes) -> anyhow::Result<()> {
         debug_assert_eq!(self.kind, Kind::Args);
         let path = args_path(self.id);
-        self.written.push(path.clone());
-        self.store
-            .objects
-            .put(&path, PutPayload::from_bytes(body))
-            .await?;
+        let objects = self.store.objects.clone();
+        if !create(objects.as_ref(), &path, PutPayload::from_bytes(body)).await? {
+            self.finish(|blobs| blobs.args = Slot::Stored);
+            return Err(AlreadyStored.into());
+        }
         self.finish(|blobs| blobs.args = Slot::Stored);
         Ok(())
     }
 
-    /// Stores image `n`, not yet visible.
+    /// Stores image `n` in this upload's folder, not yet visible.
     pub async fn put_image(&mut self, n: usize, png: Bytes) -> anyhow::Result<()> {
-        let path = image_path(self.id, n);
+        let path = image_path(self.id, Some(&self.name), n);
         self.written.push(path.clone());
         self.store
             .objects
@@ -435,17 +599,28 @@ impl Upload {
         Ok(())
     }
 
-    /// Makes the stored images visible, as one set.
+    /// Makes the stored images visible, as one set. [`AlreadyStored`] if
+    /// another replica's upload made its set visible first; this upload's
+    /// images are then deleted and the other set stays as it was.
     pub async fn commit_images(mut self, sizes: Vec<u64>) -> anyhow::Result<()> {
         let path = manifest_path(self.id);
         let body = serde_json::to_vec(&Manifest {
             sizes: sizes.clone(),
+            upload: Some(self.name.clone()),
         })?;
-        self.written.push(path.clone());
-        self.store.objects.put(&path, body.into()).await?;
+        let objects = self.store.objects.clone();
+        if !create(objects.as_ref(), &path, body.into()).await? {
+            let (store, id) = (self.store.clone(), self.id);
+            self.abandon().await;
+            // Learn the winner's set, so this relay serves it.
+            store.seen(id).await?;
+            return Err(AlreadyStored.into());
+        }
+        let name = self.name.clone();
         self.finish(|blobs| {
             blobs.images = Slot::Stored;
             blobs.image_sizes = sizes;
+            blobs.image_upload = Some(name);
         });
         Ok(())
     }
@@ -544,7 +719,8 @@ mod tests {
             .put_image(0, Bytes::from_static(b"png"))
             .await
             .unwrap();
-        assert_eq!(files(dir.path()), ["tasks/7/images/0.png"]);
+        let staged = format!("tasks/7/images/{}/0.png", upload.name);
+        assert_eq!(files(dir.path()), [staged]);
         upload.abandon().await;
         assert!(files(dir.path()).is_empty());
         assert_eq!(store.blobs(7), TaskBlobs::default());
@@ -552,7 +728,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_index_survives_a_restart_and_drops_unfinished_image_sets() {
+    async fn the_index_survives_a_restart_and_hides_unfinished_image_sets() {
         let dir = tempfile::tempdir().unwrap();
         let store = local(dir.path()).await;
         store
@@ -575,10 +751,13 @@ mod tests {
         std::mem::forget(cut);
 
         let reopened = local(dir.path()).await;
+        let mut upload = reopened.blobs(1).image_upload;
+        assert!(upload.is_some());
         let expected = TaskBlobs {
             args: Slot::Stored,
             images: Slot::Stored,
             image_sizes: vec![1, 2],
+            image_upload: upload.take(),
             finished_at_ms: Some(42),
         };
         assert_eq!(reopened.tasks(), vec![(1, expected)]);
@@ -589,10 +768,82 @@ mod tests {
         let tail = reopened.image_stream(1, 1, Some(1..2)).await.unwrap();
         let bytes: Vec<Bytes> = tail.chunks.try_collect().await.unwrap();
         assert_eq!(bytes.concat(), b"c");
-        assert!(!files(dir.path()).iter().any(|f| f.starts_with("tasks/2")));
+        // The cut upload's image is invisible, and goes with its task.
+        assert_eq!(reopened.blobs(2), TaskBlobs::default());
+        assert_eq!(reopened.stored_tasks().await.unwrap(), [1, 2]);
+        assert!(reopened.delete_task(2).await.unwrap());
 
         assert!(reopened.delete_task(1).await.unwrap());
         assert!(files(dir.path()).is_empty());
         assert!(reopened.tasks().is_empty());
+    }
+
+    #[tokio::test]
+    async fn racing_first_writes_on_one_store_leave_the_first_set_intact() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (local(dir.path()).await, local(dir.path()).await);
+        // Both replicas take the slot: neither knows of the other's upload.
+        let mut first = a.reserve(3, Kind::Images).unwrap();
+        let mut second = b.reserve(3, Kind::Images).unwrap();
+        first
+            .put_image(0, Bytes::from_static(b"first"))
+            .await
+            .unwrap();
+        second
+            .put_image(0, Bytes::from_static(b"second"))
+            .await
+            .unwrap();
+        first.commit_images(vec![5]).await.unwrap();
+        let err = second.commit_images(vec![6]).await.unwrap_err();
+        assert!(err.is::<AlreadyStored>(), "{err}");
+        // The loser learned the winner's set and serves it.
+        for store in [&a, &b] {
+            let blob = store.image_stream(3, 0, None).await.unwrap();
+            let bytes: Vec<Bytes> = blob.chunks.try_collect().await.unwrap();
+            assert_eq!(bytes.concat(), b"first");
+        }
+        assert_eq!(files(dir.path()).len(), 2, "{:?}", files(dir.path()));
+
+        let args_a = a.reserve(3, Kind::Args).unwrap();
+        let args_b = b.reserve(3, Kind::Args).unwrap();
+        args_a.put_args(Bytes::from_static(b"{}")).await.unwrap();
+        let err = args_b
+            .put_args(Bytes::from_static(b"{ }"))
+            .await
+            .unwrap_err();
+        assert!(err.is::<AlreadyStored>(), "{err}");
+        assert_eq!(b.args(3).await.unwrap(), Bytes::from_static(b"{}"));
+
+        // The first replica to see the task finished sets the clock for both.
+        assert_eq!(a.mark_finished(3, 100).await.unwrap(), 100);
+        assert_eq!(b.mark_finished(3, 200).await.unwrap(), 100);
+
+        // One replica deletes the task; the other says so instead of failing.
+        assert!(a.delete_task(3).await.unwrap());
+        let err = b.args(3).await.unwrap_err();
+        assert!(err.is::<Deleted>(), "{err}");
+        assert!(
+            b.delete_task(3).await.unwrap(),
+            "deleting twice is harmless"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_signature_is_claimed_once_per_store_until_it_is_stale() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (local(dir.path()).await, local(dir.path()).await);
+        let expires = 10 * REPLAY_BUCKET_MS + 5;
+        assert!(a.claim_signature(&[1; 64], expires).await.unwrap());
+        assert!(!b.claim_signature(&[1; 64], expires).await.unwrap());
+        assert!(!local(dir.path())
+            .await
+            .claim_signature(&[1; 64], expires)
+            .await
+            .unwrap());
+        assert!(b.claim_signature(&[2; 64], expires).await.unwrap());
+        // Not stale yet: kept.
+        assert_eq!(a.forget_signatures(expires - 1).await.unwrap(), 0);
+        assert_eq!(a.forget_signatures(11 * REPLAY_BUCKET_MS).await.unwrap(), 2);
+        assert!(files(dir.path()).is_empty());
     }
 }

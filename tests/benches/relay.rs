@@ -21,11 +21,10 @@ use hydrogen_sdk::chain::Keypair;
 use hydrogen_sdk::phash::phash_images;
 use hydrogen_sdk::relay::RelayClient;
 use hydrogen_sdk::types::{Outcome, Params, TaskId};
+use hydrogen_tests::nginx::Nginx;
 use hydrogen_tests::{Network, FEE};
 use image::{ImageFormat, RgbImage};
 use std::io::Cursor;
-use std::path::Path;
-use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -45,74 +44,6 @@ fn noise_png() -> (Vec<u8>, Outcome) {
         .write_to(&mut Cursor::new(&mut png), ImageFormat::Png)
         .unwrap();
     (png, Outcome::Images(phash_images([&image])))
-}
-
-struct Nginx {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// nginx in the foreground on `dir`: `GET /image.png`, `PUT /up/<name>`.
-fn start_nginx(dir: &Path) -> Nginx {
-    let port = free_port();
-    let conf = format!(
-        r#"daemon off;
-# Workers write uploads under a root-only temporary directory (ignored,
-# with a warning, when not run as root).
-user root;
-worker_processes auto;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log;
-events {{ worker_connections 1024; }}
-http {{
-    access_log off;
-    client_body_temp_path {dir}/tmp;
-    client_max_body_size 17m;
-    sendfile on;
-    server {{
-        listen 127.0.0.1:{port};
-        root {dir}/www;
-        location /up/ {{
-            dav_methods PUT;
-            create_full_put_path on;
-        }}
-    }}
-}}
-"#,
-        dir = dir.display()
-    );
-    std::fs::create_dir_all(dir.join("www/up")).unwrap();
-    std::fs::create_dir_all(dir.join("tmp")).unwrap();
-    std::fs::write(dir.join("nginx.conf"), conf).unwrap();
-    let child = Command::new("nginx")
-        .args(["-e", &format!("{}/error.log", dir.display()), "-c"])
-        .arg(dir.join("nginx.conf"))
-        .spawn()
-        .expect("nginx on PATH (apt-get install -y nginx-light)");
-    // Owned at once, so that it is killed and reaped on every path.
-    let nginx = Nginx { child, port };
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return nginx;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("nginx did not start; see {}/error.log", dir.display());
 }
 
 /// Latencies and wall time of one run.
@@ -309,7 +240,7 @@ async fn main() {
     config.auth.requests_per_second = 1_000_000;
     config.auth.burst = 1_000_000;
     let relay: RunningRelay = hydrogen_relay::start(config).await.expect("relay");
-    let nginx = start_nginx(&dir.path().join("nginx"));
+    let nginx = Nginx::static_files(&dir.path().join("nginx"));
     let (png, outcome) = noise_png();
     println!("PNG: {} bytes", png.len());
     std::fs::write(dir.path().join("nginx/www/image.png"), &png).unwrap();
@@ -328,7 +259,7 @@ async fn main() {
         .await
         .expect("confirm_upload");
     let creator = RelayClient::new(&relay.url(), net.creator.clone()).unwrap();
-    let nginx_url = format!("http://127.0.0.1:{}", nginx.port);
+    let nginx_url = nginx.url();
     let mut memory = Vec::new();
 
     for clients in LEVELS {

@@ -6,6 +6,7 @@
 //! (`//chain-it/<test>/...`), so tests sharing one node stay independent.
 
 pub mod localnet;
+pub mod nginx;
 pub mod s3;
 
 use futures::future::join_all;

@@ -94,7 +94,17 @@ pub fn tiny_task(seed: u64, steps: u32) -> TaskArgs {
 /// executable's directory (cargo puts test binaries in `target/<profile>/deps`
 /// and binaries in `target/<profile>`).
 pub fn daemon_binary() -> PathBuf {
-    if let Some(path) = std::env::var_os("HYDROGEN_DAEMON_BIN") {
+    workspace_binary("hydrogen-node", "HYDROGEN_DAEMON_BIN")
+}
+
+/// The `hydrogen-relay` binary: `$HYDROGEN_RELAY_BIN`, else beside the
+/// node's (tests that kill a relay run it as a process of its own).
+pub fn relay_binary() -> PathBuf {
+    workspace_binary("hydrogen-relay", "HYDROGEN_RELAY_BIN")
+}
+
+fn workspace_binary(name: &str, variable: &str) -> PathBuf {
+    if let Some(path) = std::env::var_os(variable) {
         return path.into();
     }
     let exe = std::env::current_exe().unwrap_or_default();
@@ -102,7 +112,7 @@ pub fn daemon_binary() -> PathBuf {
     if dir.ends_with("deps") {
         dir.pop();
     }
-    dir.join("hydrogen-node")
+    dir.join(name)
 }
 
 /// One node daemon process and what it was started with.

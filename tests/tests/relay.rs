@@ -1,7 +1,7 @@
 //! The relay against a real contract on a real dev node, served on
 //! loopback: every endpoint, who may call it, how requests are
-//! authenticated, what bad uploads leave behind (nothing), restarts and
-//! retention.
+//! authenticated, what bad uploads leave behind (nothing), restarts,
+//! retention, and two replicas on one store behind nginx.
 //!
 //! All tests share one `substrate-contracts-node`; each deploys its own
 //! contract and runs its own relay on a port of its own over a temporary
@@ -17,6 +17,8 @@ use hydrogen_sdk::relay::auth::SignedRequest;
 use hydrogen_sdk::relay::{code, frames, RelayClient, RelayError};
 use hydrogen_sdk::task::TaskArgs;
 use hydrogen_sdk::types::{blake2_256, Hash, Outcome, TaskId, TaskStatus};
+use hydrogen_tests::localnet;
+use hydrogen_tests::nginx::{self, Nginx};
 use hydrogen_tests::s3::S3Server;
 use hydrogen_tests::{now_ms, test_params, Network, FEE};
 use image::{ImageFormat, Rgb, RgbImage};
@@ -115,6 +117,11 @@ async fn start(config: Config) -> RunningRelay {
     hydrogen_relay::start(config).await.expect("relay starts")
 }
 
+/// What a client of `relay` signs its requests for.
+fn authority(relay: &RunningRelay) -> String {
+    relay.addr.to_string()
+}
+
 fn client(relay: &RunningRelay, signer: &Keypair) -> RelayClient {
     RelayClient::new(&relay.url(), signer.clone()).unwrap()
 }
@@ -207,12 +214,26 @@ async fn raw(
     auth: Option<SignedRequest>,
     body: Vec<u8>,
 ) -> (u16, String, String) {
+    raw_at(relay.addr, &authority(relay), method, path, auth, body).await
+}
+
+/// [`raw`], sent to `addr` with `host` as its `Host` header: a request
+/// signed for a relay service, delivered to one replica of it.
+async fn raw_at(
+    addr: std::net::SocketAddr,
+    host: &str,
+    method: &str,
+    path: &str,
+    auth: Option<SignedRequest>,
+    body: Vec<u8>,
+) -> (u16, String, String) {
     let mut headers = reqwest::header::HeaderMap::new();
     if let Some(auth) = auth {
         auth.write_headers(&mut headers);
     }
+    headers.insert("host", host.parse().unwrap());
     let response = reqwest::Client::new()
-        .request(method.parse().unwrap(), format!("{}{path}", relay.url()))
+        .request(method.parse().unwrap(), format!("http://{addr}{path}"))
         .headers(headers)
         .body(body)
         .send()
@@ -393,9 +414,20 @@ async fn carries_a_task_end_to_end(test: &str, store: Store) {
     let creator = client(&relay, &net.creator);
     assert_eq!(creator.download_images(id).await.unwrap(), images);
     assert_eq!(creator.fetch_args(id).await.unwrap(), args);
+    let files = blobs.files_of(id).await;
+    assert_eq!(files[..2], ["args.json", "images.json"], "{files:?}");
+    // The images lie in their upload's folder, which images.json names.
+    let upload = files[2]
+        .trim_start_matches("images/")
+        .split('/')
+        .next()
+        .unwrap();
     assert_eq!(
-        blobs.files_of(id).await,
-        ["args.json", "images.json", "images/0.png", "images/1.png"]
+        files[2..],
+        [
+            format!("images/{upload}/0.png"),
+            format!("images/{upload}/1.png")
+        ]
     );
     relay.shutdown().await;
 }
@@ -429,7 +461,7 @@ async fn bad_requests_are_refused_and_leave_nothing(test: &str, store: Store) {
 
     // -- Authentication, on the arguments endpoint. --
     let signed = |signer: &Keypair, method: &str, body: &[u8], at: u64| {
-        SignedRequest::sign(signer, method, &path, body, at)
+        SignedRequest::sign(signer, &authority(&relay), method, &path, body, at)
     };
     let (status, code, message) = raw(&relay, "GET", &path, None, vec![]).await;
     assert_eq!((status, code.as_str()), (401, code::UNAUTHENTICATED));
@@ -558,7 +590,14 @@ async fn bad_requests_are_refused_and_leave_nothing(test: &str, store: Store) {
     // bytes arrive: the request is cut after 104 bytes.
     let mut big = ((16u32 << 20) + 1).to_be_bytes().to_vec();
     big.resize(4 + (16 << 20) + 1, 0);
-    let auth = SignedRequest::sign(&net.nodes[up], "PUT", &images_path, &big, now_ms());
+    let auth = SignedRequest::sign(
+        &net.nodes[up],
+        &authority(&relay),
+        "PUT",
+        &images_path,
+        &big,
+        now_ms(),
+    );
     let (status, body) = cut_request(&relay, &images_path, &auth, big.len(), &big[..104]).await;
     assert_eq!(status, 413, "{body}");
     assert!(body.contains("image 0 is larger than 16 MiB"), "{body}");
@@ -566,7 +605,14 @@ async fn bad_requests_are_refused_and_leave_nothing(test: &str, store: Store) {
 
     // A body cut short: the first image arrives whole, the second half.
     let full = frames::encode(&images);
-    let auth = SignedRequest::sign(&net.nodes[up], "PUT", &images_path, &full, now_ms());
+    let auth = SignedRequest::sign(
+        &net.nodes[up],
+        &authority(&relay),
+        "PUT",
+        &images_path,
+        &full,
+        now_ms(),
+    );
     let cut = full.len() - images[1].len() / 2;
     let (status, body) = cut_request(&relay, &images_path, &auth, full.len(), &full[..cut]).await;
     assert_eq!(status, 400, "{body}");
@@ -738,7 +784,7 @@ async fn signed_get(
 ) -> reqwest::Response {
     // Distinct timestamps, so the replay guard never sees the same request twice.
     tokio::time::sleep(std::time::Duration::from_millis(3)).await;
-    let signed = SignedRequest::sign(signer, "GET", path, b"", now_ms());
+    let signed = SignedRequest::sign(signer, &authority(relay), "GET", path, b"", now_ms());
     let mut headers = reqwest::header::HeaderMap::new();
     signed.write_headers(&mut headers);
     let mut request = reqwest::Client::new()
@@ -826,7 +872,7 @@ async fn a_saturated_relay_refuses_uploads_with_retry_after() {
     // The uploader's upload, held open halfway through its body.
     let body = frames::encode(&images);
     let path = format!("/v1/tasks/{id}/images");
-    let auth = SignedRequest::sign(&uploader, "PUT", &path, &body, now_ms());
+    let auth = SignedRequest::sign(&uploader, &authority(&relay), "PUT", &path, &body, now_ms());
     let mut headers = reqwest::header::HeaderMap::new();
     auth.write_headers(&mut headers);
     let mut head = format!(
@@ -844,7 +890,14 @@ async fn a_saturated_relay_refuses_uploads_with_retry_after() {
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
 
     // One more upload is refused at once.
-    let again = SignedRequest::sign(&uploader, "PUT", &path, &body, now_ms() + 1);
+    let again = SignedRequest::sign(
+        &uploader,
+        &authority(&relay),
+        "PUT",
+        &path,
+        &body,
+        now_ms() + 1,
+    );
     let mut headers = reqwest::header::HeaderMap::new();
     again.write_headers(&mut headers);
     let refused = reqwest::Client::new()
@@ -882,51 +935,304 @@ async fn a_saturated_relay_refuses_uploads_with_retry_after() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_replicas_on_one_folder_serve_each_others_blobs() {
-    two_replicas_serve_each_others_blobs("relay-replicas", Store::Local).await;
+async fn two_replicas_on_one_folder_behind_nginx_act_as_one_relay() {
+    two_replicas_behind_nginx("relay-replicas", Store::Local).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_replicas_on_one_bucket_serve_each_others_blobs() {
-    two_replicas_serve_each_others_blobs("relay-replicas-s3", Store::S3).await;
+async fn two_replicas_on_one_bucket_behind_nginx_act_as_one_relay() {
+    two_replicas_behind_nginx("relay-replicas-s3", Store::S3).await;
 }
 
-/// Two relay processes on one store, as behind a load balancer: what one
-/// stored the other serves, and refuses to store again.
-async fn two_replicas_serve_each_others_blobs(test: &str, store: Store) {
+/// nginx, or `None` (skip) where it is missing and tests may skip.
+fn nginx_or_skip() -> bool {
+    if nginx::installed() {
+        return true;
+    }
+    assert!(
+        !hydrogen_tests::chain_required(),
+        "nginx is not installed: run scripts/install.sh"
+    );
+    eprintln!("skipped: no nginx (scripts/install.sh installs it)");
+    false
+}
+
+/// How many requests `relay` answered at `endpoint` with `status`.
+fn answered(relay: &RunningRelay, endpoint: &str, status: u16) -> u64 {
+    let series =
+        format!("hydrogen_relay_requests_total{{endpoint=\"{endpoint}\",status=\"{status}\"}} ");
+    relay
+        .metrics()
+        .lines()
+        .find_map(|l| l.strip_prefix(&series).and_then(|n| n.parse().ok()))
+        .unwrap_or(0)
+}
+
+/// Two relay processes on one store behind nginx, one relay service to its
+/// clients: what one stored the other serves and refuses to store again,
+/// racing first uploads store one set, a request is accepted once by the
+/// service (not once per replica, not again after a restart), and both
+/// sweeping at once delete each blob once without error.
+async fn two_replicas_behind_nginx(test: &str, store: Store) {
+    if !nginx_or_skip() {
+        return;
+    }
     let Some(mut net) = Network::new(test, test_params(), 3).await else {
         return;
     };
     let Some(blobs) = Blobs::new(store, test).await else {
         return;
     };
-    let a = start(relay_config(&net, &blobs)).await;
-    let b = start(relay_config(&net, &blobs)).await;
-    let (args, args_hash) = task_args(1, "two relays");
-    let (images, outcome) = pngs(1, 5);
-    let id = net.start_task_for(args_hash, 1, FEE).await;
+    // The service's one name: the balancer's address, which every replica
+    // answers for.
+    let front = nginx::free_port();
+    let service = format!("127.0.0.1:{front}");
+    let mut config = relay_config(&net, &blobs);
+    config.auth.authorities = vec![service.clone()];
+    let replica = || config.clone();
+    let a = start(replica()).await;
+    let b = start(replica()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let balancer = Nginx::balancer(dir.path(), front, &[a.addr, b.addr]);
+    let via = |signer: &Keypair| RelayClient::new(&balancer.url(), signer.clone()).unwrap();
 
-    client(&a, &net.creator)
+    let (args, args_hash) = task_args(2, "two relays, one service");
+    let (images, outcome) = pngs(2, 5);
+    let id = net.start_task_for(args_hash, 2, FEE).await;
+    via(&net.creator)
         .upload_args(id, &args)
         .await
-        .expect("stored through a");
-    for node in &net.nodes {
-        assert_eq!(client(&b, node).fetch_args(id).await.unwrap(), args);
+        .expect("stored through the balancer");
+    for _ in 0..2 {
+        for node in &net.nodes {
+            assert_eq!(via(node).fetch_args(id).await.unwrap(), args);
+        }
     }
-    let again = client(&b, &net.creator).upload_args(id, &args).await;
+    // Round robin: each replica served some of the six.
+    let (by_a, by_b) = (answered(&a, "get_args", 200), answered(&b, "get_args", 200));
+    assert_eq!(by_a + by_b, 6);
+    assert!(by_a > 0 && by_b > 0, "a served {by_a}, b {by_b}");
+    let again = via(&net.creator).upload_args(id, &args).await;
     assert_refused(again, 409, code::ALREADY_UPLOADED, "already uploaded");
 
+    // A request signed for one replica's own address is not for the service.
+    let path = format!("/v1/tasks/{id}/args");
+    let direct = SignedRequest::sign(&net.nodes[0], &authority(&a), "GET", &path, b"", now_ms());
+    let (status, code, message) =
+        raw_at(a.addr, &authority(&a), "GET", &path, Some(direct), vec![]).await;
+    assert_eq!((status, code.as_str()), (401, code::UNAUTHENTICATED));
+    assert!(message.contains(&service), "{message}");
+
+    // A request is accepted once by the service: replayed to the other
+    // replica, it is refused.
+    let once = SignedRequest::sign(&net.nodes[0], &service, "GET", &path, b"", now_ms());
+    let send =
+        |to: std::net::SocketAddr| raw_at(to, &service, "GET", &path, Some(once.clone()), vec![]);
+    assert_eq!(send(a.addr).await.0, 200);
+    let (status, code, message) = send(b.addr).await;
+    assert_eq!((status, code.as_str()), (401, code::UNAUTHENTICATED));
+    assert!(message.contains("already used"), "{message}");
+
+    // Two first uploads at once, one through each replica: one stores its
+    // set, the other is told it is already uploaded.
     let up = net.succeed_task(id, outcome).await;
-    client(&b, &net.nodes[up])
-        .upload_images(id, &images)
-        .await
-        .expect("stored through b");
+    let body = frames::encode(&images);
+    let images_path = format!("/v1/tasks/{id}/images");
+    let upload = |to: std::net::SocketAddr, at: u64| {
+        let signed = SignedRequest::sign(&net.nodes[up], &service, "PUT", &images_path, &body, at);
+        raw_at(
+            to,
+            &service,
+            "PUT",
+            &images_path,
+            Some(signed),
+            body.clone(),
+        )
+    };
+    let t = now_ms();
+    let (first, second) = tokio::join!(upload(a.addr, t), upload(b.addr, t + 1));
+    let mut statuses = [first.0, second.0];
+    statuses.sort();
+    assert_eq!(statuses, [201, 409], "{first:?} {second:?}");
+    for _ in 0..2 {
+        assert_eq!(via(&net.creator).download_images(id).await.unwrap(), images);
+    }
+    let stored = blobs.files_of(id).await;
+    let pngs_stored = stored.iter().filter(|f| f.ends_with(".png")).count();
     assert_eq!(
-        client(&a, &net.creator).download_images(id).await.unwrap(),
-        images
+        pngs_stored, 2,
+        "the losing upload's images are gone: {stored:?}"
     );
-    let again = client(&a, &net.nodes[up]).upload_images(id, &images).await;
-    assert_refused(again, 409, code::ALREADY_UPLOADED, "already uploaded");
+
+    // A restarted replica still refuses the replayed request.
+    a.shutdown().await;
+    let a = start(replica()).await;
+    let (status, _, message) = send(a.addr).await;
+    assert_eq!(status, 401);
+    assert!(message.contains("already used"), "{message}");
+
+    // Both sweep at once, past the finished task's TTL: one deletes, the
+    // other finds nothing left to delete; neither fails.
+    net.hydrogen
+        .confirm_upload(&net.nodes[up], id, None)
+        .await
+        .expect("confirm_upload");
+    let first_seen = now_ms();
+    a.sweep_at(first_seen).await.unwrap();
+    let later = first_seen + replica().retention.ttl_secs * 1000;
+    let (swept_a, swept_b) = tokio::join!(a.sweep_at(later), b.sweep_at(later));
+    let (swept_a, swept_b) = (swept_a.unwrap(), swept_b.unwrap());
+    let deleted = [&swept_a, &swept_b]
+        .iter()
+        .filter(|r| r.deleted == [(id, SweepReason::Finished)])
+        .count();
+    assert!(deleted >= 1, "{swept_a:?} {swept_b:?}");
+    assert!(blobs.files_of(id).await.is_empty());
+    // Once neither replica's cached read of the task says Succeeded.
+    tokio::time::sleep(std::time::Duration::from_millis(config.task_cache_ms + 100)).await;
+    let gone = via(&net.creator).download_images(id).await;
+    assert_refused(gone, 410, code::GONE, "is Completed");
     a.shutdown().await;
     b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_killed_mid_upload_leaves_nothing_visible_on_local_disk() {
+    killed_mid_upload("relay-killed", Store::Local).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_killed_mid_upload_leaves_nothing_visible_on_s3() {
+    killed_mid_upload("relay-killed-s3", Store::S3).await;
+}
+
+/// The `hydrogen-relay` process is killed (SIGKILL) after it stored the
+/// first of two images: the other replica on the store shows no images, a
+/// new upload through it stores the whole set, and the killed replica,
+/// restarted, serves that set.
+async fn killed_mid_upload(test: &str, store: Store) {
+    let Some(mut net) = Network::new(test, test_params(), 3).await else {
+        return;
+    };
+    let Some(blobs) = Blobs::new(store, test).await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let port = nginx::free_port();
+    let mut config = relay_config(&net, &blobs);
+    config.listen = format!("127.0.0.1:{port}").parse().unwrap();
+    let config_file = dir.path().join("relay.toml");
+    std::fs::write(&config_file, toml::to_string(&config).unwrap()).unwrap();
+    let spawn = || {
+        let child = tokio::process::Command::new(localnet::relay_binary())
+            .arg("--config")
+            .arg(&config_file)
+            .stderr(std::fs::File::create(dir.path().join("relay.log")).unwrap())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the hydrogen-relay binary (cargo build -p hydrogen-relay)");
+        child
+    };
+    let service = format!("127.0.0.1:{port}");
+    let mut killed = spawn();
+    let http = reqwest::Client::new();
+    let ready = format!("http://{service}/readyz");
+    for _ in 0..200 {
+        if http
+            .get(&ready)
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let other = start(relay_config(&net, &blobs)).await;
+
+    let (args, args_hash) = task_args(2, "killed halfway");
+    let (images, outcome) = pngs(2, 9);
+    let id = net.start_task_for(args_hash, 2, FEE).await;
+    client(&other, &net.creator)
+        .upload_args(id, &args)
+        .await
+        .unwrap();
+    let up = net.succeed_task(id, outcome).await;
+
+    // The first image and half the second, then the relay dies.
+    let body = frames::encode(&images);
+    let path = format!("/v1/tasks/{id}/images");
+    let signed = SignedRequest::sign(&net.nodes[up], &service, "PUT", &path, &body, now_ms());
+    let mut headers = reqwest::header::HeaderMap::new();
+    signed.write_headers(&mut headers);
+    let mut head = format!(
+        "PUT {path} HTTP/1.1\r\nhost: {service}\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in &headers {
+        head.push_str(&format!("{name}: {}\r\n", value.to_str().unwrap()));
+    }
+    head.push_str("\r\n");
+    let mut socket = tokio::net::TcpStream::connect(&service).await.unwrap();
+    socket.write_all(head.as_bytes()).await.unwrap();
+    let first_frame = 4 + images[0].len();
+    socket
+        .write_all(&body[..first_frame + images[1].len() / 2])
+        .await
+        .unwrap();
+    let mut stored = Vec::new();
+    for _ in 0..200 {
+        stored = blobs.files_of(id).await;
+        if stored.iter().any(|f| f.ends_with("0.png")) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(
+        stored.iter().any(|f| f.ends_with("0.png")),
+        "the first image was never stored: {stored:?}"
+    );
+    killed.start_kill().unwrap();
+    killed.wait().await.unwrap();
+    drop(socket);
+
+    // Nothing of the cut upload is visible through the other replica.
+    let creator = client(&other, &net.creator);
+    let absent = creator.download_images(id).await;
+    assert!(
+        matches!(absent, Err(RelayError::NotUploadedYet(_))),
+        "{absent:?}"
+    );
+    let absent = creator.download_image(id, 0).await;
+    assert!(
+        matches!(absent, Err(RelayError::NotUploadedYet(_))),
+        "{absent:?}"
+    );
+
+    // The upload, retried through the other replica, stores the whole set.
+    client(&other, &net.nodes[up])
+        .upload_images(id, &images)
+        .await
+        .expect("a new upload after the crash");
+    assert_eq!(creator.download_images(id).await.unwrap(), images);
+
+    // The killed replica, restarted, serves that set.
+    let mut restarted = spawn();
+    for _ in 0..200 {
+        if http
+            .get(&ready)
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let through_restarted =
+        RelayClient::new(&format!("http://{service}"), net.creator.clone()).unwrap();
+    assert_eq!(through_restarted.download_images(id).await.unwrap(), images);
+    restarted.start_kill().unwrap();
+    restarted.wait().await.unwrap();
+    other.shutdown().await;
 }

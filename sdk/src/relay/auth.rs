@@ -12,11 +12,13 @@
 //!
 //! The signature is made with the account's sr25519 key, in Substrate's
 //! signing context (`b"substrate"`, as `subxt_signer` and polkadot.js sign),
-//! over the **canonical message**: six lines joined by `\n` (0x0A), with no
+//! over the **canonical message**: seven lines joined by `\n` (0x0A), with no
 //! trailing newline:
 //!
 //! ```text
-//! hydrogen-relay-request-v1
+//! hydrogen-relay-request-v2
+//! <authority>                 the relay service, as the URL names it: host, and
+//!                             :port unless the scheme's default (the Host header)
 //! <METHOD>                    upper case: GET, PUT, POST
 //! <path and query>            exactly as sent: /v1/tasks/7/args
 //! 0x<64 hex digits>           Blake2b-256 of the body
@@ -26,20 +28,24 @@
 //!
 //! Hex digits are lower case. The first line separates these signatures from
 //! any other message the same key signs (a transaction payload can never
-//! start with it). The body's hash travels in a header so that the relay can
+//! start with it). The authority names the relay service the request is
+//! for, so a request signed for one relay (or a proxy posing as one) is
+//! refused by every other: a relay accepts only the authorities it is
+//! configured to answer for. The body's hash travels in a header so that the relay can
 //! check the signature before it reads a large body, then compares the
 //! body it received with the signed hash.
 //!
 //! The relay accepts a timestamp within ±60 s of its own clock and remembers
-//! each accepted signature for that long, so a captured request cannot be
-//! sent again. A proxy in front of the relay must not rewrite the path.
+//! each accepted signature for that long, in the store its replicas share,
+//! so a captured request cannot be sent again to any of them, also after a
+//! restart. A proxy in front of the relay must not rewrite the path.
 
 use crate::types::{blake2_256, AccountId, Hash};
 use http::{HeaderMap, HeaderValue};
 use subxt_signer::sr25519::{self, Keypair, PublicKey, Signature};
 
 /// First line of every canonical message.
-pub const DOMAIN: &str = "hydrogen-relay-request-v1";
+pub const DOMAIN: &str = "hydrogen-relay-request-v2";
 /// The signer's account.
 pub const ACCOUNT_HEADER: &str = "x-hydrogen-account";
 /// When the request was signed, in ms since the Unix epoch.
@@ -73,8 +79,20 @@ pub enum AuthError {
     BodyMismatch,
 }
 
+/// The authority a client addressing `url` signs: its host, and `:port`
+/// when the port is not the scheme's default — what an HTTP client sends
+/// as the `Host` header.
+pub fn authority_of(url: &reqwest::Url) -> String {
+    let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
+    match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host,
+    }
+}
+
 /// The canonical message for a request; see the [module docs](self).
 pub fn canonical_message(
+    authority: &str,
     method: &str,
     path_and_query: &str,
     body_hash: &Hash,
@@ -82,7 +100,8 @@ pub fn canonical_message(
     account: &AccountId,
 ) -> Vec<u8> {
     format!(
-        "{DOMAIN}\n{}\n{path_and_query}\n0x{}\n{timestamp_ms}\n0x{}",
+        "{DOMAIN}\n{}\n{}\n{path_and_query}\n0x{}\n{timestamp_ms}\n0x{}",
+        authority.to_ascii_lowercase(),
         method.to_ascii_uppercase(),
         hex::encode(body_hash),
         hex::encode(account.0),
@@ -101,9 +120,11 @@ pub struct SignedRequest {
 }
 
 impl SignedRequest {
-    /// Signs a request for `body` at `timestamp_ms`.
+    /// Signs a request to the relay at `authority` (see [`authority_of`])
+    /// for `body` at `timestamp_ms`.
     pub fn sign(
         signer: &Keypair,
+        authority: &str,
         method: &str,
         path_and_query: &str,
         body: &[u8],
@@ -111,7 +132,14 @@ impl SignedRequest {
     ) -> SignedRequest {
         let account = crate::chain::account_of(signer);
         let body_hash = blake2_256(body);
-        let message = canonical_message(method, path_and_query, &body_hash, timestamp_ms, &account);
+        let message = canonical_message(
+            authority,
+            method,
+            path_and_query,
+            &body_hash,
+            timestamp_ms,
+            &account,
+        );
         SignedRequest {
             account,
             timestamp_ms,
@@ -171,11 +199,17 @@ impl SignedRequest {
         Ok(())
     }
 
-    /// Checks the signature over the request line and the signed body hash.
-    /// The body itself is checked with [`check_body`](Self::check_body) once
-    /// it has been read.
-    pub fn verify(&self, method: &str, path_and_query: &str) -> Result<(), AuthError> {
+    /// Checks the signature over the authority the request was sent to, the
+    /// request line and the signed body hash. The body itself is checked
+    /// with [`check_body`](Self::check_body) once it has been read.
+    pub fn verify(
+        &self,
+        authority: &str,
+        method: &str,
+        path_and_query: &str,
+    ) -> Result<(), AuthError> {
         let message = canonical_message(
+            authority,
             method,
             path_and_query,
             &self.body_hash,
@@ -231,13 +265,14 @@ mod tests {
     use crate::chain::keypair_from_suri;
 
     const NOW: u64 = 1_700_000_000_000;
+    const RELAY: &str = "relay.example.org";
 
     fn alice() -> Keypair {
         keypair_from_suri("//Alice").unwrap()
     }
 
     fn signed() -> SignedRequest {
-        SignedRequest::sign(&alice(), "PUT", "/v1/tasks/7/args", b"{}", NOW)
+        SignedRequest::sign(&alice(), RELAY, "PUT", "/v1/tasks/7/args", b"{}", NOW)
     }
 
     fn roundtrip(request: &SignedRequest) -> SignedRequest {
@@ -249,6 +284,7 @@ mod tests {
     #[test]
     fn canonical_message_is_the_documented_text() {
         let message = canonical_message(
+            "Relay.Example.org:8700",
             "get",
             "/v1/tasks/7/args?x=1",
             &[0xab; 32],
@@ -256,7 +292,7 @@ mod tests {
             &[1; 32].into(),
         );
         let expected = format!(
-            "hydrogen-relay-request-v1\nGET\n/v1/tasks/7/args?x=1\n0x{}\n42\n0x{}",
+            "hydrogen-relay-request-v2\nrelay.example.org:8700\nGET\n/v1/tasks/7/args?x=1\n0x{}\n42\n0x{}",
             "ab".repeat(32),
             "01".repeat(32)
         );
@@ -267,7 +303,7 @@ mod tests {
     fn a_signed_request_verifies_after_travelling_as_headers() {
         let request = roundtrip(&signed());
         assert_eq!(request, signed_with_same_signature(&request));
-        request.verify("PUT", "/v1/tasks/7/args").unwrap();
+        request.verify(RELAY, "PUT", "/v1/tasks/7/args").unwrap();
         request.check_body(&blake2_256(b"{}")).unwrap();
         request
             .check_time(NOW + 60_000, DEFAULT_MAX_SKEW_MS)
@@ -290,15 +326,15 @@ mod tests {
     fn any_change_to_the_signed_parts_breaks_the_signature() {
         let request = signed();
         assert_eq!(
-            request.verify("POST", "/v1/tasks/7/args"),
+            request.verify(RELAY, "POST", "/v1/tasks/7/args"),
             Err(AuthError::BadSignature)
         );
         assert_eq!(
-            request.verify("PUT", "/v1/tasks/8/args"),
+            request.verify(RELAY, "PUT", "/v1/tasks/8/args"),
             Err(AuthError::BadSignature)
         );
         assert_eq!(
-            request.verify("PUT", "/v1/tasks/7/args?a=1"),
+            request.verify(RELAY, "PUT", "/v1/tasks/7/args?a=1"),
             Err(AuthError::BadSignature)
         );
         let changed = [
@@ -317,7 +353,7 @@ mod tests {
         ];
         for changed in changed {
             assert_eq!(
-                changed.verify("PUT", "/v1/tasks/7/args"),
+                changed.verify(RELAY, "PUT", "/v1/tasks/7/args"),
                 Err(AuthError::BadSignature)
             );
         }
@@ -328,8 +364,33 @@ mod tests {
     }
 
     #[test]
+    fn a_request_signed_for_one_relay_is_refused_by_another() {
+        assert_eq!(
+            signed().verify("relay.example.org:8443", "PUT", "/v1/tasks/7/args"),
+            Err(AuthError::BadSignature)
+        );
+        assert_eq!(
+            signed().verify("evil.example.org", "PUT", "/v1/tasks/7/args"),
+            Err(AuthError::BadSignature)
+        );
+        signed()
+            .verify("RELAY.example.ORG", "PUT", "/v1/tasks/7/args")
+            .unwrap();
+    }
+
+    #[test]
+    fn the_authority_is_what_the_host_header_carries() {
+        let of = |url: &str| authority_of(&reqwest::Url::parse(url).unwrap());
+        assert_eq!(of("https://Relay.example.org/relay/"), "relay.example.org");
+        assert_eq!(of("https://relay.example.org:443/"), "relay.example.org");
+        assert_eq!(of("http://127.0.0.1:8700/"), "127.0.0.1:8700");
+        assert_eq!(of("http://127.0.0.1:80/"), "127.0.0.1");
+        assert_eq!(of("http://[::1]:8700/"), "[::1]:8700");
+    }
+
+    #[test]
     fn method_case_does_not_matter() {
-        signed().verify("put", "/v1/tasks/7/args").unwrap();
+        signed().verify(RELAY, "put", "/v1/tasks/7/args").unwrap();
     }
 
     #[test]
@@ -386,7 +447,7 @@ mod tests {
         h.insert(ACCOUNT_HEADER, HeaderValue::from_str(&ss58).unwrap());
         SignedRequest::from_headers(&h)
             .unwrap()
-            .verify("PUT", "/v1/tasks/7/args")
+            .verify(RELAY, "PUT", "/v1/tasks/7/args")
             .unwrap();
     }
 }

@@ -1,6 +1,6 @@
 //! [`RelayClient`]: signed requests to a relay over HTTP(S).
 
-use super::auth::SignedRequest;
+use super::auth::{authority_of, SignedRequest};
 use super::error::RelayError;
 use super::frames;
 use crate::types::{Receipt, TaskId};
@@ -155,6 +155,7 @@ impl RelayClient {
         }
         let signed = SignedRequest::sign(
             &self.signer,
+            &authority_of(&url),
             method.as_str(),
             &path_and_query,
             &body,
