@@ -29,6 +29,8 @@ pub struct ChainView {
     chain: Connection,
     cache: Mutex<HashMap<TaskId, (Instant, TaskInfo)>>,
     cache_for: Duration,
+    /// `chain_read_seconds`, by block.
+    reads: prometheus::HistogramVec,
 }
 
 /// Entries kept before the cache is pruned of expired ones.
@@ -39,6 +41,7 @@ impl ChainView {
         rpc_url: &str,
         contract: &str,
         cache_for: Duration,
+        reads: prometheus::HistogramVec,
     ) -> anyhow::Result<ChainView> {
         let address = contract;
         let contract = parse_account(contract)?;
@@ -53,6 +56,7 @@ impl ChainView {
             chain,
             cache: Mutex::default(),
             cache_for,
+            reads,
         })
     }
 
@@ -125,6 +129,8 @@ impl ChainView {
         id: TaskId,
         finalized: bool,
     ) -> Result<Option<TaskInfo>, ApiError> {
+        let block = if finalized { "finalized" } else { "best" };
+        let _timer = self.reads.with_label_values(&[block]).start_timer();
         let at = if finalized {
             match hydrogen.client().finalized_head().await {
                 Ok(head) => Some(head),

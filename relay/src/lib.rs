@@ -85,10 +85,12 @@ pub struct RunningRelay {
 /// Connects to the chain, opens and indexes the store, binds the listener
 /// and serves until [`RunningRelay::shutdown`].
 pub async fn start(config: Config) -> anyhow::Result<RunningRelay> {
+    let metrics = metrics::Metrics::new();
     let chain = chain::ChainView::connect(
         &config.rpc_url,
         &config.contract,
         Duration::from_millis(config.task_cache_ms),
+        metrics.chain_reads.clone(),
     )
     .await
     .with_context(|| format!("cannot reach the chain at {}", config.rpc_url))?;
@@ -117,7 +119,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningRelay> {
     let state = Arc::new(State {
         replay: replay::ReplayGuard::new(config.auth.max_skew_ms, shared_guard),
         authorities,
-        metrics: metrics::Metrics::new(),
+        metrics,
         sweeping: Mutex::new(()),
         receipts,
         limiter: limits::Limiter::new(config.auth.requests_per_second, config.auth.burst),

@@ -17,6 +17,9 @@ pub struct Metrics {
     pub swept: IntCounterVec,
     /// Tasks with blobs in the store.
     pub stored_tasks: IntGauge,
+    /// Seconds one read of a task from the chain takes, by block
+    /// (`finalized`, `best`).
+    pub chain_reads: HistogramVec,
 }
 
 impl Metrics {
@@ -52,12 +55,24 @@ impl Metrics {
         .expect("valid metric");
         let stored_tasks =
             IntGauge::new("stored_tasks", "Tasks with blobs in the store.").expect("valid metric");
+        let chain_reads = HistogramVec::new(
+            HistogramOpts::new(
+                "chain_read_seconds",
+                "Time one read of a task from the chain takes, by block.",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ]),
+            &["block"],
+        )
+        .expect("valid metric");
         for collector in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(duration.clone()),
             Box::new(bytes.clone()),
             Box::new(swept.clone()),
             Box::new(stored_tasks.clone()),
+            Box::new(chain_reads.clone()),
         ] {
             registry
                 .register(collector)
@@ -70,6 +85,7 @@ impl Metrics {
             bytes,
             swept,
             stored_tasks,
+            chain_reads,
         }
     }
 

@@ -46,6 +46,40 @@ use std::sync::{Arc, Mutex};
 /// round trip each, 40 ms per MiB), small enough to bound memory per download.
 const FILE_CHUNK: usize = 256 << 10;
 
+/// `range` of a local file in [`FILE_CHUNK`] reads, each straight into the
+/// chunk it yields (`pread` on the blocking pool: one copy, where
+/// `tokio::fs::File` copies through a buffer of its own).
+fn file_chunks(
+    file: Arc<std::fs::File>,
+    range: std::ops::Range<u64>,
+) -> BoxStream<'static, object_store::Result<Bytes>> {
+    futures::stream::try_unfold(range, move |range| {
+        let file = file.clone();
+        async move {
+            if range.start >= range.end {
+                return Ok(None);
+            }
+            let n = (range.end - range.start).min(FILE_CHUNK as u64) as usize;
+            let at = range.start;
+            let chunk = tokio::task::spawn_blocking(move || {
+                use std::os::unix::fs::FileExt;
+                let mut chunk = vec![0; n];
+                file.read_exact_at(&mut chunk, at)
+                    .map(|()| Bytes::from(chunk))
+            })
+            .await
+            .map_err(std::io::Error::other)
+            .and_then(|read| read)
+            .map_err(|e| object_store::Error::Generic {
+                store: "LocalFileSystem",
+                source: Box::new(e),
+            })?;
+            Ok(Some((chunk, at + n as u64..range.end)))
+        }
+    })
+    .boxed()
+}
+
 /// A stored blob, or the asked part of it, as a stream of chunks: a local
 /// file in [`FILE_CHUNK`] reads, S3's response body as it arrives, so
 /// serving it never holds the blob whole in memory.
@@ -425,18 +459,7 @@ impl Store {
             .map_err(|e| self.vanished(id, e))?;
         let (size, range, e_tag) = (got.meta.size, got.range.clone(), got.meta.e_tag.clone());
         let chunks = match got.payload {
-            GetResultPayload::File(file, _) => {
-                use tokio::io::{AsyncReadExt, AsyncSeekExt};
-                let mut file = tokio::fs::File::from_std(file);
-                file.seek(std::io::SeekFrom::Start(range.start)).await?;
-                let part = file.take(range.end - range.start);
-                tokio_util::io::ReaderStream::with_capacity(part, FILE_CHUNK)
-                    .map_err(|e| object_store::Error::Generic {
-                        store: "LocalFileSystem",
-                        source: Box::new(e),
-                    })
-                    .boxed()
-            }
+            GetResultPayload::File(file, _) => file_chunks(Arc::new(file), range.clone()),
             GetResultPayload::Stream(stream) => stream,
         };
         Ok(BlobStream {

@@ -1,7 +1,7 @@
 //! The relay against nginx on loopback: downloads and uploads of 1 MiB PNGs
 //! at 1, 16 and 64 concurrent clients, in the same run, on the same files.
 //!
-//! The relay runs in-process on a real dev node with the contract deployed,
+//! The relay runs on a real dev node with the contract deployed,
 //! so every request takes the real path: sr25519 signature check, replay
 //! guard, permission from the task read at the finalized block (cached
 //! for a second), the store on local disk; every upload is a distinct task
@@ -12,16 +12,25 @@
 //! driven by the same reqwest client code. Prints a table with ratios
 //! relay/nginx.
 //!
-//! `cargo bench -p hydrogen-tests --features hydrogen-sdk/test-util --bench relay`
+//! Each relay row runs twice: against one relay, and against two replicas
+//! on one folder behind nginx as a load balancer (one relay service; the
+//! balancer's hop is in those rows). Uploads are also compared with the
+//! pHash check alone on every core, their ceiling.
+//!
+//! The relays run as processes of their own (the release `hydrogen-relay`
+//! binary), so their memory is read apart from the clients'.
+//!
+//! `cargo build --release -p hydrogen-relay && cargo bench -p hydrogen-tests --features hydrogen-sdk/test-util --bench relay`
 //! (`HYDROGEN_BENCH_QUICK=1`: fewer requests.)
 
 use futures::future::join_all;
-use hydrogen_relay::{Config, RunningRelay, StorageConfig};
+use hydrogen_relay::{Config, StorageConfig};
 use hydrogen_sdk::chain::Keypair;
-use hydrogen_sdk::phash::phash_images;
+use hydrogen_sdk::phash::{check_png, phash_images, PHASH_BYTES};
 use hydrogen_sdk::relay::RelayClient;
 use hydrogen_sdk::types::{Outcome, Params, TaskId};
-use hydrogen_tests::nginx::Nginx;
+use hydrogen_tests::nginx::{free_port, Nginx};
+use hydrogen_tests::relay_process::RelayProcess;
 use hydrogen_tests::{Network, FEE};
 use image::{ImageFormat, RgbImage};
 use std::io::Cursor;
@@ -143,31 +152,6 @@ async fn succeeded_tasks(
     ready
 }
 
-/// This process's resident memory, KiB: `VmRSS` now or `VmHWM` (the peak
-/// since [`reset_peak`]).
-fn memory_kib(field: &str) -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
-/// Resets `VmHWM` to the current resident size (Linux's `clear_refs` 5).
-fn reset_peak() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
-
-/// Peak memory a run added to this process, KiB.
-async fn peak_added<F: std::future::Future<Output = Run>>(run: F) -> (Run, u64) {
-    reset_peak();
-    let before = memory_kib("VmRSS:");
-    let run = run.await;
-    (run, memory_kib("VmHWM:").saturating_sub(before))
-}
-
 struct Row {
     what: String,
     clients: usize,
@@ -197,6 +181,69 @@ fn print_table(rows: &[Row]) {
     println!("(ratio = relay/nginx: throughput above 1 is better, latency below 1 is better; n = requests per row)");
 }
 
+/// A histogram of the relays' `/metrics`, summed over them: its total
+/// seconds and count. `metric` is the name after the prefix, `labels` the
+/// label set as printed (`endpoint="put_images"`).
+async fn histogram(
+    http: &reqwest::Client,
+    relays: &[RelayProcess],
+    metric: &str,
+    labels: &str,
+) -> (f64, u64) {
+    let (mut seconds, mut count) = (0.0, 0);
+    for relay in relays {
+        let text = http
+            .get(format!("{}/metrics", relay.url()))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let value = |name: &str| {
+            let series = format!("hydrogen_relay_{metric}_{name}{{{labels}}} ");
+            text.lines()
+                .find_map(|l| l.strip_prefix(&series).and_then(|v| v.parse::<f64>().ok()))
+                .unwrap_or(0.0)
+        };
+        seconds += value("sum");
+        count += value("count") as u64;
+    }
+    (seconds, count)
+}
+
+/// The relays' upload times and their chain reads (an upload decides on a
+/// fresh read of its task at the finalized block).
+const UPLOADS: (&str, &str) = ("request_duration_seconds", "endpoint=\"put_images\"");
+const READS: (&str, &str) = ("chain_read_seconds", "block=\"finalized\"");
+
+/// Where the relay rows' requests go.
+struct Target {
+    label: &'static str,
+    url: String,
+}
+
+/// Decodes and pHashes `png` on every core at once, as the relay's upload
+/// check does, for `per_core` rounds each: the ceiling for uploads.
+async fn check_alone(png: &Arc<Vec<u8>>, want: [u8; PHASH_BYTES], per_core: usize) -> f64 {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let started = Instant::now();
+    let threads: Vec<_> = (0..cores)
+        .map(|_| {
+            let png = png.clone();
+            tokio::task::spawn_blocking(move || {
+                for _ in 0..per_core {
+                    check_png(&png, 0, want).expect("the PNG checks");
+                }
+            })
+        })
+        .collect();
+    for t in join_all(threads).await {
+        t.unwrap();
+    }
+    (cores * per_core * png.len()) as f64 / (1 << 20) as f64 / started.elapsed().as_secs_f64()
+}
+
 #[tokio::main]
 async fn main() {
     let quick = std::env::var("HYDROGEN_BENCH_QUICK").is_ok_and(|v| v == "1");
@@ -219,27 +266,53 @@ async fn main() {
         eprintln!("relay bench skipped: no dev node or contract bundle");
         return;
     };
-    // Fees for every task of the run.
-    let tasks = 1 + uploads.iter().sum::<usize>();
+    // Fees for every task of the run: one downloaded, and the uploads of
+    // both targets.
+    let tasks = 1 + 2 * uploads.iter().sum::<usize>();
     net.hydrogen
         .mint(&net.owner, net.creator_account(), tasks as u128 * FEE)
         .await
         .expect("mint");
     let dir = tempfile::tempdir().unwrap();
+
+    // Two replicas on one folder, one relay service: each answers for its
+    // own address (the single-relay rows) and the balancer's.
+    let ports = [free_port(), free_port(), free_port()];
     let mut config = Config::new(
         net.client.url(),
         format!("0x{}", hex::encode(net.contract())),
     );
-    config.listen = "127.0.0.1:0".parse().unwrap();
     config.storage = StorageConfig::Local {
         path: dir.path().join("relay"),
     };
     config.retention.sweep_interval_secs = 0;
+    config.auth.authorities = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
     // One creator makes every download: measure the serving path, not the
     // per-account rate limit.
     config.auth.requests_per_second = 1_000_000;
     config.auth.burst = 1_000_000;
-    let relay: RunningRelay = hydrogen_relay::start(config).await.expect("relay");
+    // Each relay is a process of its own, as nginx is: its memory is its
+    // own, and it competes with its clients for the cores as nginx does.
+    let mut replicas: Vec<RelayProcess> = Vec::new();
+    for (i, port) in ports[..2].iter().enumerate() {
+        config.listen = format!("127.0.0.1:{port}").parse().unwrap();
+        replicas.push(RelayProcess::start(dir.path(), &format!("relay-{i}"), &config).await);
+    }
+    let balancer = Nginx::balancer(
+        &dir.path().join("balancer"),
+        ports[2],
+        &[replicas[0].addr, replicas[1].addr],
+    );
+    let targets = [
+        Target {
+            label: "relay",
+            url: replicas[0].url(),
+        },
+        Target {
+            label: "2 relays behind nginx",
+            url: balancer.url(),
+        },
+    ];
     let nginx = Nginx::static_files(&dir.path().join("nginx"));
     let (png, outcome) = noise_png();
     println!("PNG: {} bytes", png.len());
@@ -249,7 +322,7 @@ async fn main() {
 
     // The downloaded task: uploaded once, read many times by its creator.
     let (id, uploader) = succeeded_tasks(&mut net, 1, &outcome).await.remove(0);
-    RelayClient::new(&relay.url(), uploader.clone())
+    RelayClient::new(&targets[0].url, uploader.clone())
         .unwrap()
         .upload_images(id, std::slice::from_ref(&png))
         .await
@@ -258,111 +331,161 @@ async fn main() {
         .confirm_upload(&uploader, id, None)
         .await
         .expect("confirm_upload");
-    let creator = RelayClient::new(&relay.url(), net.creator.clone()).unwrap();
     let nginx_url = nginx.url();
     let mut memory = Vec::new();
 
-    for clients in LEVELS {
-        let jobs = vec![(); downloads];
-        let c = creator.clone();
-        let len = png.len();
-        // The relay serves in this process, nginx in its own: the peak this
-        // process gains during the relay's run, less what the same clients
-        // gain against nginx, is the relay's memory for the downloads.
-        let (ours, with_relay) = peak_added(drive(clients, jobs.clone(), len, move |_, ()| {
-            let c = c.clone();
-            async move {
-                let got = c.download_image(id, 0).await.expect("relay download");
-                assert_eq!(got.len(), len);
-            }
-        }))
-        .await;
-        let (h, url) = (http.clone(), format!("{nginx_url}/image.png"));
-        let (theirs, clients_only) = peak_added(drive(clients, jobs, len, move |_, ()| {
-            let (h, url) = (h.clone(), url.clone());
-            async move {
-                let got = h.get(url).send().await.unwrap().bytes().await.unwrap();
-                assert_eq!(got.len(), len);
-            }
-        }))
-        .await;
-        memory.push((clients, with_relay.saturating_sub(clients_only)));
-        rows.push(Row {
-            what: "download".into(),
-            clients,
-            ours,
-            nginx: theirs,
-        });
-    }
-
-    for (clients, count) in LEVELS.into_iter().zip(uploads) {
-        eprintln!("preparing {count} tasks for the {clients}-client upload run");
-        let tasks = succeeded_tasks(&mut net, count, &outcome).await;
-        let url = relay.url();
-        let body = Arc::new(png.clone());
-        let b = body.clone();
-        let ours = drive(
-            clients,
-            tasks.clone(),
-            png.len(),
-            move |_, (id, key): (TaskId, Keypair)| {
-                let (url, b) = (url.clone(), b.clone());
+    for target in &targets {
+        let creator = RelayClient::new(&target.url, net.creator.clone()).unwrap();
+        for clients in LEVELS {
+            let jobs = vec![(); downloads];
+            let c = creator.clone();
+            let len = png.len();
+            // What the relay processes gained at their peak over their
+            // resident size before the run.
+            let before: Vec<u64> = replicas.iter().map(|r| r.memory_kib("VmRSS:")).collect();
+            replicas.iter().for_each(RelayProcess::reset_peak);
+            let ours = drive(clients, jobs.clone(), len, move |_, ()| {
+                let c = c.clone();
                 async move {
-                    let client = RelayClient::new(&url, key).unwrap();
-                    // Past `uploads_in_flight` the relay answers 503 busy;
-                    // a client retries (counted in this upload's latency).
-                    loop {
-                        match client.upload_images(id, std::slice::from_ref(&*b)).await {
-                            Ok(()) => break,
-                            Err(e) if e.is_retryable() => {
-                                tokio::time::sleep(Duration::from_millis(20)).await
-                            }
-                            Err(e) => panic!("relay upload: {e}"),
-                        }
-                    }
+                    let got = c.download_image(id, 0).await.expect("relay download");
+                    assert_eq!(got.len(), len);
                 }
-            },
-        )
-        .await;
-        let (h, base) = (http.clone(), nginx_url.clone());
-        let jobs: Vec<usize> = (0..count).collect();
-        let theirs = drive(clients, jobs, png.len(), move |_, i| {
-            let (h, url, b) = (
-                h.clone(),
-                format!("{base}/up/{clients}-{i}.png"),
-                body.clone(),
-            );
-            async move {
-                let status = h.put(url).body((*b).clone()).send().await.unwrap().status();
-                assert!(status.is_success(), "nginx PUT: {status}");
-            }
-        })
-        .await;
-        rows.push(Row {
-            what: "upload".into(),
-            clients,
-            ours,
-            nginx: theirs,
-        });
-        for (id, key) in tasks {
-            net.hydrogen
-                .confirm_upload(&key, id, None)
-                .await
-                .expect("confirm_upload");
+            })
+            .await;
+            let gained: u64 = replicas
+                .iter()
+                .zip(&before)
+                .map(|(r, b)| r.memory_kib("VmHWM:").saturating_sub(*b))
+                .sum();
+            let (h, url) = (http.clone(), format!("{nginx_url}/image.png"));
+            let theirs = drive(clients, jobs, len, move |_, ()| {
+                let (h, url) = (h.clone(), url.clone());
+                async move {
+                    let got = h.get(url).send().await.unwrap().bytes().await.unwrap();
+                    assert_eq!(got.len(), len);
+                }
+            })
+            .await;
+            memory.push((target.label, clients, gained));
+            rows.push(Row {
+                what: format!("download, {}", target.label),
+                clients,
+                ours,
+                nginx: theirs,
+            });
         }
     }
+
+    let mut upload_rates = Vec::new();
+    for target in &targets {
+        for (clients, count) in LEVELS.into_iter().zip(uploads) {
+            eprintln!(
+                "preparing {count} tasks for the {clients}-client upload run ({})",
+                target.label
+            );
+            let tasks = succeeded_tasks(&mut net, count, &outcome).await;
+            let uploads_before = histogram(&http, &replicas, UPLOADS.0, UPLOADS.1).await;
+            let reads_before = histogram(&http, &replicas, READS.0, READS.1).await;
+            let url = target.url.clone();
+            let body = Arc::new(png.clone());
+            let b = body.clone();
+            let ours = drive(
+                clients,
+                tasks.clone(),
+                png.len(),
+                move |_, (id, key): (TaskId, Keypair)| {
+                    let (url, b) = (url.clone(), b.clone());
+                    async move {
+                        let client = RelayClient::new(&url, key).unwrap();
+                        // Past `uploads_in_flight` the relay answers 503
+                        // busy; a client retries (counted in the latency).
+                        loop {
+                            match client.upload_images(id, std::slice::from_ref(&*b)).await {
+                                Ok(()) => break,
+                                Err(e) if e.is_retryable() => {
+                                    tokio::time::sleep(Duration::from_millis(20)).await
+                                }
+                                Err(e) => panic!("relay upload: {e}"),
+                            }
+                        }
+                    }
+                },
+            )
+            .await;
+            let mean_ms = |before: (f64, u64), after: (f64, u64)| {
+                1000.0 * (after.0 - before.0) / (after.1 - before.1).max(1) as f64
+            };
+            let relay_side_ms = mean_ms(
+                uploads_before,
+                histogram(&http, &replicas, UPLOADS.0, UPLOADS.1).await,
+            );
+            let chain_read_ms = mean_ms(
+                reads_before,
+                histogram(&http, &replicas, READS.0, READS.1).await,
+            );
+            let (h, base) = (http.clone(), nginx_url.clone());
+            let jobs: Vec<usize> = (0..count).collect();
+            let label = target.label.replace(' ', "-");
+            let theirs = drive(clients, jobs, png.len(), move |_, i| {
+                let (h, url, b) = (
+                    h.clone(),
+                    format!("{base}/up/{label}-{clients}-{i}.png"),
+                    body.clone(),
+                );
+                async move {
+                    let status = h.put(url).body((*b).clone()).send().await.unwrap().status();
+                    assert!(status.is_success(), "nginx PUT: {status}");
+                }
+            })
+            .await;
+            upload_rates.push((
+                target.label,
+                clients,
+                ours.mib_per_s(),
+                relay_side_ms,
+                chain_read_ms,
+            ));
+            rows.push(Row {
+                what: format!("upload, {}", target.label),
+                clients,
+                ours,
+                nginx: theirs,
+            });
+            for (id, key) in tasks {
+                net.hydrogen
+                    .confirm_upload(&key, id, None)
+                    .await
+                    .expect("confirm_upload");
+            }
+        }
+    }
+    let Outcome::Images(want) = &outcome else {
+        unreachable!("noise_png gives images")
+    };
+    let want: [u8; PHASH_BYTES] = want[..PHASH_BYTES].try_into().unwrap();
+    let check = check_alone(&Arc::new(png.clone()), want, if quick { 8 } else { 32 }).await;
 
     print_table(&rows);
     println!();
     println!("| concurrent downloads | relay memory at peak, KiB | per download, KiB |");
-    println!("|---:|---:|---:|");
-    for (clients, kib) in memory {
-        println!("| {clients} | {kib} | {} |", kib / clients as u64);
+    println!("|---|---:|---:|");
+    for (label, clients, kib) in memory {
+        println!("| {clients}, {label} | {kib} | {} |", kib / clients as u64);
     }
-    println!("(peak resident size this process gained during the relay's run, less what the same clients gained against nginx; the PNG is {} KiB)", png.len() / 1024);
-    println!(
-        "downloads: {downloads} per row; uploads: {uploads:?} per row; machine: {} CPUs",
-        std::thread::available_parallelism().map_or(0, |n| n.get())
-    );
-    relay.shutdown().await;
+    println!("(peak resident size the relay processes gained over their size before the run; the PNG is {} KiB)", png.len() / 1024);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!();
+    println!("| uploads | relay MiB/s | per core | pHash check alone, per core | ratio | relay-side mean ms | of which a chain read, mean ms |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for (label, clients, rate, relay_side_ms, chain_read_ms) in upload_rates {
+        println!(
+            "| {clients}, {label} | {rate:.0} | {:.0} | {:.0} | {:.2} | {relay_side_ms:.1} | {chain_read_ms:.1} |",
+            rate / cores as f64,
+            check / cores as f64,
+            rate / check
+        );
+    }
+    println!("(pHash check alone: PNG decode + pHash of the same image on every core at once, no I/O; relay-side: from request to answer, as the relays' metrics time it, 503 answers included)");
+    println!("downloads: {downloads} per row; uploads: {uploads:?} per row; machine: {cores} CPUs",);
+    drop(replicas);
 }

@@ -7,6 +7,7 @@
 
 pub mod localnet;
 pub mod nginx;
+pub mod relay_process;
 pub mod s3;
 
 use futures::future::join_all;

@@ -59,9 +59,11 @@ impl Nginx {
 
     /// Balances requests over `upstreams` (round robin) on `port`, as a
     /// relay service's front: the client's `Host` goes on (requests are
-    /// signed for it), the path is not rewritten, bodies stream both ways
+    /// signed for it), the path is not rewritten, uploads stream through
     /// (an upload reaches the relay as it is sent, so its limits and
-    /// back-pressure hold), and connections to the relays are kept alive.
+    /// back-pressure hold), downloads pass through 1 MiB of memory buffers
+    /// per connection (never a temporary file), and connections to the
+    /// relays are kept alive.
     pub fn balancer(dir: &Path, port: u16, upstreams: &[SocketAddr]) -> Nginx {
         let servers: String = upstreams
             .iter()
@@ -75,7 +77,9 @@ impl Nginx {
         listen 127.0.0.1:{{port}};
         client_max_body_size 0;
         proxy_request_buffering off;
-        proxy_buffering off;
+        proxy_buffers 16 64k;
+        proxy_busy_buffers_size 256k;
+        proxy_max_temp_file_size 0;
         location / {{
             proxy_pass http://relays;
             proxy_http_version 1.1;

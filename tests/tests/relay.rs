@@ -17,8 +17,8 @@ use hydrogen_sdk::relay::auth::SignedRequest;
 use hydrogen_sdk::relay::{code, frames, RelayClient, RelayError};
 use hydrogen_sdk::task::TaskArgs;
 use hydrogen_sdk::types::{blake2_256, Hash, Outcome, TaskId, TaskStatus};
-use hydrogen_tests::localnet;
 use hydrogen_tests::nginx::{self, Nginx};
+use hydrogen_tests::relay_process::RelayProcess;
 use hydrogen_tests::s3::S3Server;
 use hydrogen_tests::{now_ms, test_params, Network, FEE};
 use image::{ImageFormat, Rgb, RgbImage};
@@ -1118,36 +1118,10 @@ async fn killed_mid_upload(test: &str, store: Store) {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let port = nginx::free_port();
     let mut config = relay_config(&net, &blobs);
-    config.listen = format!("127.0.0.1:{port}").parse().unwrap();
-    let config_file = dir.path().join("relay.toml");
-    std::fs::write(&config_file, toml::to_string(&config).unwrap()).unwrap();
-    let spawn = || {
-        let child = tokio::process::Command::new(localnet::relay_binary())
-            .arg("--config")
-            .arg(&config_file)
-            .stderr(std::fs::File::create(dir.path().join("relay.log")).unwrap())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("the hydrogen-relay binary (cargo build -p hydrogen-relay)");
-        child
-    };
-    let service = format!("127.0.0.1:{port}");
-    let mut killed = spawn();
-    let http = reqwest::Client::new();
-    let ready = format!("http://{service}/readyz");
-    for _ in 0..200 {
-        if http
-            .get(&ready)
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    config.listen = format!("127.0.0.1:{}", nginx::free_port()).parse().unwrap();
+    let mut killed = RelayProcess::start(dir.path(), "relay", &config).await;
+    let service = killed.addr.to_string();
     let other = start(relay_config(&net, &blobs)).await;
 
     let (args, args_hash) = task_args(2, "killed halfway");
@@ -1192,8 +1166,7 @@ async fn killed_mid_upload(test: &str, store: Store) {
         stored.iter().any(|f| f.ends_with("0.png")),
         "the first image was never stored: {stored:?}"
     );
-    killed.start_kill().unwrap();
-    killed.wait().await.unwrap();
+    killed.kill().await;
     drop(socket);
 
     // Nothing of the cut upload is visible through the other replica.
@@ -1217,22 +1190,8 @@ async fn killed_mid_upload(test: &str, store: Store) {
     assert_eq!(creator.download_images(id).await.unwrap(), images);
 
     // The killed replica, restarted, serves that set.
-    let mut restarted = spawn();
-    for _ in 0..200 {
-        if http
-            .get(&ready)
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    let through_restarted =
-        RelayClient::new(&format!("http://{service}"), net.creator.clone()).unwrap();
+    killed.restart().await;
+    let through_restarted = RelayClient::new(&killed.url(), net.creator.clone()).unwrap();
     assert_eq!(through_restarted.download_images(id).await.unwrap(), images);
-    restarted.start_kill().unwrap();
-    restarted.wait().await.unwrap();
     other.shutdown().await;
 }
