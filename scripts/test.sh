@@ -145,6 +145,10 @@ end
 
 begin workspace "cargo test --workspace (Rust 1.95, chain tests on dev nodes)"
 export HYDROGEN_REQUIRE_CHAIN=1
+# Every binary first: cargo test builds a package's binaries only for that
+# package's own integration tests, and tests/tests/relay.rs runs (and
+# kills) the hydrogen-relay binary. Same features, so nothing rebuilds.
+CARGO_TARGET_DIR="$target_ws" run cargo build --workspace --bins --features hydrogen-sdk/test-util,hydrogen-node/test-engines
 CARGO_TARGET_DIR="$target_ws" run_tests cargo test --workspace --features hydrogen-sdk/test-util,hydrogen-node/test-engines
 end
 

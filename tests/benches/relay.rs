@@ -333,6 +333,10 @@ async fn main() {
         .expect("confirm_upload");
     let nginx_url = nginx.url();
     let mut memory = Vec::new();
+    // The relays' resident size at rest, before any download: each row's
+    // peak is measured above it, so memory an allocator keeps from one row
+    // counts again in the next (an upper bound per download).
+    let idle: Vec<u64> = replicas.iter().map(|r| r.memory_kib("VmRSS:")).collect();
 
     for target in &targets {
         let creator = RelayClient::new(&target.url, net.creator.clone()).unwrap();
@@ -340,9 +344,6 @@ async fn main() {
             let jobs = vec![(); downloads];
             let c = creator.clone();
             let len = png.len();
-            // What the relay processes gained at their peak over their
-            // resident size before the run.
-            let before: Vec<u64> = replicas.iter().map(|r| r.memory_kib("VmRSS:")).collect();
             replicas.iter().for_each(RelayProcess::reset_peak);
             let ours = drive(clients, jobs.clone(), len, move |_, ()| {
                 let c = c.clone();
@@ -354,7 +355,7 @@ async fn main() {
             .await;
             let gained: u64 = replicas
                 .iter()
-                .zip(&before)
+                .zip(&idle)
                 .map(|(r, b)| r.memory_kib("VmHWM:").saturating_sub(*b))
                 .sum();
             let (h, url) = (http.clone(), format!("{nginx_url}/image.png"));
@@ -472,7 +473,7 @@ async fn main() {
     for (label, clients, kib) in memory {
         println!("| {clients}, {label} | {kib} | {} |", kib / clients as u64);
     }
-    println!("(peak resident size the relay processes gained over their size before the run; the PNG is {} KiB)", png.len() / 1024);
+    println!("(peak resident size of the relay processes during the row, over their size at rest before the first download; the PNG is {} KiB)", png.len() / 1024);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!();
     println!("| uploads | relay MiB/s | per core | pHash check alone, per core | ratio | relay-side mean ms | of which a chain read, mean ms |");

@@ -8,7 +8,8 @@
 //! directory. Without a node binary or a contract bundle they print why and
 //! pass, unless `HYDROGEN_REQUIRE_CHAIN=1`.
 //!
-//! `cargo test -p hydrogen-tests --features hydrogen-sdk/test-util --test relay`
+//! `cargo build -p hydrogen-relay && cargo test -p hydrogen-tests --features hydrogen-sdk/test-util --test relay`
+//! (the kill tests run the `hydrogen-relay` binary; `scripts/test.sh` builds it).
 
 use hydrogen_relay::{Config, RunningRelay, StorageConfig, SweepReason};
 use hydrogen_sdk::chain::{keypair_from_suri, Keypair};

@@ -186,7 +186,7 @@ async fn check(response: reqwest::Response) -> Result<Vec<u8>, RelayError> {
     let status = response.status();
     let body = response.bytes().await.map_err(unreachable)?;
     if status.is_success() {
-        return Ok(body.to_vec());
+        return Ok(Vec::from(body));
     }
     if status == StatusCode::NOT_FOUND && body.is_empty() {
         return Err(RelayError::Refused {
