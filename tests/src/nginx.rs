@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 /// A running nginx, stopped when dropped.
@@ -15,8 +15,18 @@ pub struct Nginx {
 }
 
 impl Drop for Nginx {
+    /// SIGTERM, nginx's fast shutdown: the master stops its workers, then
+    /// exits. (SIGKILL would orphan the workers, which keep their ports and
+    /// any pipe they inherited, so a `cmd | tee` around the tests would
+    /// never end.)
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        let stopped = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        if !stopped {
+            let _ = self.child.kill();
+        }
         let _ = self.child.wait();
     }
 }
@@ -113,9 +123,13 @@ http {{
         );
         std::fs::create_dir_all(dir.join("tmp")).unwrap();
         std::fs::write(dir.join("nginx.conf"), conf).unwrap();
+        // Its logs go to files; no process of it holds the tests' output.
         let child = Command::new("nginx")
             .args(["-e", &format!("{}/error.log", dir.display()), "-c"])
             .arg(dir.join("nginx.conf"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
             .spawn()
             .expect("nginx on PATH (apt-get install -y nginx-light)");
         // Owned at once, so that it is killed and reaped on every path.

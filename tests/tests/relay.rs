@@ -102,6 +102,14 @@ impl Blobs {
     }
 }
 
+/// A network of three nodes and a store for `test`, or `None` (skip) where
+/// the chain or the S3 server is missing and tests may skip.
+async fn net_and_blobs(test: &str, store: Store) -> Option<(Network, Blobs)> {
+    let net = Network::new(test, test_params(), 3).await?;
+    let blobs = Blobs::new(store, test).await?;
+    Some((net, blobs))
+}
+
 fn relay_config(net: &Network, blobs: &Blobs) -> Config {
     let mut config = Config::new(
         net.client.url(),
@@ -300,10 +308,7 @@ async fn relay_carries_a_task_end_to_end_on_s3() {
 }
 
 async fn carries_a_task_end_to_end(test: &str, store: Store) {
-    let Some(mut net) = Network::new(test, test_params(), 3).await else {
-        return;
-    };
-    let Some(blobs) = Blobs::new(store, test).await else {
+    let Some((mut net, blobs)) = net_and_blobs(test, store).await else {
         return;
     };
     let relay = start(relay_config(&net, &blobs)).await;
@@ -447,10 +452,7 @@ async fn bad_requests_are_refused_and_leave_nothing_on_s3() {
 }
 
 async fn bad_requests_are_refused_and_leave_nothing(test: &str, store: Store) {
-    let Some(mut net) = Network::new(test, test_params(), 3).await else {
-        return;
-    };
-    let Some(blobs) = Blobs::new(store, test).await else {
+    let Some((mut net, blobs)) = net_and_blobs(test, store).await else {
         return;
     };
     let relay = start(relay_config(&net, &blobs)).await;
@@ -680,10 +682,7 @@ async fn retention_deletes_exactly_what_has_expired_on_s3() {
 }
 
 async fn retention_deletes_exactly_what_has_expired(test: &str, store: Store) {
-    let Some(mut net) = Network::new(test, test_params(), 3).await else {
-        return;
-    };
-    let Some(blobs) = Blobs::new(store, test).await else {
+    let Some((mut net, blobs)) = net_and_blobs(test, store).await else {
         return;
     };
     let ttl_ms = 3_600_000;
@@ -978,10 +977,7 @@ async fn two_replicas_behind_nginx(test: &str, store: Store) {
     if !nginx_or_skip() {
         return;
     }
-    let Some(mut net) = Network::new(test, test_params(), 3).await else {
-        return;
-    };
-    let Some(blobs) = Blobs::new(store, test).await else {
+    let Some((mut net, blobs)) = net_and_blobs(test, store).await else {
         return;
     };
     // The service's one name: the balancer's address, which every replica
@@ -1112,10 +1108,7 @@ async fn a_relay_killed_mid_upload_leaves_nothing_visible_on_s3() {
 /// new upload through it stores the whole set, and the killed replica,
 /// restarted, serves that set.
 async fn killed_mid_upload(test: &str, store: Store) {
-    let Some(mut net) = Network::new(test, test_params(), 3).await else {
-        return;
-    };
-    let Some(blobs) = Blobs::new(store, test).await else {
+    let Some((mut net, blobs)) = net_and_blobs(test, store).await else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
