@@ -897,17 +897,34 @@ async fn get_image(
 /// Every image of the task in one framed body, streamed image by image
 /// from the store: at most one chunk of one image is in memory at a time.
 async fn get_images(state: Arc<State>, id: TaskId, req: Req) -> Result<Response, ApiError> {
-    let (_, sizes) = stored_images(&state, id, &req).await?;
+    let (task, sizes) = stored_images(&state, id, &req).await?;
     let length: u64 = sizes.iter().map(|s| s + 4).sum();
+    // The first image is opened before answering, so that a set another
+    // replica deleted meanwhile is refused (410) rather than cut short.
+    let mut first = match sizes.first() {
+        Some(_) => Some(
+            state
+                .store
+                .image_stream(id, 0, None)
+                .await
+                .map_err(|e| ApiError::store(e, &task, "images"))?,
+        ),
+        None => None,
+    };
     count_bytes(&state, "get_images", "out", length as usize);
     let store = state.store.clone();
     let frames = futures::stream::iter(sizes.into_iter().enumerate()).then(move |(n, size)| {
         let store = store.clone();
+        let opened = if n == 0 { first.take() } else { None };
         async move {
             let header = futures::stream::once(futures::future::ready(Ok(Bytes::copy_from_slice(
                 &u32::try_from(size).unwrap_or(u32::MAX).to_be_bytes(),
             ))));
-            let image = match store.image_stream(id, n, None).await {
+            let blob = match opened {
+                Some(blob) => Ok(blob),
+                None => store.image_stream(id, n, None).await,
+            };
+            let image = match blob {
                 Ok(blob) => blob.chunks.map_err(io::Error::other).boxed(),
                 Err(e) => {
                     futures::stream::once(futures::future::ready(Err(io::Error::other(e)))).boxed()

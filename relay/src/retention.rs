@@ -13,8 +13,10 @@
 //!   is left alone and logged: deleting on a lagging view would lose data.
 //!
 //! Replicas sweeping one store at once agree: the finished stamp is a
-//! conditional first write (the earliest wins, the others read it), and
-//! deleting what another sweep already deleted is not an error. The sweep
+//! conditional first write (the earliest wins, the others read it),
+//! and deleting what another sweep already deleted is not an error. (A
+//! replica may stamp a task just as another deletes it: that lone stamp
+//! goes one TTL later.) The sweep
 //! also drops the replay guard's stale signatures.
 
 use crate::State;
@@ -63,7 +65,10 @@ pub async fn sweep(state: &State, now_ms: u64) -> anyhow::Result<SweepReport> {
                 None
             }
             Some(task) if task.status.is_final() => {
-                let finished_at = state.store.mark_finished(id, now_ms).await?;
+                // None: another replica's sweep deleted it just now.
+                let Some(finished_at) = state.store.mark_finished(id, now_ms).await? else {
+                    continue;
+                };
                 (now_ms >= finished_at.saturating_add(retention.ttl_secs * 1000))
                     .then_some(SweepReason::Finished)
             }

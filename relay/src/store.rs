@@ -471,10 +471,11 @@ impl Store {
     }
 
     /// Records when `id` was first seen finished, by this relay or another
-    /// on the same store; returns the recorded time.
-    pub async fn mark_finished(&self, id: TaskId, now_ms: u64) -> anyhow::Result<u64> {
+    /// on the same store; returns the recorded time, or `None` when another
+    /// replica's sweep deleted the task meanwhile (nothing left to keep).
+    pub async fn mark_finished(&self, id: TaskId, now_ms: u64) -> anyhow::Result<Option<u64>> {
         if let Some(at) = self.blobs(id).finished_at_ms {
-            return Ok(at);
+            return Ok(Some(at));
         }
         let body = serde_json::to_vec(&Finished {
             finished_at_ms: now_ms,
@@ -483,12 +484,16 @@ impl Store {
         let at = if create(self.objects.as_ref(), &path, body.into()).await? {
             now_ms
         } else {
-            self.read_json::<Finished>(&path).await?.finished_at_ms
+            match self.read_json::<Finished>(&path).await {
+                Ok(finished) => finished.finished_at_ms,
+                Err(e) if is_not_found(&e) => return Ok(None),
+                Err(e) => return Err(e),
+            }
         };
         if let Some(blobs) = self.index.lock().unwrap().get_mut(&id) {
             blobs.finished_at_ms = Some(at);
         }
-        Ok(at)
+        Ok(Some(at))
     }
 
     /// Every task the store holds blobs of, this relay's or another's, in
@@ -838,8 +843,8 @@ mod tests {
         assert_eq!(b.args(3).await.unwrap(), Bytes::from_static(b"{}"));
 
         // The first replica to see the task finished sets the clock for both.
-        assert_eq!(a.mark_finished(3, 100).await.unwrap(), 100);
-        assert_eq!(b.mark_finished(3, 200).await.unwrap(), 100);
+        assert_eq!(a.mark_finished(3, 100).await.unwrap(), Some(100));
+        assert_eq!(b.mark_finished(3, 200).await.unwrap(), Some(100));
 
         // One replica deletes the task; the other says so instead of failing.
         assert!(a.delete_task(3).await.unwrap());
