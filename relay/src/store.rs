@@ -608,12 +608,14 @@ impl Upload {
         debug_assert_eq!(self.kind, Kind::Args);
         let path = args_path(self.id);
         let objects = self.store.objects.clone();
-        if !create(objects.as_ref(), &path, PutPayload::from_bytes(body)).await? {
-            self.finish(|blobs| blobs.args = Slot::Stored);
-            return Err(AlreadyStored.into());
-        }
+        let created = create(objects.as_ref(), &path, PutPayload::from_bytes(body)).await?;
+        // Stored either way: by this upload, or by another replica's.
         self.finish(|blobs| blobs.args = Slot::Stored);
-        Ok(())
+        if created {
+            Ok(())
+        } else {
+            Err(AlreadyStored.into())
+        }
     }
 
     /// Stores image `n` in this upload's folder, not yet visible.

@@ -944,7 +944,7 @@ async fn two_replicas_on_one_bucket_behind_nginx_act_as_one_relay() {
     two_replicas_behind_nginx("relay-replicas-s3", Store::S3).await;
 }
 
-/// nginx, or `None` (skip) where it is missing and tests may skip.
+/// Whether nginx is installed; false (the test skips) only where tests may skip.
 fn nginx_or_skip() -> bool {
     if nginx::installed() {
         return true;
