@@ -11,6 +11,7 @@ pub mod config;
 pub mod cpu_kernels;
 pub mod device;
 pub mod error;
+pub mod lora;
 pub mod memory;
 pub mod nn;
 pub mod noise;
@@ -26,6 +27,7 @@ pub mod weights;
 
 pub use device::Backend;
 pub use error::{Error, Result};
+pub use lora::Lora;
 pub use pipeline::{resolve_model_dir, Progress, Request, StableDiffusion};
 pub use scheduler::Method;
 pub use weights::Precision;

@@ -5,6 +5,7 @@
 use crate::clip::ClipTextModel;
 use crate::config::{read_json, ClipConfig, SchedulerConfig, UNetConfig, VaeConfig};
 use crate::error::{Error, Result};
+use crate::lora::{Lora, Target};
 use crate::nn::cast_to;
 use crate::noise::{self, Stream};
 use crate::scheduler::{Method, Scheduler};
@@ -70,23 +71,49 @@ pub struct StableDiffusion {
     pub vae_decoder: Decoder,
     pub vae_encoder: Encoder,
     pub scheduler_config: SchedulerConfig,
+    /// The UNet's and text encoder's files, kept mapped: a LoRA switch
+    /// rebuilds from these pristine weights, never from a fresh read of disk
+    /// nor by subtracting the last LoRA (which would not give the same bits).
+    unet_weights: Weights,
+    text_weights: Weights,
+    unet_config: UNetConfig,
+    clip_config: ClipConfig,
+    /// The LoRA merged now: its file, its scale, the models it touched.
+    lora: Option<AppliedLora>,
+    /// The folder of the VAE in use when it is not the model's own.
+    vae_source: Option<PathBuf>,
+    root: PathBuf,
     device: Device,
     precision: Precision,
 }
 
-fn load_component<T>(
+#[derive(Debug, Clone, PartialEq)]
+struct AppliedLora {
+    path: PathBuf,
+    scale: f32,
+    unet: bool,
+    text_encoder: bool,
+}
+
+fn open_component(
     root: &Path,
     name: &str,
     stem: &str,
     device: &Device,
     precision: Precision,
-    build: impl FnOnce(&mut Weights) -> Result<T>,
-) -> Result<T> {
+) -> Result<Weights> {
     let dir = root.join(name);
     let files = component_files(&dir, stem, precision == Precision::F16)?;
-    let mut w = Weights::open(name, &files, device, precision)?;
-    let model = build(&mut w)?;
-    w.finish()?;
+    Weights::open(name, &files, device, precision)
+}
+
+/// Builds a model from `w` and checks every tensor was used.
+fn build<T>(w: &mut Weights, build: impl FnOnce(&mut Weights) -> Result<T>) -> Result<T> {
+    let model = build(w);
+    // Forget a half-built pass even on error, so the files can build again.
+    let finished = w.finish();
+    let model = model?;
+    finished?;
     Ok(model)
 }
 
@@ -104,26 +131,12 @@ impl StableDiffusion {
             SchedulerConfig::read(&root.join("scheduler/scheduler_config.json"))?;
         let tokenizer = ClipTokenizer::from_dir(&root.join("tokenizer"))?;
 
-        let text_encoder =
-            load_component(&root, "text_encoder", "model", device, precision, |w| {
-                ClipTextModel::load(&clip_cfg, w)
-            })?;
-        let unet = load_component(
-            &root,
-            "unet",
-            "diffusion_pytorch_model",
-            device,
-            precision,
-            |w| UNet::load(&unet_cfg, w),
-        )?;
-        let (vae_decoder, vae_encoder) = load_component(
-            &root,
-            "vae",
-            "diffusion_pytorch_model",
-            device,
-            precision,
-            |w| Ok((Decoder::load(&vae_cfg, w)?, Encoder::load(&vae_cfg, w)?)),
-        )?;
+        let mut text_weights = open_component(&root, "text_encoder", "model", device, precision)?;
+        let text_encoder = build(&mut text_weights, |w| ClipTextModel::load(&clip_cfg, w))?;
+        let mut unet_weights =
+            open_component(&root, "unet", "diffusion_pytorch_model", device, precision)?;
+        let unet = build(&mut unet_weights, |w| UNet::load(&unet_cfg, w))?;
+        let (vae_decoder, vae_encoder) = load_vae(&root.join("vae"), &vae_cfg, device, precision)?;
         Ok(Self {
             tokenizer,
             text_encoder,
@@ -131,9 +144,106 @@ impl StableDiffusion {
             vae_decoder,
             vae_encoder,
             scheduler_config,
+            unet_weights,
+            text_weights,
+            unet_config: unet_cfg,
+            clip_config: clip_cfg,
+            lora: None,
+            vae_source: None,
+            root,
             device: device.clone(),
             precision,
         })
+    }
+
+    /// Merges `lora` at `scale` (the task's `lora.weight` / 100) into the
+    /// UNet and text encoder in place of the LoRA merged before, or restores
+    /// the pristine model for `None`. Only the models either LoRA touches are
+    /// rebuilt, from the kept files; asking for what is merged already costs
+    /// nothing. On error the model is left as it was.
+    pub fn set_lora(&mut self, lora: Option<(&Lora, f32)>) -> Result<()> {
+        let wanted = lora.map(|(l, scale)| AppliedLora {
+            path: l.path().to_owned(),
+            scale,
+            unet: l.touches(Target::Unet),
+            text_encoder: l.touches(Target::TextEncoder),
+        });
+        if wanted == self.lora {
+            return Ok(());
+        }
+        let before = self.lora.clone();
+        let touched = |target: Target| {
+            [&before, &wanted].iter().any(|a| {
+                a.as_ref().is_some_and(|a| match target {
+                    Target::Unet => a.unet,
+                    Target::TextEncoder => a.text_encoder,
+                })
+            })
+        };
+        let deltas = |target: Target, w: &Weights| match lora {
+            Some((l, scale)) => l.deltas(target, w, scale),
+            None => Ok(Default::default()),
+        };
+        let unet = if touched(Target::Unet) {
+            let d = deltas(Target::Unet, &self.unet_weights)?;
+            self.unet_weights.set_patches(d);
+            let config = &self.unet_config;
+            Some(build(&mut self.unet_weights, |w| UNet::load(config, w))?)
+        } else {
+            None
+        };
+        let text_encoder = if touched(Target::TextEncoder) {
+            let d = deltas(Target::TextEncoder, &self.text_weights)?;
+            self.text_weights.set_patches(d);
+            let config = &self.clip_config;
+            Some(build(&mut self.text_weights, |w| {
+                ClipTextModel::load(config, w)
+            })?)
+        } else {
+            None
+        };
+        if let Some(unet) = unet {
+            self.unet = unet;
+        }
+        if let Some(text_encoder) = text_encoder {
+            self.text_encoder = text_encoder;
+        }
+        self.lora = wanted;
+        Ok(())
+    }
+
+    /// Decodes with the AutoencoderKL in `vae` (a folder with `config.json`
+    /// and its weights, or a pipeline folder with `vae/`) in place of the
+    /// model's own, or goes back to the model's own for `None`.
+    pub fn set_vae(&mut self, vae: Option<&Path>) -> Result<()> {
+        if vae.map(Path::to_owned) == self.vae_source {
+            return Ok(());
+        }
+        let dir = match vae {
+            Some(dir) if dir.join("vae/config.json").is_file() => dir.join("vae"),
+            Some(dir) => dir.to_owned(),
+            None => self.root.join("vae"),
+        };
+        let config: VaeConfig = read_json(&dir.join("config.json"))?;
+        let (decoder, encoder) = load_vae(&dir, &config, &self.device, self.precision)?;
+        if decoder.scale_factor() != self.vae_decoder.scale_factor()
+            || config.latent_channels != self.unet_config.in_channels
+        {
+            return Err(Error::Config {
+                path: dir,
+                message: format!(
+                    "this VAE maps {} latent channels at 1/{} scale; the UNet works on {} at 1/{}",
+                    config.latent_channels,
+                    decoder.scale_factor(),
+                    self.unet_config.in_channels,
+                    self.vae_decoder.scale_factor()
+                ),
+            });
+        }
+        self.vae_decoder = decoder;
+        self.vae_encoder = encoder;
+        self.vae_source = vae.map(Path::to_owned);
+        Ok(())
     }
 
     /// Pixels per latent along each side: 2^(VAE blocks - 1), 8 for every released SD model.
@@ -261,6 +371,19 @@ impl StableDiffusion {
             image::Rgb([px(0), px(1), px(2)])
         }))
     }
+}
+
+fn load_vae(
+    dir: &Path,
+    config: &VaeConfig,
+    device: &Device,
+    precision: Precision,
+) -> Result<(Decoder, Encoder)> {
+    let files = component_files(dir, "diffusion_pytorch_model", precision == Precision::F16)?;
+    let mut w = Weights::open("vae", &files, device, precision)?;
+    build(&mut w, |w| {
+        Ok((Decoder::load(config, w)?, Encoder::load(config, w)?))
+    })
 }
 
 /// The diffusers folder for `model`: the folder itself if it holds

@@ -43,6 +43,8 @@ pub struct Weights {
     files: Vec<(PathBuf, Mmap)>,
     entries: HashMap<String, Entry>,
     used: BTreeSet<String>,
+    /// Updates added in f32 to tensors as they are read (a merged LoRA).
+    patches: HashMap<String, Vec<f32>>,
     device: Device,
     precision: Precision,
 }
@@ -90,6 +92,7 @@ impl Weights {
             files: maps,
             entries,
             used: BTreeSet::new(),
+            patches: HashMap::new(),
             device: device.clone(),
             precision,
         })
@@ -109,6 +112,18 @@ impl Weights {
 
     pub fn shape_of(&self, name: &str) -> Option<&[usize]> {
         self.entries.get(name).map(|e| e.shape.as_slice())
+    }
+
+    /// The names of every tensor in the files.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.entries.keys().map(String::as_str)
+    }
+
+    /// Adds `patches` (f32 values by tensor name, each the tensor's size) to
+    /// the tensors as they are read, until [`Weights::finish`]: a LoRA is
+    /// merged before the cast to the compute precision, whatever it is.
+    pub fn set_patches(&mut self, patches: HashMap<String, Vec<f32>>) {
+        self.patches = patches;
     }
 
     /// A tensor in the model's compute precision.
@@ -153,7 +168,7 @@ impl Weights {
             });
         }
         let bytes = &self.files[entry.file].1[entry.start..entry.end];
-        let values = match entry.dtype {
+        let values: Vec<f32> = match entry.dtype {
             Dtype::F32 => bytes
                 .chunks_exact(4)
                 .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
@@ -178,6 +193,20 @@ impl Weights {
                 })
             }
         };
+        let values = match self.patches.get(name) {
+            Some(delta) if delta.len() == values.len() => {
+                values.iter().zip(delta).map(|(w, d)| w + d).collect()
+            }
+            Some(delta) => {
+                return Err(Error::Shape {
+                    component: format!("{} update", self.component),
+                    name: name.to_owned(),
+                    expected: vec![values.len()],
+                    found: vec![delta.len()],
+                })
+            }
+            None => values,
+        };
         self.used.insert(name.to_owned());
         Ok(values)
     }
@@ -189,13 +218,12 @@ impl Weights {
         }
     }
 
-    /// Fails if any tensor in the files was never asked for.
-    pub fn finish(self) -> Result<()> {
-        let mut unused: Vec<&String> = self
-            .entries
-            .keys()
-            .filter(|k| !self.used.contains(*k))
-            .collect();
+    /// Fails if any tensor in the files was never asked for. Then forgets
+    /// what was read and the patches, so the files can build the model again.
+    pub fn finish(&mut self) -> Result<()> {
+        let used = std::mem::take(&mut self.used);
+        self.patches.clear();
+        let mut unused: Vec<&String> = self.entries.keys().filter(|k| !used.contains(*k)).collect();
         unused.sort();
         match unused.first() {
             None => Ok(()),
