@@ -5,8 +5,8 @@
 use std::path::PathBuf;
 
 use hydrogen_sdk::task::{
-    self, args_hash_of, BaseModel, Dtype, ModelFamily, SchedulerMethod, TaskArgs, TaskArgsError,
-    TaskConfig, Version,
+    self, args_hash_of, BaseModel, Dtype, ModelFamily, SchedulerMethod, Strength, TaskArgs,
+    TaskArgsError, TaskConfig, Version,
 };
 use serde_json::{json, Value};
 
@@ -47,7 +47,7 @@ const SDXL_TASK: &str = r#"{
     "vae": "madebyollin/sdxl-vae-fp16-fix"
 }"#;
 
-/// A reference task with a LoRA: parses, then is refused by name.
+/// A reference task with a LoRA by URL, its weight a percent.
 const LORA_TASK: &str = r#"{
     "version": "2.1.0",
     "base_model": {"name": "runwayml/stable-diffusion-v1-5"},
@@ -108,8 +108,16 @@ fn reference_sd15_task_parses_with_reference_defaults() {
 }
 
 #[test]
-fn reference_sdxl_task_parses_with_model_spec_and_scheduler() {
-    let args = TaskArgs::from_json(SDXL_TASK).unwrap();
+fn reference_sdxl_task_parses_with_model_spec_and_scheduler_then_sdxl_is_refused() {
+    let err = error_of(SDXL_TASK);
+    assert!(matches!(err, TaskArgsError::Unsupported { .. }), "{err:?}");
+    assert_eq!(err.path(), "base_model.name");
+    assert_eq!(
+        err.to_string(),
+        "`base_model.name` stabilityai/stable-diffusion-xl-base-1.0 looks like an SDXL model; \
+         SDXL is not supported yet"
+    );
+    let args: TaskArgs = serde_json::from_str(SDXL_TASK).unwrap();
     assert_eq!(args.version, Some(Version::V2_5_0));
     assert_eq!(
         args.base_model.name(),
@@ -129,14 +137,55 @@ fn reference_sdxl_task_parses_with_model_spec_and_scheduler() {
 }
 
 #[test]
-fn reference_lora_task_parses_then_lora_is_refused_by_name() {
-    let parsed: TaskArgs = serde_json::from_str(LORA_TASK).unwrap();
+fn reference_lora_task_validates() {
+    let parsed = TaskArgs::from_json(LORA_TASK).unwrap();
     let lora = parsed.lora.as_ref().unwrap();
-    assert_eq!(lora.weight, 80);
+    assert_eq!(lora.weight, Strength::Percent(80));
+    assert_eq!(lora.weight.fraction(), 0.8);
     assert_eq!(parsed.task_config.cfg, 7.5);
-    let err = error_of(LORA_TASK);
-    assert_eq!(err.path(), "lora");
-    assert_eq!(err.to_string(), "`lora` is not supported yet");
+}
+
+#[test]
+fn lora_weight_is_a_percent_or_a_fraction_kept_as_written() {
+    for (weight, fraction) in [
+        (json!(80), 0.8),
+        (json!(0.8), 0.8),
+        (json!(1.0), 1.0),
+        (json!(1), 0.01),
+    ] {
+        let json = with("/lora", json!({"model": "m", "weight": weight}));
+        let args = TaskArgs::from_json(&json).unwrap_or_else(|e| panic!("{weight}: {e}"));
+        assert_eq!(
+            args.lora.as_ref().unwrap().weight.fraction(),
+            fraction,
+            "{weight}"
+        );
+        let canonical = String::from_utf8(args.to_canonical_json()).unwrap();
+        assert!(
+            canonical.contains(&format!(r#""weight":{weight}"#)),
+            "{weight} is written as given: {canonical}"
+        );
+        assert_eq!(TaskArgs::from_json(&canonical).unwrap(), args);
+    }
+    for (weight, message) in [
+        (
+            json!(0.0),
+            "lora.weight: a fraction must be above 0 and at most 1, got 0",
+        ),
+        (
+            json!(1.5),
+            "lora.weight: a fraction must be above 0 and at most 1, got 1.5",
+        ),
+        (
+            json!(-3),
+            "must be a percent 1 to 100 or a fraction, got -3",
+        ),
+        (json!("80"), "invalid type: string"),
+    ] {
+        let err = error_of(&with("/lora", json!({"model": "m", "weight": weight})));
+        assert!(err.to_string().contains(message), "{weight}: {err}");
+        assert!(err.path().starts_with("lora"), "{weight}: {}", err.path());
+    }
 }
 
 #[test]
@@ -164,7 +213,10 @@ fn extension_defaults_are_the_reference_defaults() {
     let task =
         |field: &str, value: Value| serde_json::from_str::<TaskArgs>(&with(field, value)).unwrap();
     let lora = task("/lora", json!({"model": "m"})).lora.unwrap();
-    assert_eq!((lora.weight, lora.weight_file_name.as_str()), (100, ""));
+    assert_eq!(
+        (lora.weight, lora.weight_file_name.as_str()),
+        (Strength::Percent(100), "")
+    );
     let controlnet = task(
         "/controlnet",
         json!({"model": "m", "image_dataurl": "data:image/png;base64,AAAA"}),
@@ -228,13 +280,13 @@ fn every_bound_violated_names_its_path() {
         ),
         (
             "/task_config/cfg",
-            json!(0.5),
-            "task_config.cfg: must be between 1 and 20, got 0.5",
+            json!(-0.5),
+            "task_config.cfg: must be between 0 and 20, got -0.5",
         ),
         (
             "/task_config/cfg",
             json!(20.5),
-            "task_config.cfg: must be between 1 and 20, got 20.5",
+            "task_config.cfg: must be between 0 and 20, got 20.5",
         ),
         (
             "/lora",
@@ -290,7 +342,7 @@ fn bounds_are_inclusive() {
         ("/task_config/seed", json!(2147483647u64)),
         ("/task_config/num_images", json!(1)),
         ("/task_config/num_images", json!(10)),
-        ("/task_config/cfg", json!(1)),
+        ("/task_config/cfg", json!(0)),
         ("/task_config/cfg", json!(20.0)),
         ("/task_config/image_width", json!(8)),
     ];
@@ -353,9 +405,9 @@ fn missing_required_fields_are_named() {
 fn unsupported_fields_are_refused_by_name() {
     let cases = [
         (
-            "/lora",
-            json!({"model": "m"}),
-            "`lora` is not supported yet",
+            "/base_model",
+            json!("stabilityai/sdxl-turbo"),
+            "`base_model` stabilityai/sdxl-turbo looks like an SDXL model; SDXL is not supported yet",
         ),
         (
             "/controlnet",
@@ -385,13 +437,29 @@ fn unsupported_fields_are_refused_by_name() {
         ("/dtype", json!("float16"), "`dtype` is not supported yet"),
         (
             "/scheduler",
-            json!({"method": "LCMScheduler"}),
-            "`scheduler.method` LCMScheduler is not supported yet",
+            json!({"method": "LCMScheduler", "args": {"thresholding": true}}),
+            "`scheduler.args.thresholding` true is not supported yet: dynamic thresholding \
+             is not implemented (false is)",
         ),
         (
             "/scheduler",
-            json!({"method": "DPMSolverMultistepScheduler", "args": {"use_karras_sigmas": true}}),
-            "`scheduler.args` is not supported yet",
+            json!({"method": "DPMSolverMultistepScheduler", "args": {
+                "algorithm_type": "sde-dpmsolver", "solver_order": 3, "final_sigmas_type": "sigma_min"
+            }}),
+            "`scheduler.args.solver_order` 3 is not supported with algorithm_type \
+             sde-dpmsolver (1 and 2 are; diffusers has no third order for it)",
+        ),
+        (
+            "/scheduler",
+            json!({"method": "EulerAncestralDiscreteScheduler", "args": {"prediction_type": "sample"}}),
+            "`scheduler.args.prediction_type` sample is not supported by \
+             EulerAncestralDiscreteScheduler (epsilon and v_prediction are)",
+        ),
+        (
+            "/scheduler",
+            json!({"args": {"variance_type": "learned_range"}}),
+            "`scheduler.args.variance_type` a learned variance is not supported (SD's UNets \
+             do not predict one; leave it unset)",
         ),
     ];
     for (pointer, value, expected) in cases {
@@ -411,6 +479,10 @@ fn unsupported_fields_are_refused_by_name() {
 fn supported_values_of_unsupported_fields_pass() {
     for (pointer, value) in [
         ("/lora", json!(null)),
+        (
+            "/lora",
+            json!({"model": "https://civitai.com/api/download/models/34562"}),
+        ),
         ("/controlnet", json!(null)),
         ("/refiner", json!(null)),
         ("/textual_inversion", json!("")),
@@ -425,6 +497,11 @@ fn supported_values_of_unsupported_fields_pass() {
             json!({"method": "EulerDiscreteScheduler", "args": {}}),
         ),
         ("/scheduler", json!({})),
+        ("/scheduler", json!({"method": "LCMScheduler"})),
+        (
+            "/scheduler",
+            json!({"method": "DPMSolverMultistepScheduler", "args": {"use_karras_sigmas": true}}),
+        ),
         ("/vae", json!("stabilityai/sd-vae-ft-mse")),
         ("/version", json!("1.0.0")),
         ("/version", json!("3.0.0")),
@@ -483,16 +560,14 @@ fn trailing_text_and_non_json_are_refused() {
 
 #[test]
 fn canonical_json_round_trips() {
-    for text in [SD15_TASK, SDXL_TASK, &minimal().to_string()] {
-        let args = TaskArgs::from_json(text).unwrap();
+    // Parsed, not validated: an SDXL task (refused for now) keeps its bytes too.
+    for text in [SD15_TASK, SDXL_TASK, LORA_TASK, &minimal().to_string()] {
+        let args: TaskArgs = serde_json::from_str(text).unwrap();
         let bytes = args.to_canonical_json();
-        let again = TaskArgs::from_json(std::str::from_utf8(&bytes).unwrap()).unwrap();
+        let again: TaskArgs = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(again, args);
         assert_eq!(again.to_canonical_json(), bytes);
     }
-    let parsed: TaskArgs = serde_json::from_str(LORA_TASK).unwrap();
-    let bytes = parsed.to_canonical_json();
-    assert_eq!(serde_json::from_slice::<TaskArgs>(&bytes).unwrap(), parsed);
 }
 
 #[test]
@@ -598,4 +673,159 @@ fn json_schema_states_the_defaults_and_bounds() {
         .map(|v| v.as_str().unwrap())
         .collect();
     assert_eq!(required, ["base_model", "prompt", "task_config"]);
+}
+
+/// The reference's scheduler overrides Hydrogen's engine runs: SD-Turbo,
+/// LCM-LoRA, zero-SNR v-prediction and DPM-Solver variants.
+#[test]
+fn scheduler_args_the_engine_runs_pass_and_keep_their_bytes() {
+    for scheduler in [
+        json!({"method": "EulerAncestralDiscreteScheduler", "args": {"timestep_spacing": "trailing"}}),
+        json!({"method": "EulerDiscreteScheduler", "args": {"timestep_spacing": "trailing", "use_karras_sigmas": true}}),
+        json!({"method": "LCMScheduler", "args": {"original_inference_steps": 50, "timestep_scaling": 10.0}}),
+        json!({"method": "DDIMScheduler", "args": {
+            "rescale_betas_zero_snr": true, "timestep_spacing": "trailing", "prediction_type": "v_prediction"
+        }}),
+        json!({"method": "DPMSolverMultistepScheduler", "args": {
+            "solver_order": 3, "algorithm_type": "sde-dpmsolver++", "use_karras_sigmas": true,
+            "final_sigmas_type": "sigma_min", "lower_order_final": false, "euler_at_final": true
+        }}),
+        json!({"method": "DPMSolverMultistepScheduler", "args": {
+            "algorithm_type": "dpmsolver", "final_sigmas_type": "sigma_min", "solver_type": "heun"
+        }}),
+        // Values only a class that ignores them would see, and fields that change nothing.
+        json!({"method": "EulerAncestralDiscreteScheduler", "args": {"thresholding": true}}),
+        json!({"method": "LCMScheduler", "args": {"clip_samples": 1, "clip_samples_range": 1.5}}),
+    ] {
+        let json = with("/scheduler", scheduler.clone());
+        let args = TaskArgs::from_json(&json).unwrap_or_else(|e| panic!("{scheduler}: {e}"));
+        let canonical = args.to_canonical_json();
+        let value: Value = serde_json::from_slice(&canonical).unwrap();
+        assert_eq!(
+            value["scheduler"], scheduler,
+            "the canonical JSON keeps the args"
+        );
+        assert_eq!(
+            TaskArgs::from_json(std::str::from_utf8(&canonical).unwrap()).unwrap(),
+            args
+        );
+    }
+}
+
+#[test]
+fn scheduler_args_go_to_the_engine_as_given_but_the_no_ops() {
+    let json = with(
+        "/scheduler",
+        json!({"method": "LCMScheduler", "args": {
+            "original_inference_steps": 30, "beta_schedule": "scaled_linear", "clip_samples": 1
+        }}),
+    );
+    let args = TaskArgs::from_json(&json).unwrap();
+    let map = args.scheduler.args.as_ref().unwrap().to_json_map();
+    assert_eq!(
+        Value::Object(map),
+        json!({"original_inference_steps": 30, "beta_schedule": "scaled_linear"})
+    );
+}
+
+#[test]
+fn scheduler_args_out_of_bounds_are_invalid_at_their_path() {
+    let cases = [
+        (
+            json!({"solver_order": 4}),
+            "scheduler.args.solver_order",
+            "must be between 1 and 3, got 4",
+        ),
+        (
+            json!({"solver_order": 0}),
+            "scheduler.args.solver_order",
+            "must be between 1 and 3, got 0",
+        ),
+        (
+            json!({"timestep_spacing": "uniform"}),
+            "scheduler.args.timestep_spacing",
+            "must be one of linspace, leading, trailing, got \"uniform\"",
+        ),
+        (
+            json!({"prediction_type": "flow_prediction"}),
+            "scheduler.args.prediction_type",
+            "must be one of epsilon, v_prediction, sample",
+        ),
+        (
+            json!({"beta_schedule": "sigmoid"}),
+            "scheduler.args.beta_schedule",
+            "must be one of",
+        ),
+        (
+            json!({"beta_end": 1.5}),
+            "scheduler.args.beta_end",
+            "below 1, got 1.5",
+        ),
+        (
+            json!({"algorithm_type": "edm"}),
+            "scheduler.args.algorithm_type",
+            "must be one of",
+        ),
+        (
+            json!({"solver_type": "euler"}),
+            "scheduler.args.solver_type",
+            "must be one of",
+        ),
+        (
+            json!({"final_sigmas_type": "one"}),
+            "scheduler.args.final_sigmas_type",
+            "must be one of",
+        ),
+        (
+            json!({"algorithm_type": "dpmsolver"}),
+            "scheduler.args.final_sigmas_type",
+            "must be sigma_min with algorithm_type dpmsolver",
+        ),
+        (
+            json!({"num_train_timesteps": 1_000_000}),
+            "scheduler.args.num_train_timesteps",
+            "must be between 2 and 10000",
+        ),
+        (
+            json!({"steps_offset": 1000}),
+            "scheduler.args.steps_offset",
+            "between 0 and 999",
+        ),
+        (
+            json!({"original_inference_steps": 2000}),
+            "scheduler.args.original_inference_steps",
+            "between 1 and 1000",
+        ),
+        (
+            json!({"timestep_scaling": -1.0}),
+            "scheduler.args.timestep_scaling",
+            "at least 0",
+        ),
+    ];
+    for (scheduler_args, path, message) in cases {
+        let json = with(
+            "/scheduler",
+            json!({"method": "DPMSolverMultistepScheduler", "args": scheduler_args}),
+        );
+        let err = error_of(&json);
+        assert!(
+            matches!(err, TaskArgsError::Invalid { .. }),
+            "{scheduler_args}: {err:?}"
+        );
+        assert_eq!(err.path(), path, "{scheduler_args}");
+        assert!(err.to_string().contains(message), "{scheduler_args}: {err}");
+    }
+    // LCM picks its steps among original_inference_steps (50 unless set).
+    let mut task = minimal();
+    task["scheduler"] = json!({"method": "LCMScheduler"});
+    task["task_config"]["steps"] = json!(60);
+    let err = error_of(&task.to_string());
+    assert_eq!(err.path(), "task_config.steps");
+    assert_eq!(
+        err.to_string(),
+        "task_config.steps: must be at most original_inference_steps (50) with LCMScheduler, got 60"
+    );
+    task["scheduler"]["args"] = json!({"original_inference_steps": 8});
+    task["task_config"]["steps"] = json!(4);
+    TaskArgs::from_json(&task.to_string()).unwrap();
 }

@@ -43,6 +43,7 @@ fn main() {
         seed: 0,
         num_images: 1,
         scheduler: Method::DpmSolverMultistep,
+        scheduler_args: Default::default(),
     };
     let image = measure::image(&sd, &req, REPEATS.div_ceil(2));
     let px = sd.vae_scale_factor() * LATENT;

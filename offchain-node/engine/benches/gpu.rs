@@ -144,6 +144,7 @@ fn main() {
             seed: 0,
             num_images: 1,
             scheduler: Method::DpmSolverMultistep,
+            scheduler_args: Default::default(),
         };
         let mut last = None;
         let image_s = measure::time(repeats, || {

@@ -81,6 +81,7 @@ fn run() -> Result<(), String> {
         seed: 0,
         num_images: 1,
         scheduler: Method::DpmSolverMultistep,
+        scheduler_args: Default::default(),
     };
     println!(
         "model {}; {}; {precision:?}; {px}x{px}, {steps} steps, CFG 7.5; loaded in {load:.2} s",

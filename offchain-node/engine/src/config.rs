@@ -2,7 +2,7 @@
 //! defaults, so a tiny test model and SD 1.5/2.1 go through one code path.
 
 use crate::error::{Error, Result};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 /// Reads and parses one JSON config file, naming it on failure.
@@ -181,35 +181,98 @@ pub struct ClipConfig {
     pub layer_norm_eps: f64,
 }
 
-/// `scheduler/scheduler_config.json`: the fields every diffusers scheduler shares.
-#[derive(Debug, Clone, Deserialize)]
+/// `scheduler/scheduler_config.json`: the fields of the diffusers schedulers
+/// this engine runs (DDIM, Euler, Euler ancestral, DPM-Solver multistep, LCM).
+///
+/// A field absent from the file takes the default of the class that runs the
+/// sampler, as `Scheduler.from_config` does. Where those classes' defaults
+/// differ the field is an `Option`, resolved by the sampler: the beta schedule
+/// (LCM's default is SD's `scaled_linear` 0.00085..0.012, the others' `linear`
+/// 0.0001..0.02), `clip_sample` (on for DDIM, off for LCM) and `timestep_spacing`
+/// (`leading` for DDIM and LCM, `linspace` for the others). A field a class
+/// does not take is ignored by that sampler, as diffusers ignores it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SchedulerConfig {
     #[serde(rename = "_class_name", default)]
     pub class_name: Option<String>,
     #[serde(default = "thousand")]
     pub num_train_timesteps: usize,
-    #[serde(default = "beta_start")]
-    pub beta_start: f64,
-    #[serde(default = "beta_end")]
-    pub beta_end: f64,
-    #[serde(default = "linear")]
-    pub beta_schedule: String,
+    #[serde(default)]
+    pub beta_start: Option<f64>,
+    #[serde(default)]
+    pub beta_end: Option<f64>,
+    #[serde(default)]
+    pub beta_schedule: Option<String>,
+    #[serde(default)]
+    pub trained_betas: Option<serde_json::Value>,
+    #[serde(default)]
+    pub rescale_betas_zero_snr: bool,
     #[serde(default = "epsilon")]
     pub prediction_type: String,
     #[serde(default)]
     pub timestep_spacing: Option<String>,
     #[serde(default)]
     pub steps_offset: usize,
+    /// DDIM, LCM.
     #[serde(default = "yes")]
     pub set_alpha_to_one: bool,
+    /// DDIM, LCM.
     #[serde(default)]
-    pub clip_sample: bool,
+    pub clip_sample: Option<bool>,
+    #[serde(default = "one_f64")]
+    pub clip_sample_range: f64,
+    /// DDIM, DPM-Solver, LCM (dynamic thresholding is not implemented).
+    #[serde(default)]
+    pub thresholding: bool,
+    #[serde(default = "thresholding_ratio")]
+    pub dynamic_thresholding_ratio: f64,
+    #[serde(default = "one_f64")]
+    pub sample_max_value: f64,
+    /// Euler, DPM-Solver.
     #[serde(default)]
     pub use_karras_sigmas: bool,
     #[serde(default)]
-    pub rescale_betas_zero_snr: bool,
+    pub use_exponential_sigmas: bool,
     #[serde(default)]
-    pub trained_betas: Option<serde_json::Value>,
+    pub use_beta_sigmas: bool,
+    /// Euler, DPM-Solver: the Karras range, when set (else the schedule's own).
+    #[serde(default)]
+    pub sigma_min: Option<f64>,
+    #[serde(default)]
+    pub sigma_max: Option<f64>,
+    /// Euler, DPM-Solver: `zero` or `sigma_min`.
+    #[serde(default = "zero")]
+    pub final_sigmas_type: String,
+    /// Euler.
+    #[serde(default = "linear")]
+    pub interpolation_type: String,
+    #[serde(default = "discrete")]
+    pub timestep_type: String,
+    /// DPM-Solver.
+    #[serde(default = "two")]
+    pub solver_order: usize,
+    #[serde(default = "dpmsolver_pp")]
+    pub algorithm_type: String,
+    #[serde(default = "midpoint")]
+    pub solver_type: String,
+    #[serde(default = "yes")]
+    pub lower_order_final: bool,
+    #[serde(default)]
+    pub euler_at_final: bool,
+    #[serde(default)]
+    pub use_lu_lambdas: bool,
+    #[serde(default)]
+    pub use_flow_sigmas: bool,
+    /// `None` is diffusers' `-inf` (Python writes `-Infinity`, read as null).
+    #[serde(default)]
+    pub lambda_min_clipped: Option<f64>,
+    #[serde(default)]
+    pub variance_type: Option<String>,
+    /// LCM.
+    #[serde(default = "fifty")]
+    pub original_inference_steps: usize,
+    #[serde(default = "ten")]
+    pub timestep_scaling: f64,
 }
 
 impl SchedulerConfig {
@@ -237,6 +300,37 @@ impl SchedulerConfig {
             path: path.to_owned(),
             message: e.to_string(),
         })
+    }
+
+    /// This configuration with a task's `scheduler.args` applied, as
+    /// `Scheduler.from_config(config, **args)` applies keyword arguments. A key
+    /// that is not a field here, or whose value has the wrong type, is an
+    /// [`Error::Request`] naming it.
+    pub fn with_overrides(
+        &self,
+        args: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Self> {
+        let serde_json::Value::Object(base) =
+            serde_json::to_value(self).expect("a scheduler config serializes to JSON")
+        else {
+            unreachable!("a struct serializes to a JSON object")
+        };
+        let mut merged = base.clone();
+        for (key, value) in args {
+            if key.starts_with('_') || !base.contains_key(key) {
+                return Err(Error::Request(format!(
+                    "scheduler arg `{key}` is not supported"
+                )));
+            }
+            // Each key parsed on its own, so that a wrong type is reported with its name.
+            let mut alone = base.clone();
+            alone.insert(key.clone(), value.clone());
+            serde_json::from_value::<Self>(alone.into())
+                .map_err(|e| Error::Request(format!("scheduler arg `{key}`: {e}")))?;
+            merged.insert(key.clone(), value.clone());
+        }
+        serde_json::from_value(merged.into())
+            .map_err(|e| Error::Request(format!("scheduler args: {e}")))
     }
 }
 
@@ -282,14 +376,32 @@ fn yes() -> bool {
 fn sd_scaling() -> f64 {
     0.18215
 }
-fn beta_start() -> f64 {
-    0.0001
-}
-fn beta_end() -> f64 {
-    0.02
-}
 fn linear() -> String {
     "linear".into()
+}
+fn zero() -> String {
+    "zero".into()
+}
+fn discrete() -> String {
+    "discrete".into()
+}
+fn dpmsolver_pp() -> String {
+    "dpmsolver++".into()
+}
+fn midpoint() -> String {
+    "midpoint".into()
+}
+fn one_f64() -> f64 {
+    1.0
+}
+fn thresholding_ratio() -> f64 {
+    0.995
+}
+fn fifty() -> usize {
+    50
+}
+fn ten() -> f64 {
+    10.0
 }
 fn epsilon() -> String {
     "epsilon".into()
@@ -321,5 +433,41 @@ mod tests {
         std::fs::remove_file(&path).ok();
         assert_eq!(cfg.timestep_spacing, None);
         assert_eq!(cfg.steps_offset, 1);
+    }
+
+    #[test]
+    fn overrides_apply_and_name_the_key_at_fault() {
+        let cfg: SchedulerConfig =
+            serde_json::from_str(r#"{"beta_schedule": "scaled_linear", "steps_offset": 1}"#)
+                .expect("parse");
+        let args = |v: serde_json::Value| v.as_object().expect("object").clone();
+        let over = cfg
+            .with_overrides(&args(serde_json::json!({
+                "timestep_spacing": "trailing", "use_karras_sigmas": true, "solver_order": 3
+            })))
+            .expect("overrides");
+        assert_eq!(over.timestep_spacing.as_deref(), Some("trailing"));
+        assert!(over.use_karras_sigmas);
+        assert_eq!(over.solver_order, 3);
+        assert_eq!(over.steps_offset, 1, "fields not overridden are kept");
+        assert_eq!(over.beta_schedule.as_deref(), Some("scaled_linear"));
+
+        let err = cfg
+            .with_overrides(&args(serde_json::json!({"eta": 0.5})))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`eta`"), "{err}");
+        let err = cfg
+            .with_overrides(&args(
+                serde_json::json!({"steps_offset": 0, "solver_order": "two"}),
+            ))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`solver_order`"), "{err}");
+        let err = cfg
+            .with_overrides(&args(serde_json::json!({"_class_name": "LCMScheduler"})))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`_class_name`"), "{err}");
     }
 }

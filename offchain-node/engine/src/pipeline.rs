@@ -18,7 +18,7 @@ use image::RgbImage;
 use std::path::{Path, PathBuf};
 
 /// One text-to-image job.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Request {
     pub prompt: String,
     pub negative_prompt: String,
@@ -31,6 +31,9 @@ pub struct Request {
     pub seed: u64,
     pub num_images: u32,
     pub scheduler: Method,
+    /// The task's `scheduler.args`, applied to the model's scheduler config
+    /// ([`SchedulerConfig::with_overrides`]); empty for none.
+    pub scheduler_args: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Request {
@@ -212,6 +215,11 @@ impl StableDiffusion {
         Ok(())
     }
 
+    /// The LoRA merged now and its scale.
+    pub fn lora(&self) -> Option<(&Path, f32)> {
+        self.lora.as_ref().map(|l| (l.path.as_path(), l.scale))
+    }
+
     /// Decodes with the AutoencoderKL in `vae` (a folder with `config.json`
     /// and its weights, or a pipeline folder with `vae/`) in place of the
     /// model's own, or goes back to the model's own for `None`.
@@ -286,6 +294,9 @@ impl StableDiffusion {
         mut progress: impl FnMut(Progress),
     ) -> Result<Vec<RgbImage>> {
         request.validate()?;
+        let scheduler_config = self
+            .scheduler_config
+            .with_overrides(&request.scheduler_args)?;
         let (cond, uncond) = self.encode_prompts(&request.prompt, &request.negative_prompt);
         let guided = request.guidance > 1.0;
         let context = if guided {
@@ -301,7 +312,7 @@ impl StableDiffusion {
         let mut images = Vec::new();
         for image in 0..request.num_images {
             let mut scheduler =
-                Scheduler::new(&self.scheduler_config, request.scheduler, request.steps)?;
+                Scheduler::new(&scheduler_config, request.scheduler, request.steps)?;
             let steps = scheduler.timesteps().len();
             // The latents and the scheduler's arithmetic stay in f32 (as diffusers' schedulers
             // upcast): only the networks compute in f16, so an f16 node's trajectory differs

@@ -86,6 +86,7 @@ fn observe(sd: &StableDiffusion, data: &Value, context: &[f32]) -> Observed {
         seed: case["seed"].as_u64().expect("seed"),
         num_images: 1,
         scheduler: Method::Ddim,
+        scheduler_args: Default::default(),
     };
     let image = sd
         .generate(&request, |_| {})

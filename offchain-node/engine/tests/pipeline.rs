@@ -24,6 +24,7 @@ fn request(case: &serde_json::Value) -> Request {
             .expect("scheduler")
             .parse()
             .expect("method"),
+        scheduler_args: Default::default(),
     }
 }
 
@@ -97,6 +98,7 @@ fn same_seed_is_byte_identical_and_other_seeds_differ() {
         seed: 1234,
         num_images: 2,
         scheduler: Method::EulerAncestral,
+        scheduler_args: Default::default(),
     };
     let a = sd.generate(&req, |_| {}).expect("generate");
     let b = sd.generate(&req, |_| {}).expect("generate");
@@ -134,6 +136,7 @@ fn cpu_images_do_not_depend_on_the_thread_count() {
         seed: 5,
         num_images: 1,
         scheduler: Method::DpmSolverMultistep,
+        scheduler_args: Default::default(),
     };
     let on = |threads: usize| {
         rayon::ThreadPoolBuilder::new()
@@ -233,4 +236,40 @@ fn sizes_must_be_multiples_of_eight() {
         .generate(&Request { width: 60, ..req }, |_| {})
         .expect_err("must fail");
     assert!(matches!(err, Error::Request(_)), "{err}");
+}
+
+/// A task's `scheduler.args` reach the sampler (LCM on fewer distillation
+/// steps picks other timesteps), and one no sampler takes is refused by name.
+#[test]
+fn scheduler_args_reach_the_sampler() {
+    let model = write_tiny_model("scheduler-args", Variant::F32, &|_| {});
+    let sd = load(&model.dir);
+    let req = Request {
+        prompt: "a red barn".into(),
+        width: 64,
+        height: 64,
+        steps: 2,
+        guidance: 1.0,
+        seed: 7,
+        num_images: 1,
+        scheduler: Method::Lcm,
+        ..Default::default()
+    };
+    let args = |v: serde_json::Value| v.as_object().expect("object").clone();
+    let default = sd.generate(&req, |_| {}).expect("generate");
+    let five = Request {
+        scheduler_args: args(serde_json::json!({"original_inference_steps": 5})),
+        ..req.clone()
+    };
+    let five = sd.generate(&five, |_| {}).expect("generate");
+    assert_ne!(default[0].as_raw(), five[0].as_raw());
+    let eta = Request {
+        scheduler_args: args(serde_json::json!({"eta": 0.5})),
+        ..req
+    };
+    let err = sd.generate(&eta, |_| {}).expect_err("refused");
+    assert!(
+        matches!(&err, Error::Request(m) if m.contains("`eta`")),
+        "{err}"
+    );
 }

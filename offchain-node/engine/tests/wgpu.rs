@@ -21,6 +21,7 @@ fn lavapipe_and_cpu_agree_within_the_consensus_threshold() {
         seed: 42,
         num_images: 2,
         scheduler: Method::DpmSolverMultistep,
+        scheduler_args: Default::default(),
     };
     let cpu = StableDiffusion::load(&model.dir, &Backend::Cpu.device(), Precision::F32)
         .expect("load on CPU");

@@ -108,11 +108,12 @@ mod tests {
             count.is_vote() && count.to_string().contains("2"),
             "{count}"
         );
+        let low = accept(&task(&body, 1, 4), &body).unwrap_err();
+        assert!(low.is_vote() && low.to_string().contains("VRAM"), "{low}");
         let mut xl = TaskArgs::new("stabilityai/stable-diffusion-xl-base-1.0", "a cat");
         xl.task_config.num_images = 1;
         let body = xl.to_canonical_json();
-        let low = accept(&task(&body, 1, 8), &body).unwrap_err();
-        assert!(low.is_vote() && low.to_string().contains("VRAM"), "{low}");
-        assert!(accept(&task(&body, 1, 10), &body).is_ok());
+        let xl = accept(&task(&body, 1, 10), &body).unwrap_err();
+        assert!(xl.is_vote() && xl.to_string().contains("SDXL"), "{xl}");
     }
 }

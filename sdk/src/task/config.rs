@@ -14,8 +14,10 @@ pub const MAX_NUM_IMAGES: u32 = 10;
 pub const MAX_STEPS: u32 = 100;
 /// Image sides are multiples of this (the VAE downsamples by 8).
 pub const SIDE_MULTIPLE: u32 = 8;
-/// Bounds of the classifier-free guidance scale.
-pub const CFG_RANGE: (f64, f64) = (1.0, 20.0);
+/// Bounds of the classifier-free guidance scale, the later reference
+/// format's. At or below 1 the unconditional pass is skipped (SD-Turbo runs
+/// at 0, LCM-LoRA near 1).
+pub const CFG_RANGE: (f64, f64) = (0.0, 20.0);
 
 /// How to sample: image size, steps, seed, number of images, guidance.
 ///

@@ -36,7 +36,7 @@ pub enum TaskArgsError {
         message: String,
     },
     /// A field or value the reference network accepts that Hydrogen's
-    /// engine does not run yet (`lora`, `controlnet`, `refiner`, ...).
+    /// engine does not run yet (`controlnet`, `refiner`, SDXL, ...).
     #[error("`{path}` {message}")]
     Unsupported {
         /// The field's path.

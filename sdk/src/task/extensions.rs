@@ -1,26 +1,90 @@
-//! The reference network's pipeline extensions, `lora`, `controlnet` and
-//! `refiner`: parsed and bounds-checked so reference tasks are understood,
-//! then refused by validation until the engine runs them.
+//! The reference network's pipeline extensions: `lora`, which the engine
+//! runs, and `controlnet` and `refiner`, parsed and bounds-checked so
+//! reference tasks are understood, then refused by validation until it runs
+//! them.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::error::{check_non_empty, check_percent, check_range, TaskArgsError};
 
-/// A LoRA applied to the base model.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+/// A LoRA merged into the base model's UNet and text encoder.
+///
+/// Its update is `W += s · (alpha / rank) · up · down` with `s` the
+/// [`Lora::weight`] as a fraction. The reference network hands its weight
+/// to a diffusers argument that ignores it, so there every LoRA runs at full
+/// strength; Hydrogen applies the weight, as the field promises.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Lora {
-    /// A Hugging Face model id or a URL.
+    /// A Hugging Face model id, or an `http(s)` URL of a `.safetensors` file
+    /// (Civitai's `https://civitai.com/api/download/models/<id>`).
     #[schemars(length(min = 1))]
     pub model: String,
-    /// The weights file inside the repository, if not the default.
+    /// The weights file inside a Hugging Face repository; empty means
+    /// diffusers' `pytorch_lora_weights.safetensors`.
     #[serde(default)]
     pub weight_file_name: String,
-    /// Strength in percent, 1 to 100.
+    /// Strength: an integer percent 1 to 100 (`80` is 0.8), or a fraction
+    /// written with a decimal point, above 0 and at most 1 (`0.8`).
     #[serde(default = "default_lora_weight")]
-    #[schemars(range(min = 1, max = 100))]
-    pub weight: u32,
+    pub weight: Strength,
+}
+
+/// A strength in the reference format: an integer is a percent, a number
+/// with a decimal point a fraction. Kept in the form it was written, so the
+/// canonical JSON of a task does not change.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Strength {
+    /// `1..=100`, meaning `n / 100`.
+    Percent(#[schemars(range(min = 1, max = 100))] u32),
+    /// `(0, 1]`.
+    Fraction(#[schemars(range(min = 0.0, max = 1.0))] f64),
+}
+
+impl Strength {
+    /// The strength as a fraction.
+    pub fn fraction(self) -> f64 {
+        match self {
+            Self::Percent(p) => f64::from(p) / 100.0,
+            Self::Fraction(f) => f,
+        }
+    }
+
+    fn validate(self, path: &str) -> Result<(), TaskArgsError> {
+        match self {
+            Self::Percent(p) => check_percent(path, p),
+            Self::Fraction(f) if f > 0.0 && f <= 1.0 => Ok(()),
+            Self::Fraction(f) => Err(TaskArgsError::invalid(
+                path,
+                format!("a fraction must be above 0 and at most 1, got {f}"),
+            )),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Strength {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let n = serde_json::Number::deserialize(deserializer)?;
+        if let Some(p) = n.as_u64() {
+            u32::try_from(p)
+                .map(Self::Percent)
+                .map_err(|_| serde::de::Error::custom(format!("percent {p} is out of range")))
+        } else if n.is_i64() {
+            Err(serde::de::Error::custom(format!(
+                "must be a percent 1 to 100 or a fraction, got {n}"
+            )))
+        } else {
+            Ok(Self::Fraction(n.as_f64().expect("a JSON number is an f64")))
+        }
+    }
+}
+
+impl From<u32> for Strength {
+    fn from(percent: u32) -> Self {
+        Self::Percent(percent)
+    }
 }
 
 /// A ControlNet conditioned on an image.
@@ -133,8 +197,8 @@ pub struct Refiner {
     pub steps: u32,
 }
 
-fn default_lora_weight() -> u32 {
-    100
+fn default_lora_weight() -> Strength {
+    Strength::Percent(100)
 }
 fn default_controlnet_weight() -> u32 {
     70
@@ -149,7 +213,7 @@ fn default_refiner_steps() -> u32 {
 impl Lora {
     pub(crate) fn validate(&self) -> Result<(), TaskArgsError> {
         check_non_empty("lora.model", &self.model)?;
-        check_percent("lora.weight", self.weight)
+        self.weight.validate("lora.weight")
     }
 }
 

@@ -6,8 +6,8 @@
 //! the later one with `version`, `base_model {name, variant}` and `scheduler`.
 //! Defaults and bounds are the reference's, plus the engine's rule that image
 //! sides are multiples of 8. Fields Hydrogen's engine does not run yet
-//! (`lora`, `controlnet`, `refiner`, `textual_inversion`, `unet`, a `dtype`
-//! other than `auto`, `LCMScheduler`, `scheduler.args`) parse, then fail
+//! (SDXL base models, `controlnet`, `refiner`, `textual_inversion`, `unet`, a `dtype`
+//! other than `auto`, the few `scheduler.args` values it does not implement) parse, then fail
 //! validation with an error naming them. Fields the format does not have fail
 //! parsing with an error naming them.
 //!
@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 
 pub use config::{TaskConfig, CFG_RANGE, MAX_NUM_IMAGES, MAX_SEED, MAX_STEPS, SIDE_MULTIPLE};
 pub use error::TaskArgsError;
-pub use extensions::{ControlNet, Lora, Preprocess, PreprocessMethod, Refiner};
+pub use extensions::{ControlNet, Lora, Preprocess, PreprocessMethod, Refiner, Strength};
 pub use model::{BaseModel, BaseModelSpec, Dtype, ModelFamily, Version};
 pub use scheduler::{Scheduler, SchedulerArgs, SchedulerMethod};
 
@@ -73,7 +73,7 @@ pub struct TaskArgs {
     pub negative_prompt: String,
     /// Image size, steps, seed, number of images, guidance.
     pub task_config: TaskConfig,
-    /// A LoRA; not supported yet.
+    /// A LoRA merged into the base model.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lora: Option<Lora>,
     /// A ControlNet; not supported yet.
@@ -82,7 +82,8 @@ pub struct TaskArgs {
     /// The sampler; DPM-Solver++ multistep when absent.
     #[serde(default)]
     pub scheduler: Scheduler,
-    /// A replacement VAE's model id; empty for the base model's own.
+    /// A replacement VAE (an AutoencoderKL in diffusers layout)'s model id;
+    /// empty for the base model's own.
     #[serde(default)]
     pub vae: String,
     /// An SDXL refiner; not supported yet.
@@ -136,8 +137,9 @@ impl TaskArgs {
     /// assert_eq!(args.task_config.steps, 25);
     ///
     /// let err = TaskArgs::from_json(r#"{"base_model": "x", "prompt": "y",
-    ///     "task_config": {}, "lora": {"model": "z"}}"#).unwrap_err();
-    /// assert_eq!(err.to_string(), "`lora` is not supported yet");
+    ///     "task_config": {}, "controlnet": {"model": "z",
+    ///     "image_dataurl": "data:image/png;base64,AAAA"}}"#).unwrap_err();
+    /// assert_eq!(err.to_string(), "`controlnet` is not supported yet");
     /// ```
     pub fn from_json(json: &str) -> Result<Self, TaskArgsError> {
         let mut de = serde_json::Deserializer::from_str(json);
@@ -172,9 +174,21 @@ impl TaskArgs {
         if self.dtype != Dtype::Auto {
             return Err(TaskArgsError::unsupported("dtype"));
         }
+        if self.base_model.family() == ModelFamily::Sdxl {
+            let path = match self.base_model {
+                BaseModel::Id(_) => "base_model",
+                BaseModel::Spec(_) => "base_model.name",
+            };
+            return Err(TaskArgsError::Unsupported {
+                path: path.into(),
+                message: format!(
+                    "{} looks like an SDXL model; SDXL is not supported yet",
+                    self.base_model.name()
+                ),
+            });
+        }
         let unsupported = [
             ("unet", !self.unet.is_empty()),
-            ("lora", self.lora.is_some()),
             ("controlnet", self.controlnet.is_some()),
             ("refiner", self.refiner.is_some()),
             ("textual_inversion", !self.textual_inversion.is_empty()),
@@ -182,7 +196,7 @@ impl TaskArgs {
         if let Some((field, _)) = unsupported.iter().find(|(_, set)| *set) {
             return Err(TaskArgsError::unsupported(*field));
         }
-        self.scheduler.check_supported()
+        self.scheduler.check_supported(self.task_config.steps)
     }
 
     /// The bytes to upload and hash: compact JSON, fields in a fixed order,
@@ -222,7 +236,7 @@ pub fn args_hash_of(uploaded: &[u8]) -> Hash {
 /// The JSON Schema (draft 2020-12) of [`TaskArgs`], generated from the types.
 ///
 /// Bounds the schema cannot say (a `dtype` other than `auto` is refused, a
-/// `lora` is refused) are in the field descriptions; [`TaskArgs::validate`]
+/// `controlnet` is refused) are in the field descriptions; [`TaskArgs::validate`]
 /// is the authority.
 pub fn json_schema() -> schemars::Schema {
     schemars::schema_for!(TaskArgs)

@@ -28,6 +28,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         seed: 0,
         num_images: 1,
         scheduler: Method::DpmSolverMultistep,
+        scheduler_args: Default::default(),
     };
     let mut backend = Backend::Wgpu;
     let mut precision = Precision::F32;
