@@ -9,11 +9,12 @@
 
 use hydrogen_sdk::app::{AppError, Client, GenerateOptions, Generated};
 use hydrogen_sdk::chain::ss58;
-use hydrogen_sdk::task::TaskArgs;
+use hydrogen_sdk::task::{Lora, SchedulerMethod, Strength, TaskArgs};
 use hydrogen_sdk::types::{
     fee_share, AbortReason, AccountId, Balance, Event, NodeStatus, TaskId, UNIT,
 };
 use hydrogen_tests::localnet::{self, LocalNet, Options};
+use hydrogen_tests::nginx::{self, Nginx};
 use hydrogen_tests::{bundle_path, shared_node};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -603,5 +604,63 @@ async fn a_withholding_uploader_is_replaced_and_the_app_still_gets_its_images() 
         "the stand-in earns its own share and the uploader's: {s:?}"
     );
     assert_eq!(s.paid.values().sum::<Balance>() + s.refunded, FEE, "{s:?}");
+    net.shutdown().await;
+}
+
+/// Every node paid, none slashed or missed: the three agreed.
+async fn assert_all_agreed(net: &LocalNet, app: &Client, task_id: TaskId) {
+    let s = settlement(net, app, task_id).await;
+    assert!(
+        s.slashed.is_empty() && s.missed.is_empty(),
+        "{s:?}\n{}",
+        net.logs()
+    );
+    assert_eq!(s.paid.len(), 3, "{s:?}");
+}
+
+/// A LoRA by URL, served by a real web server on loopback the way Civitai
+/// serves them (`/api/download/models/<id>`), and an LCM task: each node
+/// downloads the LoRA into its cache, merges it into the tiny model and
+/// agrees with the others; the LoRA changes the image.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lora_by_url_and_an_lcm_task_run_and_agree() {
+    if !nginx::installed() {
+        eprintln!("skipped: nginx is not installed (scripts/install.sh installs it)");
+        return;
+    }
+    let Some((net, dir)) = network("lora", &["burn", "burn", "burn"], 1).await else {
+        return;
+    };
+    let site = dir.path().join("site");
+    let lora_path = site.join("www/api/download/models/7");
+    std::fs::create_dir_all(lora_path.parent().expect("parent")).expect("site dir");
+    let tiny_lora = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../offchain-node/engine/tests/data/lora/kohya.safetensors");
+    std::fs::copy(&tiny_lora, &lora_path).expect("the tiny LoRA");
+    let server = Nginx::static_files(&site);
+    let app = net.app(0).await.expect("app");
+
+    let plain = generate(&net, &app, 41).await;
+    let mut args = tiny_task(41);
+    args.lora = Some(Lora {
+        model: format!("{}/api/download/models/7", server.url()),
+        weight_file_name: String::new(),
+        weight: Strength::Percent(80),
+    });
+    let with_lora = match app.generate(&args, options()).await {
+        Ok(done) => done,
+        Err(e) => panic!("LoRA task: {e}\n{}", net.logs()),
+    };
+    assert_all_agreed(&net, &app, with_lora.task_id).await;
+    assert_ne!(with_lora.images, plain.images, "the LoRA changed the image");
+
+    let mut lcm = tiny_task(43);
+    lcm.scheduler.method = SchedulerMethod::Lcm;
+    lcm.task_config.cfg = 1.0;
+    let done = match app.generate(&lcm, options()).await {
+        Ok(done) => done,
+        Err(e) => panic!("LCM task: {e}\n{}", net.logs()),
+    };
+    assert_all_agreed(&net, &app, done.task_id).await;
     net.shutdown().await;
 }

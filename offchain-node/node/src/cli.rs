@@ -6,6 +6,7 @@ use crate::daemon::Daemon;
 use crate::keys;
 use crate::membership;
 use crate::models;
+use crate::sources::ModelSources;
 use crate::status::{CurrentTask, Snapshot};
 use crate::store::Store;
 use anyhow::{bail, Context, Result};
@@ -83,7 +84,7 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// List, verify or create local models.
+    /// List, verify or create local models; download models into the cache or remove them.
     #[command(subcommand)]
     Models(ModelsCommand),
     /// Print the effective configuration (file, then environment) as TOML.
@@ -92,7 +93,7 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum ModelsCommand {
-    /// List the model ids found in the models directory.
+    /// List the model ids found in the models directory, and the downloads in the cache.
     List,
     /// Load each model (or the one given) to check every file and tensor.
     Verify {
@@ -104,6 +105,40 @@ pub enum ModelsCommand {
         /// Another models directory.
         dir: Option<PathBuf>,
     },
+    /// Fetch a model as a task naming it would (models directory, else the
+    /// mirror, else its URL) and print where it is.
+    Prefetch {
+        /// What the model is.
+        kind: PrefetchKind,
+        /// A model id (runwayml/stable-diffusion-v1-5), or for lora and ti a URL.
+        model: String,
+        /// For lora and ti: the weight file in the repo (default
+        /// pytorch_lora_weights.safetensors, learned_embeds.safetensors).
+        #[arg(long)]
+        file: Option<String>,
+        /// For base: the weights variant, e.g. fp16.
+        #[arg(long)]
+        variant: Option<String>,
+    },
+    /// Remove a download from the cache, named by its source (a repo id or a
+    /// URL) or its path, as `models list` prints them.
+    Remove {
+        /// A repo id, a URL, or a cache folder's path.
+        source: String,
+    },
+}
+
+/// The kinds of model a task can name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PrefetchKind {
+    /// A Stable Diffusion pipeline (diffusers layout).
+    Base,
+    /// A LoRA adapter (one safetensors file).
+    Lora,
+    /// A VAE (config.json and its weights).
+    Vae,
+    /// A textual inversion embedding.
+    Ti,
 }
 
 /// The GPU stack's own INFO lines (CubeCL's autotune prints one per kernel
@@ -189,7 +224,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             print!("{}", config.to_toml());
             Ok(())
         }
-        Command::Models(m) => models_command(&config, m),
+        Command::Models(m) => models_command(&config, m).await,
         Command::Join => {
             let signer = load_key(&config)?;
             let chain = chain_for(&config, &signer)?;
@@ -281,19 +316,22 @@ fn init(config: &Config, import: bool, encrypt: bool) -> Result<()> {
     Ok(())
 }
 
-fn models_command(config: &Config, command: ModelsCommand) -> Result<()> {
+async fn models_command(config: &Config, command: ModelsCommand) -> Result<()> {
     let dir = &config.models_dir;
     match command {
         ModelsCommand::List => {
-            let found =
-                models::list(dir).with_context(|| format!("cannot read {}", dir.display()))?;
+            // A node that only downloads may have no models directory yet.
+            let found = match models::list(dir) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+                listed => listed.with_context(|| format!("cannot read {}", dir.display()))?,
+            };
             if found.is_empty() {
                 println!("no models in {}", dir.display());
             }
             for id in found {
                 println!("{id}");
             }
-            Ok(())
+            list_cache(&ModelSources::from_config(config))
         }
         ModelsCommand::Verify { id } => {
             let ids = match id {
@@ -324,7 +362,71 @@ fn models_command(config: &Config, command: ModelsCommand) -> Result<()> {
             );
             Ok(())
         }
+        ModelsCommand::Prefetch {
+            kind,
+            model,
+            file,
+            variant,
+        } => {
+            let sources = ModelSources::from_config(config);
+            if file.is_some() && matches!(kind, PrefetchKind::Base | PrefetchKind::Vae) {
+                bail!("--file is for lora and ti models only");
+            }
+            if variant.is_some() && kind != PrefetchKind::Base {
+                bail!("--variant is for base models only");
+            }
+            let file = file.as_deref().unwrap_or("");
+            let path = match kind {
+                PrefetchKind::Base => sources.base_model(&model, variant.as_deref()).await,
+                PrefetchKind::Lora => sources.lora(&model, file).await,
+                PrefetchKind::Vae => sources.vae(&model).await,
+                PrefetchKind::Ti => sources.textual_inversion(&model, file).await,
+            }?;
+            println!("{}", path.display());
+            Ok(())
+        }
+        ModelsCommand::Remove { source } => {
+            let sources = ModelSources::from_config(config);
+            let cache = sources.cache_dir().display();
+            if !sources
+                .remove(&source)
+                .with_context(|| format!("cannot remove {source} from {cache}"))?
+            {
+                bail!("{source} is not in the download cache {cache} (see `hydrogen-node models list`)");
+            }
+            println!("removed {source} from {cache}");
+            Ok(())
+        }
     }
+}
+
+/// The download cache's folders: source, size, path.
+fn list_cache(sources: &ModelSources) -> Result<()> {
+    let cache = sources.cache_dir();
+    let cached = sources
+        .cached()
+        .with_context(|| format!("cannot read the download cache {}", cache.display()))?;
+    if cached.is_empty() {
+        println!("no downloads in {}", cache.display());
+        return Ok(());
+    }
+    println!("downloads in {}:", cache.display());
+    for model in cached {
+        let mut line = format!(
+            "{}  {}  {}",
+            model.source,
+            indicatif::HumanBytes(model.bytes),
+            model.path.display()
+        );
+        if model.origin != model.source {
+            line += &format!("  (from {})", model.origin);
+        }
+        if model.partial {
+            line += "  (partial download)";
+        }
+        println!("{line}");
+    }
+    Ok(())
 }
 
 async fn status(config: &Config, json: bool) -> Result<()> {

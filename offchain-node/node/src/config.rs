@@ -50,6 +50,8 @@ pub struct Config {
     /// `host:port` of the status and metrics server; empty turns it off.
     pub http_listen: String,
     pub log: LogConfig,
+    /// Where models missing from `models_dir` are downloaded from.
+    pub sources: SourcesConfig,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -76,6 +78,47 @@ impl Default for LogConfig {
         LogConfig {
             level: "info".into(),
             json: false,
+        }
+    }
+}
+
+/// Model downloads (`[sources]`): a model a task names that is not in
+/// `models_dir` is fetched from a Hugging Face–compatible mirror (an id like
+/// `runwayml/stable-diffusion-v1-5`) or from its URL (a LoRA or textual
+/// inversion named by `https://...`), into `cache_dir`. Only safetensors
+/// files are kept: pickles (`.ckpt`, `.pt`, `.bin`) are refused, never loaded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SourcesConfig {
+    /// Base URL of a Hugging Face–compatible mirror: files are fetched from
+    /// `<mirror>/<repo>/resolve/<revision>/<file>`. Point it at a private
+    /// mirror if you have one; empty turns model downloads by id off.
+    pub mirror: String,
+    /// The branch, tag or commit fetched from the mirror.
+    pub revision: String,
+    /// Where downloads are kept. Default: `<data_dir>/model-cache`.
+    /// `hydrogen-node models list` shows what is there, `models remove` drops it.
+    pub cache_dir: Option<PathBuf>,
+    /// The largest file one download may be, in MB (checked before and
+    /// while downloading).
+    pub max_download_mb: u64,
+    /// Seconds a download may wait to connect, or wait for data once
+    /// connected, before it is given up (not a cap on the whole download).
+    pub timeout_secs: u64,
+    /// Download LoRAs and textual inversions that tasks name by URL
+    /// (`https://civitai.com/api/download/models/<id>`).
+    pub allow_urls: bool,
+}
+
+impl Default for SourcesConfig {
+    fn default() -> Self {
+        SourcesConfig {
+            mirror: "https://huggingface.co".into(),
+            revision: "main".into(),
+            cache_dir: None,
+            max_download_mb: 8192,
+            timeout_secs: 60,
+            allow_urls: true,
         }
     }
 }
@@ -116,6 +159,7 @@ impl Default for Config {
             contribute_entropy: true,
             http_listen: "127.0.0.1:7412".into(),
             log: LogConfig::default(),
+            sources: SourcesConfig::default(),
         }
     }
 }
@@ -148,6 +192,15 @@ impl Config {
             .map_err(Box::new)
     }
 
+    /// Where model downloads are kept: `sources.cache_dir`, else
+    /// `<data_dir>/model-cache`.
+    pub fn model_cache_dir(&self) -> PathBuf {
+        self.sources
+            .cache_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("model-cache"))
+    }
+
     /// The configuration as a commented-free TOML file, for `config show`.
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).expect("the config serializes to TOML")
@@ -170,16 +223,26 @@ mod tests {
                 engine = "burn"
                 [gpu]
                 vram_gb = 12
+                [sources]
+                allow_urls = false
                 "#,
             )?;
             jail.set_env("HYDROGEN_NODE_GPU__VRAM_GB", "24");
             jail.set_env("HYDROGEN_NODE_ON_SHUTDOWN", "quit");
+            jail.set_env("HYDROGEN_NODE_SOURCES__MIRROR", "https://mirror.example");
             // Not config keys: ignored rather than refused.
             jail.set_env("HYDROGEN_NODE_BIN", "/usr/bin/substrate-contracts-node");
             let config = Config::load(Some(Path::new("node.toml"))).map_err(|e| *e)?;
             assert_eq!(config.chain_url, "ws://chain:9944");
             assert_eq!(config.gpu.vram_gb, Some(24));
             assert_eq!(config.on_shutdown, OnShutdown::Quit);
+            assert_eq!(config.sources.mirror, "https://mirror.example");
+            assert_eq!(config.sources.revision, "main");
+            assert!(!config.sources.allow_urls);
+            assert_eq!(
+                config.model_cache_dir(),
+                config.data_dir.join("model-cache")
+            );
             assert_eq!(
                 config.poll_interval_secs,
                 Config::default().poll_interval_secs

@@ -54,8 +54,7 @@ impl Daemon {
         store.bind_contract(&ss58(&contract))?;
         let backend: Backend = config.backend.parse()?;
         let capacity = capacity::detect(&config.gpu, backend)?;
-        let engine: Arc<dyn engine::Engine> =
-            engine::from_config(&config.engine, &config.models_dir, backend)?.into();
+        let engine: Arc<dyn engine::Engine> = engine::from_config(&config.engine, backend)?.into();
         let relay = RelayClient::new(&config.relay_url, signer.clone())?;
         let status = Status::new(ss58(&me));
         let counters = store.counters()?;
@@ -70,6 +69,7 @@ impl Daemon {
             chain: crate::chain::connection(&config.chain_url, contract, me),
             relay: Box::new(relay),
             engine,
+            sources: crate::sources::ModelSources::from_config(&config),
             store,
             signer,
             me,

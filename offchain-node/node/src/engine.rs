@@ -2,11 +2,10 @@
 //! behind it, and (with the `test-engines` feature) engines that cheat or
 //! fail on purpose, for network tests of slashing and local faults.
 
-use crate::models;
-use hydrogen_engine::{Backend, Method, Precision, Progress, Request, StableDiffusion};
+use hydrogen_engine::{Backend, Lora, Method, Precision, Progress, Request, StableDiffusion};
 use hydrogen_sdk::task::TaskArgs;
 use image::RgbImage;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Mutex;
 
 /// Why this node cannot produce a result. Never reported on chain: the
@@ -14,8 +13,10 @@ use std::sync::Mutex;
 /// could be slashed.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum LocalFault {
-    #[error("model {0} is not in the models directory")]
+    #[error("model {0} was not found")]
     ModelMissing(String),
+    #[error("model {model} cannot be fetched: {reason}")]
+    ModelUnavailable { model: String, reason: String },
     #[error("model {model} does not load: {reason}")]
     ModelBroken { model: String, reason: String },
     #[error("out of memory: {0}")]
@@ -24,21 +25,34 @@ pub enum LocalFault {
     Engine(String),
 }
 
+/// Where the models a task names are on this node: resolved (models
+/// directory, mirror or URL; see `sources`) before the engine runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TaskModels {
+    /// The base model's diffusers folder.
+    pub base: PathBuf,
+    /// The LoRA's `.safetensors` file, when the task has one.
+    pub lora: Option<PathBuf>,
+    /// The replacement VAE's folder, when the task names one.
+    pub vae: Option<PathBuf>,
+}
+
 /// Runs validated Stable Diffusion task arguments. Synchronous and CPU- or
 /// GPU-heavy: the daemon calls it on a blocking thread.
 pub trait Engine: Send + Sync {
-    /// `args` were validated by the SDK schema. `progress` is called after
-    /// every denoising step.
+    /// `args` were validated by the SDK schema; `models` are where the
+    /// models it names are. `progress` is called after every denoising step.
     fn generate(
         &self,
         args: &TaskArgs,
+        models: &TaskModels,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Vec<RgbImage>, LocalFault>;
 
     /// The peak memory `args` would take, in bytes, where the engine can
     /// tell (see `hydrogen_engine::memory`); a node declines a task that
     /// needs more than it has rather than be killed generating it.
-    fn memory_needed(&self, _args: &TaskArgs) -> Option<u64> {
+    fn memory_needed(&self, _args: &TaskArgs, _models: &TaskModels) -> Option<u64> {
         None
     }
 
@@ -66,33 +80,72 @@ pub fn request(args: &TaskArgs) -> Result<Request, LocalFault> {
             .as_str()
             .parse::<Method>()
             .map_err(|e| LocalFault::Engine(e.to_string()))?,
+        scheduler_args: args
+            .scheduler
+            .args
+            .as_ref()
+            .map(|a| a.to_json_map())
+            .unwrap_or_default(),
     })
 }
 
-/// Hydrogen's Burn engine on a models directory. Keeps the last model
-/// loaded, since consecutive tasks mostly use the same one.
+/// Hydrogen's Burn engine. Keeps the last model loaded, with its LoRA
+/// merged, since consecutive tasks mostly use the same ones.
 pub struct BurnEngine {
-    models_dir: PathBuf,
     backend: Backend,
-    loaded: Mutex<Option<(String, StableDiffusion)>>,
+    loaded: Mutex<Option<(PathBuf, StableDiffusion)>>,
 }
 
 impl BurnEngine {
-    pub fn new(models_dir: &Path, backend: Backend) -> Self {
+    pub fn new(backend: Backend) -> Self {
         BurnEngine {
-            models_dir: models_dir.to_owned(),
             backend,
             loaded: Mutex::new(None),
         }
     }
+
+    /// Merges the task's LoRA (or none) and swaps in its VAE (or the model's own).
+    fn adapt(
+        sd: &mut StableDiffusion,
+        args: &TaskArgs,
+        models: &TaskModels,
+    ) -> Result<(), LocalFault> {
+        let broken = |model: &str, e: hydrogen_engine::Error| LocalFault::ModelBroken {
+            model: model.to_owned(),
+            reason: e.to_string(),
+        };
+        match (&args.lora, &models.lora) {
+            (Some(lora), Some(path)) => {
+                let scale = lora.weight.fraction() as f32;
+                if sd.lora() != Some((path.as_path(), scale)) {
+                    let file = Lora::open(path).map_err(|e| broken(&lora.model, e))?;
+                    sd.set_lora(Some((&file, scale)))
+                        .map_err(|e| broken(&lora.model, e))?;
+                }
+            }
+            (Some(lora), None) => return Err(LocalFault::ModelMissing(lora.model.clone())),
+            (None, _) => sd
+                .set_lora(None)
+                .map_err(|e| broken(args.base_model.name(), e))?,
+        }
+        match (args.vae.as_str(), &models.vae) {
+            ("", _) => sd.set_vae(None),
+            (_, Some(dir)) => sd.set_vae(Some(dir)),
+            (vae, None) => return Err(LocalFault::ModelMissing(vae.to_owned())),
+        }
+        .map_err(|e| broken(&args.vae, e))
+    }
 }
 
 impl Engine for BurnEngine {
-    fn memory_needed(&self, args: &TaskArgs) -> Option<u64> {
-        let dir = models::resolve(&self.models_dir, args.base_model.name())?;
+    fn memory_needed(&self, args: &TaskArgs, models: &TaskModels) -> Option<u64> {
         let c = &args.task_config;
-        match hydrogen_engine::memory::estimate(&dir, Precision::F32, c.image_width, c.image_height)
-        {
+        match hydrogen_engine::memory::estimate(
+            &models.base,
+            Precision::F32,
+            c.image_width,
+            c.image_height,
+        ) {
             Ok(estimate) => Some(estimate.total()),
             Err(e) => {
                 // Loading will name the broken file; no estimate is no refusal.
@@ -115,24 +168,23 @@ impl Engine for BurnEngine {
     fn generate(
         &self,
         args: &TaskArgs,
+        models: &TaskModels,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Vec<RgbImage>, LocalFault> {
         let name = args.base_model.name();
         let request = request(args)?;
         let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
-        if loaded.as_ref().map(|(n, _)| n.as_str()) != Some(name) {
+        if loaded.as_ref().map(|(dir, _)| dir) != Some(&models.base) {
             *loaded = None;
-            let dir = models::resolve(&self.models_dir, name)
-                .ok_or_else(|| LocalFault::ModelMissing(name.to_owned()))?;
-            let sd = StableDiffusion::load(&dir, &self.backend.device(), Precision::F32).map_err(
-                |e| LocalFault::ModelBroken {
+            let sd = StableDiffusion::load(&models.base, &self.backend.device(), Precision::F32)
+                .map_err(|e| LocalFault::ModelBroken {
                     model: name.to_owned(),
                     reason: e.to_string(),
-                },
-            )?;
-            *loaded = Some((name.to_owned(), sd));
+                })?;
+            *loaded = Some((models.base.clone(), sd));
         }
-        let (_, sd) = loaded.as_ref().expect("loaded above");
+        let (_, sd) = loaded.as_mut().expect("loaded above");
+        Self::adapt(sd, args, models)?;
         // A GPU allocation failure surfaces as a panic inside Burn/wgpu: it
         // is this machine's fault, never the task's.
         let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -169,34 +221,36 @@ pub mod test_engines {
     pub struct Cheat(pub BurnEngine);
 
     impl Engine for Cheat {
-        fn memory_needed(&self, args: &TaskArgs) -> Option<u64> {
-            self.0.memory_needed(args)
+        fn memory_needed(&self, args: &TaskArgs, models: &TaskModels) -> Option<u64> {
+            self.0.memory_needed(args, models)
         }
 
         fn generate(
             &self,
             args: &TaskArgs,
+            models: &TaskModels,
             progress: &mut dyn FnMut(Progress),
         ) -> Result<Vec<RgbImage>, LocalFault> {
             let mut args = args.clone();
             args.task_config.seed = args.task_config.seed.wrapping_add(1_000_003) % (1 << 31);
-            self.0.generate(&args, progress)
+            self.0.generate(&args, models, progress)
         }
     }
 
     pub struct Slow(pub BurnEngine);
 
     impl Engine for Slow {
-        fn memory_needed(&self, args: &TaskArgs) -> Option<u64> {
-            self.0.memory_needed(args)
+        fn memory_needed(&self, args: &TaskArgs, models: &TaskModels) -> Option<u64> {
+            self.0.memory_needed(args, models)
         }
 
         fn generate(
             &self,
             args: &TaskArgs,
+            models: &TaskModels,
             progress: &mut dyn FnMut(Progress),
         ) -> Result<Vec<RgbImage>, LocalFault> {
-            self.0.generate(args, &mut |p| {
+            self.0.generate(args, models, &mut |p| {
                 std::thread::sleep(std::time::Duration::from_secs(1));
                 progress(p)
             })
@@ -209,6 +263,7 @@ pub mod test_engines {
         fn generate(
             &self,
             _: &TaskArgs,
+            _: &TaskModels,
             _: &mut dyn FnMut(Progress),
         ) -> Result<Vec<RgbImage>, LocalFault> {
             Err(LocalFault::OutOfMemory(
@@ -219,12 +274,8 @@ pub mod test_engines {
 }
 
 /// The engine named by the configuration.
-pub fn from_config(
-    name: &str,
-    models_dir: &Path,
-    backend: Backend,
-) -> anyhow::Result<Box<dyn Engine>> {
-    let burn = || BurnEngine::new(models_dir, backend);
+pub fn from_config(name: &str, backend: Backend) -> anyhow::Result<Box<dyn Engine>> {
+    let burn = || BurnEngine::new(backend);
     match name {
         "burn" => Ok(Box::new(burn())),
         #[cfg(feature = "test-engines")]

@@ -5,8 +5,9 @@
 //! landed, so each call lands once.
 
 use crate::crash;
-use crate::engine::{Engine, LocalFault};
+use crate::engine::{Engine, LocalFault, TaskModels};
 use crate::relay::Relay;
+use crate::sources::ModelSources;
 use crate::status::{CurrentTask, Status};
 use crate::store::Store;
 use crate::task::{PendingCall, StoredOutcome, TaskRecord, TaskState};
@@ -28,6 +29,8 @@ pub struct Context {
     pub chain: Connection,
     pub relay: Box<dyn Relay>,
     pub engine: Arc<dyn Engine>,
+    /// Where the models a task names are found or fetched.
+    pub sources: ModelSources,
     pub store: Store,
     pub signer: Keypair,
     pub me: AccountId,
@@ -210,7 +213,12 @@ impl Context {
             self.store.count(|c| c.local_faults += 1)?;
             return self.abort(rec, fault);
         }
-        if let Some(needed) = self.engine.memory_needed(&args) {
+        self.show(rec, Some("models"));
+        let models = match self.task_models(&args).await {
+            Ok(models) => models,
+            Err(fault) => return self.local_fault(rec, fault),
+        };
+        if let Some(needed) = self.engine.memory_needed(&args, &models) {
             if needed > self.memory_limit {
                 let c = &args.task_config;
                 let fault = format!(
@@ -260,7 +268,7 @@ impl Context {
                     pb.set_message(id.to_string());
                     pb
                 });
-                let result = engine.generate(&args, &mut |p| {
+                let result = engine.generate(&args, &models, &mut |p| {
                     crate::crash::point("generating");
                     if let Some(pb) = &pb {
                         pb.inc(1);
@@ -322,6 +330,41 @@ impl Context {
         rec.images = images.len() as u32;
         self.store.count(|c| c.tasks_run += 1)?;
         self.enter(rec, TaskState::Generated)
+    }
+
+    /// Finds or downloads every model `args` names. A model this node
+    /// cannot have is its own fault (silence), never the task's.
+    async fn task_models(&self, args: &TaskArgs) -> Result<TaskModels, LocalFault> {
+        let unavailable =
+            |model: &str, e: crate::sources::SourceError| LocalFault::ModelUnavailable {
+                model: model.to_owned(),
+                reason: e.to_string(),
+            };
+        let name = args.base_model.name();
+        let base = self
+            .sources
+            .base_model(name, args.base_model.variant())
+            .await
+            .map_err(|e| unavailable(name, e))?;
+        let lora = match &args.lora {
+            Some(l) => Some(
+                self.sources
+                    .lora(&l.model, &l.weight_file_name)
+                    .await
+                    .map_err(|e| unavailable(&l.model, e))?,
+            ),
+            None => None,
+        };
+        let vae = match args.vae.as_str() {
+            "" => None,
+            vae => Some(
+                self.sources
+                    .vae(vae)
+                    .await
+                    .map_err(|e| unavailable(vae, e))?,
+            ),
+        };
+        Ok(TaskModels { base, lora, vae })
     }
 
     fn local_fault(&self, rec: &mut TaskRecord, fault: LocalFault) -> Result<Step> {

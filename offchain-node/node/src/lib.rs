@@ -9,7 +9,8 @@
 //! - [`daemon`]: `run`; [`watcher`]: finalized events; [`executor`]: one
 //!   task's steps; [`task`]: its persisted states; [`store`]: the database.
 //! - [`engine`]: the `Engine` trait and the Burn engine; [`models`]: the
-//!   models directory; [`capacity`]: GPU name and memory.
+//!   models directory; [`sources`]: models found there, on a mirror or at a
+//!   URL (downloads, cache); [`capacity`]: GPU name and memory.
 //! - [`membership`]: join, pause, resume, quit, entropy; [`status`]: the
 //!   JSON status and Prometheus metrics server.
 
@@ -25,6 +26,7 @@ pub mod keys;
 pub mod membership;
 pub mod models;
 pub mod relay;
+pub mod sources;
 pub mod status;
 pub mod store;
 pub mod task;
