@@ -453,6 +453,10 @@ vram_gb = {vram}
 
 [log]
 level = "info,hydrogen_node=debug"
+
+[sources]
+mirror = ""                 # no downloads by id: the machine may be offline
+allow_private_urls = true   # tests serve LoRAs on loopback
 "#,
         chain = c.chain_url,
         contract = c.contract,

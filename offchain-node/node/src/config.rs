@@ -108,6 +108,10 @@ pub struct SourcesConfig {
     /// Download LoRAs and textual inversions that tasks name by URL
     /// (`https://civitai.com/api/download/models/<id>`).
     pub allow_urls: bool,
+    /// Let task URLs point at loopback, private, link-local or other
+    /// non-public addresses. Off: a task could otherwise make the node fetch
+    /// from services on its own host or network.
+    pub allow_private_urls: bool,
 }
 
 impl Default for SourcesConfig {
@@ -119,6 +123,7 @@ impl Default for SourcesConfig {
             max_download_mb: 8192,
             timeout_secs: 60,
             allow_urls: true,
+            allow_private_urls: false,
         }
     }
 }

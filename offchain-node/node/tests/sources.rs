@@ -163,6 +163,8 @@ async fn fixture() -> Fixture {
     let config = SourcesConfig {
         mirror: server.base.clone(),
         timeout_secs: 5,
+        // The test server is on loopback.
+        allow_private_urls: true,
         ..SourcesConfig::default()
     };
     let sources = ModelSources::new(&config, &models, &cache);
@@ -455,6 +457,16 @@ async fn a_url_lands_in_the_url_cache() {
     let err = off.lora(&url, "").await.unwrap_err();
     assert!(err.to_string().contains("sources.allow_urls"), "{err}");
 
+    // By default a task URL may not point into the node's own networks.
+    let default = ModelSources::new(&SourcesConfig::default(), &f.models, &f.cache);
+    let requests = f.server.requests().len();
+    let err = default.lora(&format!("{url}?again"), "").await.unwrap_err();
+    assert!(
+        err.to_string().contains("sources.allow_private_urls"),
+        "{err}"
+    );
+    assert_eq!(f.server.requests().len(), requests, "nothing was asked");
+
     assert!(f.sources.remove(&url).unwrap());
     assert!(!path.exists());
 }
@@ -630,6 +642,7 @@ async fn concurrent_fetches_of_one_url_download_it_once() {
     // Another instance over the same cache stands in for another process.
     let config = SourcesConfig {
         mirror: String::new(),
+        allow_private_urls: true,
         ..SourcesConfig::default()
     };
     let other = ModelSources::new(&config, &f.models, &f.cache);

@@ -157,6 +157,7 @@ pub struct ModelSources {
     mirror: Mirror,
     revision: String,
     allow_urls: bool,
+    allow_private_urls: bool,
     downloader: Downloader,
 }
 
@@ -180,6 +181,7 @@ impl ModelSources {
             mirror,
             revision: config.revision.clone(),
             allow_urls: config.allow_urls,
+            allow_private_urls: config.allow_private_urls,
             downloader: Downloader::new(timeout, config.max_download_mb.saturating_mul(1 << 20)),
         }
     }
@@ -368,6 +370,9 @@ impl ModelSources {
                 ));
             }
             let url = names::download_url(kind, model)?;
+            if !self.allow_private_urls {
+                names::refuse_private_host(kind, model, &url).await?;
+            }
             let entry = Entry::url(&self.cache_dir, &url);
             let dest = entry.dir.join(URL_FILE);
             return self.weights_in(&entry, dest, &url).await;

@@ -76,6 +76,67 @@ pub fn download_url(kind: Kind, model: &str) -> Result<Url, SourceError> {
     Ok(url)
 }
 
+/// Refuses a task URL whose host is, or resolves to, an address that is not
+/// public (loopback, private, link-local, unique-local, unspecified…): a
+/// task must not make nodes fetch from their own host or network. The
+/// connection resolves the name again, so a DNS server that answers
+/// differently the second time is not stopped; the pickle and size checks
+/// still hold then.
+pub async fn refuse_private_host(kind: Kind, model: &str, url: &Url) -> Result<(), SourceError> {
+    let refused = |reason: String| SourceError::Refused {
+        kind,
+        model: model.into(),
+        reason,
+    };
+    let host = url
+        .host_str()
+        .ok_or_else(|| refused("the URL has no host".into()))?
+        .trim_matches(['[', ']']);
+    let port = url.port_or_known_default().unwrap_or(443);
+    let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|e| refused(format!("cannot resolve {host}: {e}")))?
+        .collect();
+    match addrs.iter().find(|a| !is_public(a.ip())) {
+        Some(a) => Err(refused(format!(
+            "{host} is at {}, not a public address (sources.allow_private_urls)",
+            a.ip()
+        ))),
+        None => Ok(()),
+    }
+}
+
+fn is_public(ip: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || v4.is_documentation()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b)) // shared address space (CGNAT)
+                || (a == 198 && (b == 18 || b == 19)) // benchmarking
+                || a >= 240)
+        }
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => is_public(IpAddr::V4(v4)),
+            None => {
+                let first = v6.segments()[0];
+                !(v6.is_loopback()
+                    || v6.is_unspecified()
+                    || v6.is_multicast()
+                    || (first & 0xfe00) == 0xfc00 // unique local
+                    || (first & 0xffc0) == 0xfe80) // link local
+            }
+        },
+    }
+}
+
 /// Refuses a name (file name or URL path) that ends like a pickle.
 pub fn refuse_pickle_name(name: &str) -> Result<(), SourceError> {
     let lower = name.to_ascii_lowercase();
@@ -91,6 +152,34 @@ pub fn refuse_pickle_name(name: &str) -> Result<(), SourceError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn task_urls_into_private_networks_are_refused() {
+        for url in [
+            "http://127.0.0.1:8080/x",
+            "http://localhost/x",
+            "http://10.1.2.3/x",
+            "http://192.168.0.1/x",
+            "http://169.254.169.254/latest/meta-data",
+            "http://[::1]/x",
+            "http://[fd00::1]/x",
+            "http://[::ffff:127.0.0.1]/x",
+            "http://0.0.0.0/x",
+        ] {
+            let parsed = Url::parse(url).unwrap();
+            let err = refuse_private_host(Kind::Lora, url, &parsed)
+                .await
+                .unwrap_err();
+            assert!(
+                err.to_string().contains("sources.allow_private_urls")
+                    || err.to_string().contains("cannot resolve"),
+                "{url}: {err}"
+            );
+        }
+        for ip in ["93.184.215.14", "2606:4700::6810:84e5"] {
+            assert!(is_public(ip.parse().unwrap()), "{ip}");
+        }
+    }
 
     #[test]
     fn names() {
