@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""LoRA reference data for tests/lora.rs, made with diffusers + PEFT themselves.
+"""LoRA and VAE-swap reference data for tests/lora.rs and tests/vae_swap.rs,
+made with diffusers + PEFT themselves.
 
 1. Builds the tiny pipeline of tiny_reference.py (same formula weights).
 2. Writes one tiny LoRA, from a formula, in the two formats found in the wild:
@@ -10,6 +11,9 @@
    at `SCALE` (`fuse_lora(lora_scale=…)`, which merges in f32 as the engine
    does), and records the text encoder's output for a prompt, the UNet's
    output on a fixed input given those embeddings, and a whole image.
+
+4. Swaps the VAE for one with other weights (`formula(name + ".ft")`, which
+   the Rust test writes itself) and records the image.
 
 Output: tests/data/lora/{kohya,peft}.safetensors and tests/data/lora_reference.json.
 
@@ -24,8 +28,8 @@ import numpy as np
 import torch
 from safetensors.numpy import save_file
 
-from tiny_reference import components, host_noise, tokenizer
-from diffusers import DDIMScheduler, StableDiffusionPipeline
+from tiny_reference import components, formula, host_noise, tokenizer
+from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = os.path.join(HERE, "..", "tests", "data")
@@ -162,6 +166,13 @@ def main():
         pipe.load_lora_weights(os.path.join(DATA, "lora"), weight_name=name, adapter_name=fmt)
         pipe.fuse_lora(components=["unet", "text_encoder"], lora_scale=SCALE)
         data["lora"][fmt] = observe(pipe)
+    swapped = pipeline()
+    vae = AutoencoderKL.from_config(swapped.vae.config)
+    with torch.no_grad():
+        for name, p in vae.state_dict().items():
+            p.copy_(torch.from_numpy(formula(name + ".ft", tuple(p.shape))))
+    swapped.vae = vae.eval()
+    data["vae_swap"] = {"image_hwc_u8": observe(swapped)["image_hwc_u8"]}
     a, b = data["lora"]["kohya"]["unet_out"], data["lora"]["peft"]["unet_out"]
     print("kohya vs peft, UNet output max diff:", max(abs(x - y) for x, y in zip(a, b)))
     path = os.path.join(DATA, "lora_reference.json")
