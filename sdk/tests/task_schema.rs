@@ -136,22 +136,69 @@ fn reference_sdxl_task_parses_with_model_spec_and_scheduler_then_sdxl_is_refused
     assert_eq!(args.min_vram_gb(), 10);
 }
 
+/// The reference's own SD 1.5 examples (crynux-ai/stable-diffusion-task
+/// 3.0.0, `examples/sd15*.py`), as their dicts serialize to JSON.
+const REFERENCE_EXAMPLES: &[(&str, &str)] = &[
+    (
+        "sd15_lora",
+        r#"{"version": "2.0.0", "base_model": {"name": "emilianJR/chilloutmix_NiPrunedFp32Fix", "variant": null},
+            "prompt": "a portrait", "negative_prompt": "low quality",
+            "task_config": {"num_images": 9, "safety_checker": false, "steps": 40},
+            "lora": {"model": "https://civitai.com/api/download/models/31284", "weight": 70}}"#,
+    ),
+    (
+        "sd15_lora_downloaded",
+        r#"{"version": "2.0.0", "base_model": {"name": "emilianJR/chilloutmix_NiPrunedFp32Fix", "variant": null},
+            "prompt": "a portrait", "negative_prompt": "low quality",
+            "task_config": {"num_images": 9, "safety_checker": false, "cfg": 8, "seed": 2116617370, "steps": 28},
+            "lora": {"model": "https://civitai.com/api/download/models/34562", "weight": 70}}"#,
+    ),
+    (
+        "sd15_lcm_lora",
+        r#"{"version": "2.0.0", "base_model": {"name": "runwayml/stable-diffusion-v1-5"},
+            "prompt": "a portrait", "negative_prompt": "",
+            "task_config": {"num_images": 9, "safety_checker": false, "steps": 4, "cfg": 1},
+            "lora": {"model": "latent-consistency/lcm-lora-sdv1-5", "weight": 70},
+            "scheduler": {"method": "LCMScheduler"}}"#,
+    ),
+    (
+        "sd15",
+        r#"{"version": "2.0.0", "base_model": {"name": "runwayml/stable-diffusion-v1-5"},
+            "prompt": "a portrait", "negative_prompt": "",
+            "task_config": {"num_images": 9, "safety_checker": false, "cfg": 7, "seed": 99975892, "steps": 40}}"#,
+    ),
+];
+
+#[test]
+fn the_reference_sd15_examples_validate() {
+    for (name, json) in REFERENCE_EXAMPLES {
+        let args = TaskArgs::from_json(json).unwrap_or_else(|e| panic!("{name}: {e}"));
+        if let Some(lora) = &args.lora {
+            assert_eq!(lora.weight.fraction(), 0.7, "{name}");
+        }
+    }
+}
+
 #[test]
 fn reference_lora_task_validates() {
     let parsed = TaskArgs::from_json(LORA_TASK).unwrap();
     let lora = parsed.lora.as_ref().unwrap();
-    assert_eq!(lora.weight, Strength::Percent(80));
+    assert_eq!(lora.weight, Strength::Integer(80));
     assert_eq!(lora.weight.fraction(), 0.8);
     assert_eq!(parsed.task_config.cfg, 7.5);
 }
 
 #[test]
-fn lora_weight_is_a_percent_or_a_fraction_kept_as_written() {
+fn lora_weight_follows_the_reference_rule_and_is_kept_as_written() {
+    // The reference's `FloatFractionAsInt`: above 1 a percent, else a fraction.
     for (weight, fraction) in [
         (json!(80), 0.8),
+        (json!(80.0), 0.8),
+        (json!(1.5), 0.015),
         (json!(0.8), 0.8),
         (json!(1.0), 1.0),
-        (json!(1), 0.01),
+        (json!(1), 1.0),
+        (json!(100), 1.0),
     ] {
         let json = with("/lora", json!({"model": "m", "weight": weight}));
         let args = TaskArgs::from_json(&json).unwrap_or_else(|e| panic!("{weight}: {e}"));
@@ -168,18 +215,20 @@ fn lora_weight_is_a_percent_or_a_fraction_kept_as_written() {
         assert_eq!(TaskArgs::from_json(&canonical).unwrap(), args);
     }
     for (weight, message) in [
+        (json!(0), "lora.weight: must be between 1 and 100, got 0"),
         (
             json!(0.0),
-            "lora.weight: a fraction must be above 0 and at most 1, got 0",
+            "lora.weight: must be above 0 and at most 100, got 0",
         ),
         (
-            json!(1.5),
-            "lora.weight: a fraction must be above 0 and at most 1, got 1.5",
+            json!(100.5),
+            "lora.weight: must be above 0 and at most 100, got 100.5",
         ),
         (
-            json!(-3),
-            "must be a percent 1 to 100 or a fraction, got -3",
+            json!(101),
+            "lora.weight: must be between 1 and 100, got 101",
         ),
+        (json!(-3), "must be above 0 and at most 100, got -3"),
         (json!("80"), "invalid type: string"),
     ] {
         let err = error_of(&with("/lora", json!({"model": "m", "weight": weight})));
@@ -215,7 +264,7 @@ fn extension_defaults_are_the_reference_defaults() {
     let lora = task("/lora", json!({"model": "m"})).lora.unwrap();
     assert_eq!(
         (lora.weight, lora.weight_file_name.as_str()),
-        (Strength::Percent(100), "")
+        (Strength::Integer(100), "")
     );
     let controlnet = task(
         "/controlnet",

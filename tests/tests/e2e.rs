@@ -645,7 +645,7 @@ async fn a_lora_by_url_and_an_lcm_task_run_and_agree() {
     args.lora = Some(Lora {
         model: format!("{}/api/download/models/7", server.url()),
         weight_file_name: String::new(),
-        weight: Strength::Percent(80),
+        weight: Strength::Integer(80),
     });
     let with_lora = match app.generate(&args, options()).await {
         Ok(done) => done,

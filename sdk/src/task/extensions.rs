@@ -25,40 +25,47 @@ pub struct Lora {
     /// diffusers' `pytorch_lora_weights.safetensors`.
     #[serde(default)]
     pub weight_file_name: String,
-    /// Strength: an integer percent 1 to 100 (`80` is 0.8), or a fraction
-    /// written with a decimal point, above 0 and at most 1 (`0.8`).
+    /// Strength, above 0 and at most 100: a percent above 1 (`80` is 0.8),
+    /// a fraction at or below 1 (`0.8`).
     #[serde(default = "default_lora_weight")]
     pub weight: Strength,
 }
 
-/// A strength in the reference format: an integer is a percent, a number
-/// with a decimal point a fraction. Kept in the form it was written, so the
-/// canonical JSON of a task does not change.
+/// A strength in the reference format (its `FloatFractionAsInt`): a number
+/// above 0 and at most 100; above 1 it is a percent (`70` and `70.0` are
+/// 0.7), at or below 1 a fraction (`0.7`; `1` is full strength, as in the
+/// reference). Kept as written, integer or not, so the canonical JSON of a
+/// task does not change.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, JsonSchema)]
 #[serde(untagged)]
 pub enum Strength {
-    /// `1..=100`, meaning `n / 100`.
-    Percent(#[schemars(range(min = 1, max = 100))] u32),
-    /// `(0, 1]`.
-    Fraction(#[schemars(range(min = 0.0, max = 1.0))] f64),
+    /// Written as an integer.
+    Integer(#[schemars(range(min = 1, max = 100))] u32),
+    /// Written with a decimal point or an exponent.
+    Decimal(#[schemars(range(min = 0.0, max = 100.0))] f64),
 }
 
 impl Strength {
-    /// The strength as a fraction.
+    /// The strength as a fraction, by the reference's rule.
     pub fn fraction(self) -> f64 {
-        match self {
-            Self::Percent(p) => f64::from(p) / 100.0,
-            Self::Fraction(f) => f,
+        let value = match self {
+            Self::Integer(v) => f64::from(v),
+            Self::Decimal(v) => v,
+        };
+        if value > 1.0 {
+            value / 100.0
+        } else {
+            value
         }
     }
 
     fn validate(self, path: &str) -> Result<(), TaskArgsError> {
         match self {
-            Self::Percent(p) => check_percent(path, p),
-            Self::Fraction(f) if f > 0.0 && f <= 1.0 => Ok(()),
-            Self::Fraction(f) => Err(TaskArgsError::invalid(
+            Self::Integer(v) => check_range(path, v, 1, 100),
+            Self::Decimal(v) if v > 0.0 && v <= 100.0 => Ok(()),
+            Self::Decimal(v) => Err(TaskArgsError::invalid(
                 path,
-                format!("a fraction must be above 0 and at most 1, got {f}"),
+                format!("must be above 0 and at most 100, got {v}"),
             )),
         }
     }
@@ -67,23 +74,21 @@ impl Strength {
 impl<'de> Deserialize<'de> for Strength {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let n = serde_json::Number::deserialize(deserializer)?;
-        if let Some(p) = n.as_u64() {
-            u32::try_from(p)
-                .map(Self::Percent)
-                .map_err(|_| serde::de::Error::custom(format!("percent {p} is out of range")))
+        if let Some(v) = n.as_u64() {
+            Ok(Self::Integer(u32::try_from(v).unwrap_or(u32::MAX)))
         } else if n.is_i64() {
             Err(serde::de::Error::custom(format!(
-                "must be a percent 1 to 100 or a fraction, got {n}"
+                "must be above 0 and at most 100, got {n}"
             )))
         } else {
-            Ok(Self::Fraction(n.as_f64().expect("a JSON number is an f64")))
+            Ok(Self::Decimal(n.as_f64().expect("a JSON number is an f64")))
         }
     }
 }
 
 impl From<u32> for Strength {
-    fn from(percent: u32) -> Self {
-        Self::Percent(percent)
+    fn from(value: u32) -> Self {
+        Self::Integer(value)
     }
 }
 
@@ -198,7 +203,7 @@ pub struct Refiner {
 }
 
 fn default_lora_weight() -> Strength {
-    Strength::Percent(100)
+    Strength::Integer(100)
 }
 fn default_controlnet_weight() -> u32 {
     70
