@@ -621,14 +621,15 @@ async fn assert_all_agreed(net: &LocalNet, app: &Client, task_id: TaskId) {
 /// A LoRA by URL, served by a real web server on loopback the way Civitai
 /// serves them (`/api/download/models/<id>`), and an LCM task: each node
 /// downloads the LoRA into its cache, merges it into the tiny model and
-/// agrees with the others; the LoRA changes the image.
+/// agrees with the others; the LoRA changes the image. A node that cannot
+/// fetch a LoRA stays silent and the task settles without it.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_lora_by_url_and_an_lcm_task_run_and_agree() {
     if !nginx::installed() {
         eprintln!("skipped: nginx is not installed (scripts/install.sh installs it)");
         return;
     }
-    let Some((net, dir)) = network("lora", &["burn", "burn", "burn"], 1).await else {
+    let Some((mut net, dir)) = network("lora", &["burn", "burn", "burn"], 1).await else {
         return;
     };
     let site = dir.path().join("site");
@@ -662,5 +663,36 @@ async fn a_lora_by_url_and_an_lcm_task_run_and_agree() {
         Err(e) => panic!("LCM task: {e}\n{}", net.logs()),
     };
     assert_all_agreed(&net, &app, done.task_id).await;
+
+    // A node that cannot have the LoRA (here: task URLs into its own network
+    // are off, its default) stays silent; the task settles with the others.
+    restart_with(
+        &mut net,
+        0,
+        &[("HYDROGEN_NODE_SOURCES__ALLOW_PRIVATE_URLS", "false")],
+    )
+    .await;
+    std::fs::copy(&tiny_lora, site.join("www/api/download/models/8")).expect("another URL");
+    let mut refused = tiny_task(47);
+    refused.lora = Some(Lora {
+        model: format!("{}/api/download/models/8", server.url()),
+        weight_file_name: String::new(),
+        weight: Strength::Integer(60),
+    });
+    let done = match app.generate(&refused, options()).await {
+        Ok(done) => done,
+        Err(e) => panic!("LoRA task with one node refusing: {e}\n{}", net.logs()),
+    };
+    let s = settlement(&net, &app, done.task_id).await;
+    assert_eq!(s.missed, vec![net.daemons[0].account()], "{s:?}");
+    assert!(
+        s.slashed.is_empty(),
+        "a model a node cannot fetch is never slashed"
+    );
+    assert_eq!(s.paid.len(), 2, "{s:?}");
+    assert!(
+        net.daemons[0].log().contains("sources.allow_private_urls"),
+        "the node says why it stayed silent"
+    );
     net.shutdown().await;
 }
