@@ -112,6 +112,9 @@ pub struct SourcesConfig {
     /// non-public addresses. Off: a task could otherwise make the node fetch
     /// from services on its own host or network.
     pub allow_private_urls: bool,
+    /// The most the download cache may hold, in GB; after each download the
+    /// least recently used models are removed to fit. Unset: no limit.
+    pub max_cache_gb: Option<u64>,
 }
 
 impl Default for SourcesConfig {
@@ -124,6 +127,7 @@ impl Default for SourcesConfig {
             timeout_secs: 60,
             allow_urls: true,
             allow_private_urls: false,
+            max_cache_gb: None,
         }
     }
 }

@@ -744,3 +744,40 @@ async fn bad_names_are_refused_without_a_request() {
         .is_err());
     assert!(f.server.requests().is_empty());
 }
+
+#[tokio::test]
+async fn the_cache_keeps_to_its_limit_dropping_the_least_recently_used() {
+    let f = fixture().await;
+    let weights = safetensors_file(4096);
+    let size = weights.len() as u64;
+    let urls: Vec<String> = (1..=4)
+        .map(|i| {
+            let path = format!("/api/download/models/{i}");
+            f.server.put(&path, weights.clone());
+            f.server.url(&path)
+        })
+        .collect();
+    // Room for two files (and their small records).
+    let sources = f.sources.clone().with_max_cache_bytes(2 * size + 1024);
+    let pause = || tokio::time::sleep(Duration::from_millis(30));
+    let a = sources.lora(&urls[0], "").await.unwrap();
+    pause().await;
+    let b = sources.lora(&urls[1], "").await.unwrap();
+    pause().await;
+    let c = sources.lora(&urls[2], "").await.unwrap();
+    assert!(!a.exists(), "the least recently used went first");
+    assert!(b.exists() && c.exists());
+    pause().await;
+    assert_eq!(sources.lora(&urls[1], "").await.unwrap(), b, "a hit");
+    pause().await;
+    let d = sources.lora(&urls[3], "").await.unwrap();
+    assert!(!c.exists(), "b was used after c, so c went");
+    assert!(b.exists() && d.exists());
+    let cached: Vec<String> = sources
+        .cached()
+        .unwrap()
+        .into_iter()
+        .map(|m| m.source)
+        .collect();
+    assert_eq!(cached.len(), 2, "{cached:?}");
+}

@@ -123,6 +123,15 @@ impl Entry {
         Ok(())
     }
 
+    /// Marks the folder as just used (its record's modification time), the
+    /// order [`evict`] goes by. Best effort: a read-only cache still works.
+    pub fn touch(&self) {
+        let record = self.dir.join(RECORD);
+        if let Ok(file) = OpenOptions::new().write(true).open(&record) {
+            let _ = file.set_modified(std::time::SystemTime::now());
+        }
+    }
+
     /// After a failed download: removes the folder if it holds nothing worth
     /// keeping (no complete file and no partial one to resume).
     pub fn prune_if_empty(&self, _lock: &EntryLock) {
@@ -209,6 +218,41 @@ pub fn list(root: &Path) -> io::Result<Vec<CachedModel>> {
     }
     found.sort_by(|a, b| (&a.source, &a.origin).cmp(&(&b.source, &b.origin)));
     Ok(found)
+}
+
+/// Removes the least recently used folders (by [`Entry::touch`]) until the
+/// cache holds at most `max_bytes`, never `keep` (what a task is about to
+/// use) nor a folder being downloaded into; returns what it removed.
+pub fn evict(root: &Path, max_bytes: u64, keep: &Path) -> io::Result<Vec<CachedModel>> {
+    let mut models = list(root)?;
+    let mut total: u64 = models.iter().map(|m| m.bytes).sum();
+    let last_used = |m: &CachedModel| {
+        std::fs::metadata(m.path.join(RECORD))
+            .and_then(|md| md.modified())
+            .unwrap_or(std::time::UNIX_EPOCH)
+    };
+    models.sort_by_key(|m| last_used(m));
+    let mut removed = Vec::new();
+    for model in models {
+        if total <= max_bytes {
+            break;
+        }
+        if model.path == keep || keep.starts_with(&model.path) {
+            continue;
+        }
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(model.path.with_extension("lock"))?;
+        if lock.try_lock().is_err() {
+            continue; // being downloaded into
+        }
+        std::fs::remove_dir_all(&model.path)?;
+        total = total.saturating_sub(model.bytes);
+        removed.push(model);
+    }
+    Ok(removed)
 }
 
 /// Bytes under `dir`, and whether some file there is partial.

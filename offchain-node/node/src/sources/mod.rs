@@ -158,6 +158,8 @@ pub struct ModelSources {
     revision: String,
     allow_urls: bool,
     allow_private_urls: bool,
+    /// `max_cache_gb` in bytes; `None` keeps everything.
+    max_cache_bytes: Option<u64>,
     downloader: Downloader,
 }
 
@@ -182,6 +184,7 @@ impl ModelSources {
             revision: config.revision.clone(),
             allow_urls: config.allow_urls,
             allow_private_urls: config.allow_private_urls,
+            max_cache_bytes: config.max_cache_gb.map(|gb| gb.saturating_mul(1 << 30)),
             downloader: Downloader::new(timeout, config.max_download_mb.saturating_mul(1 << 20)),
         }
     }
@@ -198,6 +201,12 @@ impl ModelSources {
     /// Overrides `max_download_mb` with a limit in bytes (for tests).
     pub fn with_max_download_bytes(mut self, bytes: u64) -> Self {
         self.downloader = Downloader::new(self.downloader.timeout(), bytes);
+        self
+    }
+
+    /// Overrides `max_cache_gb` with a limit in bytes (for tests).
+    pub fn with_max_cache_bytes(mut self, bytes: u64) -> Self {
+        self.max_cache_bytes = Some(bytes);
         self
     }
 
@@ -246,10 +255,12 @@ impl ModelSources {
             None => ".complete".into(),
         });
         if marker.is_file() {
+            entry.touch();
             return Ok(entry.dir);
         }
         let lock = self.lock(&entry).await?;
         if marker.is_file() {
+            entry.touch();
             return Ok(entry.dir);
         }
         let repo = Repo {
@@ -306,10 +317,12 @@ impl ModelSources {
                 .find(|d| local::is_vae_folder(d))
         };
         if let Some(dir) = complete(&entry.dir) {
+            entry.touch();
             return Ok(dir);
         }
         let lock = self.lock(&entry).await?;
         if let Some(dir) = complete(&entry.dir) {
+            entry.touch();
             return Ok(dir);
         }
         let repo = Repo {
@@ -397,6 +410,7 @@ impl ModelSources {
         url: &Url,
     ) -> Result<PathBuf, SourceError> {
         if dest.is_file() {
+            entry.touch();
             return Ok(dest);
         }
         let lock = self.lock(entry).await?;
@@ -509,11 +523,35 @@ impl ModelSources {
         lock: &EntryLock,
         fetched: Result<T, SourceError>,
     ) -> Result<T, SourceError> {
-        if let Err(e) = &fetched {
-            tracing::warn!(source = entry.source(), error = %e, "model download failed");
-            entry.prune_if_empty(lock);
+        match &fetched {
+            Err(e) => {
+                tracing::warn!(source = entry.source(), error = %e, "model download failed");
+                entry.prune_if_empty(lock);
+            }
+            Ok(_) => {
+                entry.touch();
+                self.trim(&entry.dir);
+            }
         }
         fetched
+    }
+}
+
+impl ModelSources {
+    /// Keeps the cache within `max_cache_gb` after a download, dropping the
+    /// least recently used models first (never `keep`, just fetched).
+    fn trim(&self, keep: &Path) {
+        let Some(max) = self.max_cache_bytes else {
+            return;
+        };
+        match cache::evict(&self.cache_dir, max, keep) {
+            Ok(removed) => {
+                for m in removed {
+                    tracing::info!(source = %m.source, bytes = m.bytes, "removed from the model cache (sources.max_cache_gb)");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot trim the model cache"),
+        }
     }
 }
 
