@@ -162,6 +162,12 @@ const REFERENCE_EXAMPLES: &[(&str, &str)] = &[
             "scheduler": {"method": "LCMScheduler"}}"#,
     ),
     (
+        "sd15_textual_inversion",
+        r#"{"version": "2.0.0", "base_model": {"name": "runwayml/stable-diffusion-v1-5"},
+            "prompt": "a <cat-toy> on a shelf", "textual_inversion": "sd-concepts-library/cat-toy",
+            "task_config": {"num_images": 9, "steps": 40}}"#,
+    ),
+    (
         "sd15",
         r#"{"version": "2.0.0", "base_model": {"name": "runwayml/stable-diffusion-v1-5"},
             "prompt": "a portrait", "negative_prompt": "",
@@ -474,11 +480,6 @@ fn unsupported_fields_are_refused_by_name() {
             "`refiner` is not supported yet",
         ),
         (
-            "/textual_inversion",
-            json!("sd-concepts-library/cat-toy"),
-            "`textual_inversion` is not supported yet",
-        ),
-        (
             "/unet",
             json!("latent-consistency/lcm-sdxl"),
             "`unet` is not supported yet",
@@ -535,6 +536,7 @@ fn supported_values_of_unsupported_fields_pass() {
         ("/controlnet", json!(null)),
         ("/refiner", json!(null)),
         ("/textual_inversion", json!("")),
+        ("/textual_inversion", json!("sd-concepts-library/cat-toy")),
         ("/unet", json!("")),
         ("/dtype", json!("auto")),
         (

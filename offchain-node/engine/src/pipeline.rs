@@ -2,13 +2,15 @@
 //! decode. All noise comes from [`crate::noise`], so every backend starts
 //! from the same latents.
 
-use crate::clip::ClipTextModel;
+use crate::clip::{AddedEmbeddings, ClipTextModel};
 use crate::config::{read_json, ClipConfig, SchedulerConfig, UNetConfig, VaeConfig};
 use crate::error::{Error, Result};
 use crate::lora::{Lora, Target};
 use crate::nn::cast_to;
 use crate::noise::{self, Stream};
+use crate::prompt::PromptEncoder;
 use crate::scheduler::{Method, Scheduler};
+use crate::textual_inversion::TextualInversion;
 use crate::tokenizer::ClipTokenizer;
 use crate::unet::UNet;
 use crate::vae::{Decoder, Encoder};
@@ -85,9 +87,19 @@ pub struct StableDiffusion {
     lora: Option<AppliedLora>,
     /// The folder of the VAE in use when it is not the model's own.
     vae_source: Option<PathBuf>,
+    /// The textual inversion whose tokens the tokenizer holds now.
+    textual_inversion: Option<AppliedTextualInversion>,
     root: PathBuf,
     device: Device,
     precision: Precision,
+}
+
+/// A textual inversion in use: the path it was asked for by, and its token
+/// rows, which the text encoder looks up past its own table (so the table,
+/// and a LoRA merged into the encoder, stay as they are).
+struct AppliedTextualInversion {
+    path: PathBuf,
+    rows: AddedEmbeddings,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -153,6 +165,7 @@ impl StableDiffusion {
             clip_config: clip_cfg,
             lora: None,
             vae_source: None,
+            textual_inversion: None,
             root,
             device: device.clone(),
             precision,
@@ -254,6 +267,63 @@ impl StableDiffusion {
         Ok(())
     }
 
+    /// Adds the tokens of the textual inversion in `ti` (a safetensors file,
+    /// or a folder holding `learned_embeds.safetensors`; see
+    /// [`crate::textual_inversion`]) for the prompts that follow, in place of
+    /// the one added before, or goes back to the model's own tokenizer and
+    /// embeddings for `None`. The token ids follow the vocabulary, as
+    /// diffusers' `load_textual_inversion` gives them. Asking for what is in
+    /// use already costs nothing; on error the model is left as it was.
+    pub fn set_textual_inversion(&mut self, ti: Option<&Path>) -> Result<()> {
+        if ti == self.textual_inversion.as_ref().map(|t| t.path.as_path()) {
+            return Ok(());
+        }
+        let Some(path) = ti else {
+            self.tokenizer.set_added_tokens(Vec::new());
+            self.textual_inversion = None;
+            return Ok(());
+        };
+        let file = TextualInversion::open(path)?;
+        let refuse = |message: String| Error::Config {
+            path: file.path().to_owned(),
+            message: format!("textual inversion: {message}"),
+        };
+        let hidden = self.text_encoder.hidden_size();
+        if file.dim() != hidden {
+            return Err(refuse(format!(
+                "`{}` holds {}-dim vectors; this text encoder embeds tokens in {hidden} dims",
+                file.token(),
+                file.dim()
+            )));
+        }
+        // diffusers refuses a token, or its second vector's, that the vocabulary has.
+        let second = format!("{}_1", file.token());
+        if let Some(taken) = [file.token(), second.as_str()]
+            .into_iter()
+            .find(|t| self.tokenizer.in_vocab(t))
+        {
+            return Err(refuse(format!(
+                "the token `{taken}` is in the tokenizer's vocabulary already"
+            )));
+        }
+        let first_id = u32::try_from(self.tokenizer.vocab_len())
+            .map_err(|_| refuse("the vocabulary has no room for more ids".into()))?;
+        let rows = self
+            .text_encoder
+            .added_embeddings(first_id, file.values().to_vec())?;
+        self.tokenizer.set_added_tokens(file.added_tokens(first_id));
+        self.textual_inversion = Some(AppliedTextualInversion {
+            path: path.to_owned(),
+            rows,
+        });
+        Ok(())
+    }
+
+    /// The textual inversion in use, as it was asked for.
+    pub fn textual_inversion(&self) -> Option<&Path> {
+        self.textual_inversion.as_ref().map(|t| t.path.as_path())
+    }
+
     /// Pixels per latent along each side: 2^(VAE blocks - 1), 8 for every released SD model.
     pub fn vae_scale_factor(&self) -> usize {
         self.vae_decoder.scale_factor()
@@ -270,8 +340,33 @@ impl StableDiffusion {
         }
     }
 
-    /// Text embeddings `[1, chunks*77, d]` for the prompt and the negative prompt, padded to the same chunk count.
+    /// Text embeddings `[1, chunks*77, d]` for the prompt and the negative
+    /// prompt in Compel's weighting syntax ([`crate::prompt`]), padded to the
+    /// same chunk count. A prompt without weighting gives the embeddings of
+    /// [`Self::encode_prompts_plain`], bit for bit. A prompt compel refuses is
+    /// an error naming it.
+    pub fn try_encode_prompts(
+        &self,
+        prompt: &str,
+        negative: &str,
+    ) -> Result<(Tensor<3>, Tensor<3>)> {
+        let encoder = PromptEncoder::new(
+            &self.tokenizer,
+            &self.text_encoder,
+            self.textual_inversion.as_ref().map(|t| &t.rows),
+        );
+        let (prompt, negative) = (encoder.encode(prompt)?, encoder.encode(negative)?);
+        encoder.pad_pair(prompt, negative)
+    }
+
+    /// [`Self::try_encode_prompts`], with prompts it refuses encoded as plain text.
     pub fn encode_prompts(&self, prompt: &str, negative: &str) -> (Tensor<3>, Tensor<3>) {
+        self.try_encode_prompts(prompt, negative)
+            .unwrap_or_else(|_| self.encode_prompts_plain(prompt, negative))
+    }
+
+    /// Text embeddings of the prompts as plain text, no weighting syntax.
+    pub fn encode_prompts_plain(&self, prompt: &str, negative: &str) -> (Tensor<3>, Tensor<3>) {
         let window = self.text_encoder.max_positions() - 2;
         let n = self
             .tokenizer
@@ -280,7 +375,10 @@ impl StableDiffusion {
             .max(self.tokenizer.chunks(negative, window, 1).len());
         let embed = |text: &str| {
             let chunks = self.tokenizer.chunks(text, window, n);
-            let e = crate::profile::span("text_encoder", || self.text_encoder.forward(&chunks));
+            let added = self.textual_inversion.as_ref().map(|t| &t.rows);
+            let e = crate::profile::span("text_encoder", || {
+                self.text_encoder.forward_with(&chunks, added, None)
+            });
             let [c, s, d] = e.dims();
             e.reshape([1, c * s, d])
         };
@@ -297,7 +395,7 @@ impl StableDiffusion {
         let scheduler_config = self
             .scheduler_config
             .with_overrides(&request.scheduler_args)?;
-        let (cond, uncond) = self.encode_prompts(&request.prompt, &request.negative_prompt);
+        let (cond, uncond) = self.try_encode_prompts(&request.prompt, &request.negative_prompt)?;
         let guided = request.guidance > 1.0;
         let context = if guided {
             Tensor::cat(vec![uncond, cond], 0)

@@ -1,6 +1,12 @@
 //! CLIP's byte-level BPE, read from the model's own `tokenizer/vocab.json`
 //! and `tokenizer/merges.txt`, and the long-prompt chunking of the common
 //! long-prompt pipelines (75 tokens per chunk, each wrapped in BOS/EOS).
+//!
+//! Tokens added on top of the vocabulary (a textual inversion's, see
+//! [`crate::textual_inversion`]) are found in the text before BPE, as
+//! `transformers` finds added tokens: anywhere, even inside a word, case
+//! folded like the rest of the text, the longest one first where several start
+//! at the same place.
 
 use crate::error::{Error, Result};
 use regex::Regex;
@@ -16,6 +22,16 @@ pub struct ClipTokenizer {
     eos: u32,
     pad: u32,
     cache: std::sync::Mutex<HashMap<String, Vec<u32>>>,
+    /// Tokens added on top of the vocabulary; empty for the model's own tokenizer.
+    added: Vec<AddedToken>,
+}
+
+/// A token added on top of the vocabulary and the ids it encodes to (more
+/// than one for a multi-vector textual inversion's token).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddedToken {
+    pub content: String,
+    pub ids: Vec<u32>,
 }
 
 /// GPT-2/CLIP's reversible map from bytes to printable characters.
@@ -160,6 +176,7 @@ impl ClipTokenizer {
             eos,
             pad,
             cache: Default::default(),
+            added: Vec::new(),
         })
     }
 
@@ -173,6 +190,28 @@ impl ClipTokenizer {
         self.pad
     }
 
+    /// One past the largest id of the vocabulary (`len(tokenizer)` in
+    /// `transformers` before any token is added): the first added token's id.
+    pub fn vocab_len(&self) -> usize {
+        self.encoder.values().max().map_or(0, |&m| m as usize + 1)
+    }
+
+    /// Whether `token` is an entry of the vocabulary itself (added tokens aside).
+    pub fn in_vocab(&self, token: &str) -> bool {
+        self.encoder.contains_key(token)
+    }
+
+    /// Replaces the added tokens (none restores the model's own tokenizer).
+    pub fn set_added_tokens(&mut self, added: Vec<AddedToken>) {
+        self.added = added
+            .into_iter()
+            .map(|t| AddedToken {
+                content: t.content.to_lowercase(),
+                ids: t.ids,
+            })
+            .collect();
+    }
+
     /// Token ids of `text` without BOS/EOS. Text is whitespace-collapsed and
     /// lower-cased, as CLIP's tokenizer does (without ftfy's mojibake repair).
     pub fn encode(&self, text: &str) -> Vec<u32> {
@@ -182,7 +221,33 @@ impl ClipTokenizer {
             .join(" ")
             .to_lowercase();
         let mut ids = Vec::new();
-        for m in self.pattern.find_iter(&cleaned) {
+        let mut rest = cleaned.as_str();
+        while let Some((at, token)) = self.next_added(rest) {
+            self.encode_cleaned(&rest[..at], &mut ids);
+            ids.extend_from_slice(&token.ids);
+            rest = &rest[at + token.content.len()..];
+        }
+        self.encode_cleaned(rest, &mut ids);
+        ids
+    }
+
+    /// The first added token in `text` (the longest of those starting there) and its byte offset.
+    fn next_added(&self, text: &str) -> Option<(usize, &AddedToken)> {
+        if self.added.is_empty() {
+            return None;
+        }
+        text.char_indices().find_map(|(at, _)| {
+            self.added
+                .iter()
+                .filter(|t| !t.content.is_empty() && text[at..].starts_with(&t.content))
+                .max_by_key(|t| t.content.len())
+                .map(|t| (at, t))
+        })
+    }
+
+    /// BPE ids of cleaned (collapsed, lower-cased) text with no added token in it.
+    fn encode_cleaned(&self, cleaned: &str, ids: &mut Vec<u32>) {
+        for m in self.pattern.find_iter(cleaned) {
             let word: String = m
                 .as_str()
                 .bytes()
@@ -190,7 +255,6 @@ impl ClipTokenizer {
                 .collect();
             ids.extend(self.bpe(&word));
         }
-        ids
     }
 
     fn bpe(&self, word: &str) -> Vec<u32> {
@@ -242,7 +306,11 @@ impl ClipTokenizer {
     /// `BOS chunk EOS pad…` of length `window + 2`. Long prompts are not cut:
     /// the text encoder embeds every chunk and the embeddings are concatenated.
     pub fn chunks(&self, text: &str, window: usize, min_chunks: usize) -> Vec<Vec<u32>> {
-        let ids = self.encode(text);
+        self.chunk_ids(&self.encode(text), window, min_chunks)
+    }
+
+    /// [`Self::chunks`] of token ids already encoded.
+    pub fn chunk_ids(&self, ids: &[u32], window: usize, min_chunks: usize) -> Vec<Vec<u32>> {
         let n = ids.len().div_ceil(window).max(min_chunks).max(1);
         (0..n)
             .map(|c| {

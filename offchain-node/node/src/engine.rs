@@ -35,6 +35,8 @@ pub struct TaskModels {
     pub lora: Option<PathBuf>,
     /// The replacement VAE's folder, when the task names one.
     pub vae: Option<PathBuf>,
+    /// The textual inversion's `.safetensors` file, when the task names one.
+    pub textual_inversion: Option<PathBuf>,
 }
 
 /// Runs validated Stable Diffusion task arguments. Synchronous and CPU- or
@@ -104,7 +106,8 @@ impl BurnEngine {
         }
     }
 
-    /// Merges the task's LoRA (or none) and swaps in its VAE (or the model's own).
+    /// Merges the task's LoRA (or none), swaps in its VAE (or the model's
+    /// own) and adds its textual inversion's tokens (or none).
     fn adapt(
         sd: &mut StableDiffusion,
         args: &TaskArgs,
@@ -133,7 +136,14 @@ impl BurnEngine {
             (_, Some(dir)) => sd.set_vae(Some(dir)),
             (vae, None) => return Err(LocalFault::ModelMissing(vae.to_owned())),
         }
-        .map_err(|e| broken(&args.vae, e))
+        .map_err(|e| broken(&args.vae, e))?;
+        let ti = args.textual_inversion.as_str();
+        match (ti, &models.textual_inversion) {
+            ("", _) => sd.set_textual_inversion(None),
+            (_, Some(file)) => sd.set_textual_inversion(Some(file)),
+            (ti, None) => return Err(LocalFault::ModelMissing(ti.to_owned())),
+        }
+        .map_err(|e| broken(ti, e))
     }
 }
 

@@ -364,7 +364,21 @@ impl Context {
                     .map_err(|e| unavailable(vae, e))?,
             ),
         };
-        Ok(TaskModels { base, lora, vae })
+        let textual_inversion = match args.textual_inversion.as_str() {
+            "" => None,
+            ti => Some(
+                self.sources
+                    .textual_inversion(ti, "")
+                    .await
+                    .map_err(|e| unavailable(ti, e))?,
+            ),
+        };
+        Ok(TaskModels {
+            base,
+            lora,
+            vae,
+            textual_inversion,
+        })
     }
 
     fn local_fault(&self, rec: &mut TaskRecord, fault: LocalFault) -> Result<Step> {

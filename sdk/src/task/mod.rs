@@ -6,7 +6,7 @@
 //! the later one with `version`, `base_model {name, variant}` and `scheduler`.
 //! Defaults and bounds are the reference's, plus the engine's rule that image
 //! sides are multiples of 8. Fields Hydrogen's engine does not run yet
-//! (SDXL base models, `controlnet`, `refiner`, `textual_inversion`, `unet`, a `dtype`
+//! (SDXL base models, `controlnet`, `refiner`, `unet`, a `dtype`
 //! other than `auto`, the few `scheduler.args` values it does not implement) parse, then fail
 //! validation with an error naming them. Fields the format does not have fail
 //! parsing with an error naming them.
@@ -89,7 +89,9 @@ pub struct TaskArgs {
     /// An SDXL refiner; not supported yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refiner: Option<Refiner>,
-    /// A textual-inversion embedding's model id; not supported yet.
+    /// A textual-inversion embedding: a Hugging Face model id holding
+    /// `learned_embeds.safetensors`, or an `http(s)` URL of a `.safetensors`
+    /// file; its token is the one the file names.
     #[serde(default)]
     pub textual_inversion: String,
 }
@@ -191,7 +193,6 @@ impl TaskArgs {
             ("unet", !self.unet.is_empty()),
             ("controlnet", self.controlnet.is_some()),
             ("refiner", self.refiner.is_some()),
-            ("textual_inversion", !self.textual_inversion.is_empty()),
         ];
         if let Some((field, _)) = unsupported.iter().find(|(_, set)| *set) {
             return Err(TaskArgsError::unsupported(*field));
