@@ -621,7 +621,8 @@ async fn assert_all_agreed(net: &LocalNet, app: &Client, task_id: TaskId) {
 /// A LoRA by URL, served by a real web server on loopback the way Civitai
 /// serves them (`/api/download/models/<id>`), and an LCM task: each node
 /// downloads the LoRA into its cache, merges it into the tiny model and
-/// agrees with the others; the LoRA changes the image. A node that cannot
+/// agrees with the others; the LoRA changes the image. The same for a
+/// textual inversion with a weighted prompt and a VAE. A node that cannot
 /// fetch a LoRA stays silent and the task settles without it.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_lora_by_url_and_an_lcm_task_run_and_agree() {
@@ -661,6 +662,21 @@ async fn a_lora_by_url_and_an_lcm_task_run_and_agree() {
     let done = match app.generate(&lcm, options()).await {
         Ok(done) => done,
         Err(e) => panic!("LCM task: {e}\n{}", net.logs()),
+    };
+    assert_all_agreed(&net, &app, done.task_id).await;
+
+    // A textual inversion by URL with its token in a weighted prompt, and a
+    // VAE named by id (the tiny model's own folder, a pipeline with `vae/`).
+    let ti_fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../offchain-node/engine/tests/data/textual_inversion/emb_params.safetensors");
+    std::fs::copy(&ti_fixture, site.join("www/api/download/models/9")).expect("the tiny TI");
+    let mut ti = tiny_task(45);
+    ti.prompt = "a emb_params lighthouse, (stormy sea)1.3, fog-".into();
+    ti.textual_inversion = format!("{}/api/download/models/9", server.url());
+    ti.vae = localnet::TINY_MODEL.into();
+    let done = match app.generate(&ti, options()).await {
+        Ok(done) => done,
+        Err(e) => panic!("textual inversion task: {e}\n{}", net.logs()),
     };
     assert_all_agreed(&net, &app, done.task_id).await;
 

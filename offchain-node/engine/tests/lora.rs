@@ -6,7 +6,7 @@
 mod common;
 
 use burn::tensor::{DType, Tensor, TensorData};
-use common::{write_tiny_model, Variant};
+use common::{floats, host, rel_error, write_ramp_safetensors, write_tiny_model, Variant};
 use hydrogen_engine::{Backend, Lora, Method, Precision, Request, StableDiffusion};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -20,37 +20,6 @@ fn reference() -> Value {
 fn lora_file(format: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/data/lora/{format}.safetensors"))
 }
-
-fn floats(v: &Value) -> Vec<f32> {
-    v.as_array()
-        .expect("array")
-        .iter()
-        .map(|x| x.as_f64().expect("number") as f32)
-        .collect()
-}
-
-fn host(t: Tensor<3>) -> Vec<f32> {
-    t.cast(burn::tensor::FloatDType::F32)
-        .into_data()
-        .try_to_vec::<f32>()
-        .expect("f32")
-}
-
-fn host4(t: Tensor<4>) -> Vec<f32> {
-    t.into_data().try_to_vec::<f32>().expect("f32")
-}
-
-/// max |ours - theirs| / max |theirs|.
-fn rel_error(ours: &[f32], theirs: &[f32]) -> f32 {
-    assert_eq!(ours.len(), theirs.len());
-    let scale = theirs.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-    let err = ours
-        .iter()
-        .zip(theirs)
-        .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
-    err / scale
-}
-
 struct Observed {
     text_hidden: Vec<f32>,
     unet_out: Vec<f32>,
@@ -74,7 +43,7 @@ fn observe(sd: &StableDiffusion, data: &Value, context: &[f32]) -> Observed {
         (device, DType::F32),
     );
     let t = data["timestep"].as_f64().expect("t");
-    let unet_out = host4(sd.unet.forward(sample, t, &context));
+    let unet_out = host(sd.unet.forward(sample, t, &context));
     let case = &data["case"];
     let request = Request {
         prompt: prompt.into(),
@@ -187,31 +156,6 @@ fn switching_loras_gives_the_bits_of_a_fresh_merge() {
     assert_eq!(back.text_hidden, pristine.text_hidden);
     assert_eq!(back.image, pristine.image);
 }
-
-fn write_safetensors(path: &Path, tensors: &[(&str, Vec<usize>)]) {
-    let buffers: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
-        .iter()
-        .map(|(name, shape)| {
-            let n: usize = shape.iter().product();
-            let bytes = (0..n)
-                .flat_map(|i| (0.01 * i as f32).to_le_bytes())
-                .collect();
-            (name.to_string(), shape.clone(), bytes)
-        })
-        .collect();
-    let views: Vec<(String, safetensors::tensor::TensorView)> = buffers
-        .iter()
-        .map(|(name, shape, bytes)| {
-            (
-                name.clone(),
-                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), bytes)
-                    .expect("view"),
-            )
-        })
-        .collect();
-    safetensors::serialize_to_file(views, None, path).expect("write");
-}
-
 #[test]
 fn a_lora_that_does_not_fit_is_refused_by_name_and_leaves_the_model_as_it_was() {
     let data = reference();
@@ -223,7 +167,7 @@ fn a_lora_that_does_not_fit_is_refused_by_name_and_leaves_the_model_as_it_was() 
     let q = "lora_unet_down_blocks_1_attentions_0_transformer_blocks_0_attn1_to_q";
 
     let unknown = dir.path().join("unknown.safetensors");
-    write_safetensors(
+    write_ramp_safetensors(
         &unknown,
         &[
             (&format!("{q}.lora_down.weight"), vec![2, 64]),
@@ -235,7 +179,7 @@ fn a_lora_that_does_not_fit_is_refused_by_name_and_leaves_the_model_as_it_was() 
     assert!(err.contains("`lora_unet_x.dora_scale`"), "{err}");
 
     let absent = dir.path().join("absent.safetensors");
-    write_safetensors(
+    write_ramp_safetensors(
         &absent,
         &[
             ("lora_unet_down_blocks_9_conv.lora_down.weight", vec![2, 64]),
@@ -247,7 +191,7 @@ fn a_lora_that_does_not_fit_is_refused_by_name_and_leaves_the_model_as_it_was() 
     assert!(err.contains("`down_blocks_9_conv` names no layer"), "{err}");
 
     let misshaped = dir.path().join("misshaped.safetensors");
-    write_safetensors(
+    write_ramp_safetensors(
         &misshaped,
         &[
             (&format!("{q}.lora_down.weight"), vec![2, 32]),

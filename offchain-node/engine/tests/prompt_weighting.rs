@@ -5,8 +5,7 @@
 
 mod common;
 
-use burn::tensor::{FloatDType, Tensor};
-use common::{write_tiny_model, Variant};
+use common::{floats, host, rel_error, write_tiny_model, Variant};
 use hydrogen_engine::prompt::{parse, Conjunction, Part, Piece};
 use hydrogen_engine::{Backend, Method, Precision, Request, StableDiffusion};
 use serde_json::{json, Value};
@@ -17,22 +16,6 @@ fn reference() -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).expect("prompt_reference.json"))
         .expect("json")
 }
-
-fn floats(v: &Value) -> Vec<f32> {
-    v.as_array()
-        .expect("array")
-        .iter()
-        .map(|x| x.as_f64().expect("number") as f32)
-        .collect()
-}
-
-fn host(t: Tensor<3>) -> Vec<f32> {
-    t.cast(FloatDType::F32)
-        .into_data()
-        .try_to_vec::<f32>()
-        .expect("f32")
-}
-
 /// compel's negative conditioning in `case`: written out, or for an empty
 /// negative the empty prompt's repeated to the case's length.
 fn uncond(data: &Value, case: &Value) -> Vec<f32> {
@@ -43,18 +26,6 @@ fn uncond(data: &Value, case: &Value) -> Vec<f32> {
     let len = floats(&case["cond"]).len();
     empty.iter().copied().cycle().take(len).collect()
 }
-
-/// max |ours - theirs| / max |theirs|.
-fn rel_error(ours: &[f32], theirs: &[f32]) -> f32 {
-    assert_eq!(ours.len(), theirs.len());
-    let scale = theirs.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-    let err = ours
-        .iter()
-        .zip(theirs)
-        .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
-    err / scale
-}
-
 fn pieces_json(pieces: &[Piece]) -> Value {
     Value::Array(
         pieces

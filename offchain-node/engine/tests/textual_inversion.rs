@@ -6,8 +6,7 @@
 
 mod common;
 
-use burn::tensor::{FloatDType, Tensor};
-use common::{write_tiny_model, Variant};
+use common::{floats, host, rel_error, write_ramp_safetensors, write_tiny_model, Variant};
 use hydrogen_engine::{Backend, Lora, Precision, StableDiffusion};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -23,33 +22,6 @@ fn data(path: &str) -> PathBuf {
         .join("tests/data/textual_inversion")
         .join(path)
 }
-
-fn floats(v: &Value) -> Vec<f32> {
-    v.as_array()
-        .expect("array")
-        .iter()
-        .map(|x| x.as_f64().expect("number") as f32)
-        .collect()
-}
-
-fn host(t: Tensor<3>) -> Vec<f32> {
-    t.cast(FloatDType::F32)
-        .into_data()
-        .try_to_vec::<f32>()
-        .expect("f32")
-}
-
-/// max |ours - theirs| / max |theirs|.
-fn rel_error(ours: &[f32], theirs: &[f32]) -> f32 {
-    assert_eq!(ours.len(), theirs.len());
-    let scale = theirs.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-    let err = ours
-        .iter()
-        .zip(theirs)
-        .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
-    err / scale
-}
-
 fn load(dir: &Path) -> StableDiffusion {
     StableDiffusion::load(dir, &Backend::Cpu.device(), Precision::F32).expect("load")
 }
@@ -177,31 +149,6 @@ fn the_token_survives_a_lora_switch() {
     sd.set_lora(None).expect("unmerge");
     assert_eq!(embeds(&sd, prompt), before);
 }
-
-fn write_safetensors(path: &Path, tensors: &[(&str, Vec<usize>)]) {
-    let buffers: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
-        .iter()
-        .map(|(name, shape)| {
-            let n: usize = shape.iter().product();
-            let bytes = (0..n)
-                .flat_map(|i| (0.01 * i as f32).to_le_bytes())
-                .collect();
-            (name.to_string(), shape.clone(), bytes)
-        })
-        .collect();
-    let views: Vec<(String, safetensors::tensor::TensorView)> = buffers
-        .iter()
-        .map(|(name, shape, bytes)| {
-            (
-                name.clone(),
-                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), bytes)
-                    .expect("view"),
-            )
-        })
-        .collect();
-    safetensors::serialize_to_file(views, None, path).expect("write");
-}
-
 #[test]
 fn pickles_and_unknown_layouts_are_refused_by_name_leaving_the_model_as_it_was() {
     let model = write_tiny_model("ti-refuse", Variant::F32, &|_| {});
@@ -246,7 +193,7 @@ fn pickles_and_unknown_layouts_are_refused_by_name_leaving_the_model_as_it_was()
 
     // Not one tensor: SDXL's two encoders, or nothing.
     let sdxl = dir.path().join("sdxl.safetensors");
-    write_safetensors(
+    write_ramp_safetensors(
         &sdxl,
         &[("clip_g", vec![2, 1280]), ("clip_l", vec![2, 768])],
     );
@@ -257,19 +204,19 @@ fn pickles_and_unknown_layouts_are_refused_by_name_leaving_the_model_as_it_was()
     );
     // The wrong width, or a shape that is no list of vectors.
     let wide = dir.path().join("wide.safetensors");
-    write_safetensors(&wide, &[("emb_params", vec![2, 64])]);
+    write_ramp_safetensors(&wide, &[("emb_params", vec![2, 64])]);
     let err = refused(&mut sd, &wide);
     assert!(
         err.contains("`emb_params`") && err.contains("64-dim"),
         "{err}"
     );
     let cube = dir.path().join("cube.safetensors");
-    write_safetensors(&cube, &[("emb_params", vec![1, 2, 32])]);
+    write_ramp_safetensors(&cube, &[("emb_params", vec![1, 2, 32])]);
     let err = refused(&mut sd, &cube);
     assert!(err.contains("`emb_params` has shape [1, 2, 32]"), "{err}");
     // A token the vocabulary has.
     let taken = dir.path().join("taken.safetensors");
-    write_safetensors(&taken, &[("the</w>", vec![32])]);
+    write_ramp_safetensors(&taken, &[("the</w>", vec![32])]);
     let err = refused(&mut sd, &taken);
     assert!(
         err.contains("`the</w>`") && err.contains("vocabulary"),

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{reference, write_tiny_model, Variant};
+use common::{reference, write_safetensors, write_tiny_model, Variant};
 use hydrogen_engine::tiny::{formula, manifest};
 use hydrogen_engine::{Backend, Method, Precision, Request, StableDiffusion};
 use serde_json::Value;
@@ -21,29 +21,15 @@ fn lora_reference() -> Value {
 fn write_finetuned_vae(dir: &Path, config: &Value, tensors: &[(String, Vec<usize>)]) {
     std::fs::create_dir_all(dir).expect("vae dir");
     std::fs::write(dir.join("config.json"), config.to_string()).expect("config");
-    let buffers: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
+    let shapes: std::collections::HashMap<&str, &[usize]> = tensors
         .iter()
-        .map(|(name, shape)| {
-            let values = formula(&format!("{name}.ft"), shape);
-            let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-            (name.clone(), shape.clone(), bytes)
-        })
+        .map(|(n, s)| (n.as_str(), s.as_slice()))
         .collect();
-    let views: Vec<(String, safetensors::tensor::TensorView)> = buffers
-        .iter()
-        .map(|(name, shape, bytes)| {
-            let view =
-                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), bytes)
-                    .expect("view");
-            (name.clone(), view)
-        })
-        .collect();
-    safetensors::serialize_to_file(
-        views,
-        None,
+    write_safetensors(
         &dir.join("diffusion_pytorch_model.safetensors"),
-    )
-    .expect("weights");
+        tensors,
+        |name, _| formula(&format!("{name}.ft"), shapes[name]),
+    );
 }
 
 fn image(sd: &StableDiffusion, data: &Value) -> Vec<u8> {
