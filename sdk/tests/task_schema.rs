@@ -133,7 +133,11 @@ fn reference_sdxl_task_parses_with_model_spec_and_scheduler_then_sdxl_is_refused
     assert_eq!(args.task_config.cfg, 7.0);
     assert!(!args.task_config.safety_checker);
     assert_eq!(args.num_images(), 2);
-    assert_eq!(args.min_vram_gb(), 10);
+    assert_eq!(
+        args.min_vram_gb(),
+        11,
+        "SDXL at 1024 x 1024 needs more than its floor"
+    );
 }
 
 /// The reference's own SD 1.5 examples (crynux-ai/stable-diffusion-task
@@ -667,6 +671,24 @@ fn args_hash_of_hashes_uploaded_bytes_as_they_are() {
 }
 
 #[test]
+fn an_image_no_node_class_can_hold_is_refused_before_payment() {
+    let mut task = minimal();
+    task["task_config"]["image_width"] = json!(8192);
+    task["task_config"]["image_height"] = json!(8192);
+    let err = error_of(&task.to_string());
+    assert_eq!(err.path(), "task_config");
+    assert!(
+        err.to_string()
+            .contains("no node class has more than 80 GB"),
+        "{err}"
+    );
+    task["task_config"]["image_width"] = json!(1536);
+    task["task_config"]["image_height"] = json!(1536);
+    let args = TaskArgs::from_json(&task.to_string()).unwrap();
+    assert!(args.min_vram_gb() > 8, "a larger image needs a larger GPU");
+}
+
+#[test]
 fn min_vram_follows_the_model_family() {
     for (model, family, gb) in [
         ("runwayml/stable-diffusion-v1-5", ModelFamily::Sd1, 8),
@@ -676,6 +698,7 @@ fn min_vram_follows_the_model_family() {
             ModelFamily::Sdxl,
             10,
         ),
+        // SDXL at 512 x 512 (`TaskArgs::new`'s size) keeps its floor.
         ("stabilityai/sdxl-turbo", ModelFamily::Sdxl, 10),
     ] {
         let args = TaskArgs::new(model, "a cat");

@@ -28,6 +28,7 @@ mod config;
 mod error;
 mod extensions;
 mod model;
+mod requirements;
 mod scheduler;
 
 use schemars::JsonSchema;
@@ -37,6 +38,7 @@ pub use config::{TaskConfig, CFG_RANGE, MAX_NUM_IMAGES, MAX_SEED, MAX_STEPS, SID
 pub use error::TaskArgsError;
 pub use extensions::{ControlNet, Lora, Preprocess, PreprocessMethod, Refiner, Strength};
 pub use model::{BaseModel, BaseModelSpec, Dtype, ModelFamily, Version};
+pub use requirements::Requirements;
 pub use scheduler::{Scheduler, SchedulerArgs, SchedulerMethod};
 
 use crate::types::Hash;
@@ -160,6 +162,20 @@ impl TaskArgs {
         self.base_model.validate()?;
         check_non_empty("prompt", &self.prompt)?;
         self.task_config.validate()?;
+        let needed = self.min_vram_gb();
+        if needed > crate::types::MAX_TASK_VRAM_GB {
+            let c = &self.task_config;
+            return Err(TaskArgsError::invalid(
+                "task_config",
+                format!(
+                    "a {}x{} image of this model needs about {needed} GB of GPU memory; \
+                     no node class has more than {} GB",
+                    c.image_width,
+                    c.image_height,
+                    crate::types::MAX_TASK_VRAM_GB
+                ),
+            ));
+        }
         if let Some(lora) = &self.lora {
             lora.validate()?;
         }
@@ -221,10 +237,16 @@ impl TaskArgs {
         self.task_config.num_images
     }
 
-    /// GPU memory a node needs for the task, in GB, from the base model's
-    /// family ([`ModelFamily::guess`]): 8 for SD 1.x and 2.x, 10 for SDXL.
+    /// GPU memory a node needs for the task, in GB: see [`Requirements`]
+    /// (the base model's family by [`ModelFamily::guess`], the image size,
+    /// a LoRA); at least 8 for SD 1.x and 2.x, 10 for SDXL.
     pub fn min_vram_gb(&self) -> u32 {
-        self.base_model.family().min_vram_gb()
+        self.requirements().min_vram_gb()
+    }
+
+    /// The memory the task needs of a node, by part.
+    pub fn requirements(&self) -> Requirements {
+        Requirements::of(self)
     }
 }
 
