@@ -656,9 +656,11 @@ async fn a_lora_by_url_and_an_lcm_task_run_and_agree() {
     assert_all_agreed(&net, &app, with_lora.task_id).await;
     assert_ne!(with_lora.images, plain.images, "the LoRA changed the image");
 
+    // The reference's LCM-LoRA recipe: the LoRA, LCMScheduler, few steps, cfg 1.
     let mut lcm = tiny_task(43);
     lcm.scheduler.method = SchedulerMethod::Lcm;
     lcm.task_config.cfg = 1.0;
+    lcm.lora = args.lora.clone();
     let done = match app.generate(&lcm, options()).await {
         Ok(done) => done,
         Err(e) => panic!("LCM task: {e}\n{}", net.logs()),

@@ -383,11 +383,12 @@ impl ModelSources {
                 ));
             }
             let url = names::download_url(kind, model)?;
-            if !self.allow_private_urls {
-                names::refuse_private_host(kind, model, &url).await?;
-            }
             let entry = Entry::url(&self.cache_dir, &url);
             let dest = entry.dir.join(URL_FILE);
+            // A cached file needs no network, so no lookup either.
+            if !self.allow_private_urls && !dest.is_file() {
+                names::refuse_private_host(kind, model, &url).await?;
+            }
             return self.weights_in(&entry, dest, &url).await;
         }
         let file = if file.is_empty() { default_file } else { file };
