@@ -30,6 +30,8 @@ struct State {
     ignore_range: bool,
     /// Wait this long before sending a body.
     delay: Duration,
+    /// Paths answered `503` with `Retry-After: 1` this many more times.
+    busy: HashMap<String, u32>,
     /// Every request: path and `Range` header.
     log: Vec<(String, Option<String>)>,
 }
@@ -91,18 +93,39 @@ async fn serve(mut socket: TcpStream, state: Arc<Mutex<State>>) {
         name.eq_ignore_ascii_case("range")
             .then(|| value.trim().to_string())
     });
-    let (body, cut, no_length, ignore_range, delay) = {
+    let (body, cut, no_length, ignore_range, delay, busy) = {
         let mut s = state.lock().unwrap();
         s.log.push((path.clone(), range.clone()));
-        let cut = s.cut_once.remove(&path);
-        (
-            s.files.get(&path).cloned(),
-            cut,
-            s.no_length.contains(&path),
-            s.ignore_range,
-            s.delay,
-        )
+        let busy = match s.busy.get_mut(&path) {
+            Some(left) if *left > 0 => {
+                *left -= 1;
+                true
+            }
+            _ => false,
+        };
+        if busy {
+            (None, false, false, false, Duration::ZERO, true)
+        } else {
+            let cut = s.cut_once.remove(&path);
+            (
+                s.files.get(&path).cloned(),
+                cut,
+                s.no_length.contains(&path),
+                s.ignore_range,
+                s.delay,
+                false,
+            )
+        }
     };
+    if busy {
+        let _ = socket
+            .write_all(
+                b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\n\
+                  Content-Length: 0\r\nConnection: close\r\n\r\n",
+            )
+            .await;
+        return;
+    }
     let Some(body) = body else {
         let _ = socket
             .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
@@ -780,4 +803,38 @@ async fn the_cache_keeps_to_its_limit_dropping_the_least_recently_used() {
         .map(|m| m.source)
         .collect();
     assert_eq!(cached.len(), 2, "{cached:?}");
+}
+
+#[tokio::test]
+async fn a_busy_server_is_tried_again_after_its_retry_after_then_given_up() {
+    let f = fixture().await;
+    let weights = safetensors_file(64);
+    let path = "/api/download/models/5";
+    f.server.put(path, weights.clone());
+    f.server.state.lock().unwrap().busy.insert(path.into(), 1);
+    let url = f.server.url(path);
+    let started = Instant::now();
+    let got = f.sources.lora(&url, "").await.unwrap();
+    assert_eq!(std::fs::read(&got).unwrap(), weights);
+    assert_eq!(f.server.requests_for(path).len(), 2);
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "waited as asked"
+    );
+
+    // Busy for longer than the node waits: a transient error, nothing cached.
+    let other = "/api/download/models/6";
+    f.server.put(other, weights);
+    f.server.state.lock().unwrap().busy.insert(other.into(), 10);
+    let err = f.sources.lora(&f.server.url(other), "").await.unwrap_err();
+    assert!(
+        matches!(err, SourceError::Status { status: 503, .. }),
+        "{err}"
+    );
+    assert!(err.is_transient());
+    assert_eq!(
+        f.server.requests_for(other).len(),
+        4,
+        "one try and three more"
+    );
 }

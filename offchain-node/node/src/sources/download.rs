@@ -34,7 +34,15 @@ struct Failed {
     /// Whether another attempt is worth it now: this one added bytes to the
     /// `.part` file, or found it unusable and started it over.
     retry: bool,
+    /// The server asked us to come back later (429, 5xx): retry after this.
+    back_off: Option<Duration>,
 }
+
+/// The longest a `Retry-After` is waited for within one call, and how many
+/// times: a server busier than that is a failure now (the task is the
+/// node's local fault) and a later task's retry, before commit deadlines pass.
+const MAX_BACK_OFF: Duration = Duration::from_secs(10);
+const MAX_BUSY_RETRIES: u32 = 3;
 
 impl Downloader {
     /// `timeout` bounds connecting and each wait for data, not the whole
@@ -76,12 +84,22 @@ impl Downloader {
         tracing::info!(%url, path = %dest.display(), "downloading");
         let started = Instant::now();
         let mut attempt = 1;
+        let mut busy = 0;
         loop {
             match self.attempt(url, &part, format).await {
                 Ok(()) => break,
                 Err(f) if f.retry && attempt < MAX_ATTEMPTS => {
                     tracing::warn!(%url, attempt, error = %f.error, "download cut; resuming");
                     attempt += 1;
+                }
+                Err(Failed {
+                    back_off: Some(wait),
+                    error,
+                    ..
+                }) if busy < MAX_BUSY_RETRIES => {
+                    tracing::warn!(%url, attempt, %error, secs = wait.as_secs_f32(), "server busy; trying again");
+                    tokio::time::sleep(wait).await;
+                    busy += 1;
                 }
                 Err(f) => {
                     if !f.error.is_transient() {
@@ -105,6 +123,7 @@ impl Downloader {
         let fail = |error| Failed {
             error,
             retry: false,
+            back_off: None,
         };
         let mut offset = std::fs::metadata(part).map(|m| m.len()).unwrap_or(0);
         let mut request = self.client.get(url.clone());
@@ -128,6 +147,7 @@ impl Downloader {
                             got: 0,
                             expected: None,
                         },
+                        back_off: None,
                         retry: true,
                     });
                 }
@@ -155,6 +175,7 @@ impl Downloader {
                         url: url.to_string(),
                         status: status.as_u16(),
                     },
+                    back_off: None,
                     retry: true,
                 });
             }
@@ -162,6 +183,24 @@ impl Downloader {
                 return Err(fail(SourceError::Missing {
                     url: url.to_string(),
                 }))
+            }
+            _ if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() => {
+                // `Retry-After: <seconds>` if the server says, else a short pause.
+                let asked = response
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .map(Duration::from_secs);
+                let wait = asked.unwrap_or(Duration::from_secs(1));
+                return Err(Failed {
+                    error: SourceError::Status {
+                        url: url.to_string(),
+                        status: status.as_u16(),
+                    },
+                    retry: false,
+                    back_off: (wait <= MAX_BACK_OFF).then_some(wait),
+                });
             }
             _ => {
                 return Err(fail(SourceError::Status {
@@ -229,6 +268,7 @@ impl Downloader {
         // or an oversized file is not.
         let progressed = received > 0;
         result.and(flushed).map_err(|error| Failed {
+            back_off: None,
             retry: progressed && error.is_transient(),
             error,
         })?;
@@ -240,6 +280,7 @@ impl Downloader {
                     got: have,
                     expected: Some(expected),
                 },
+                back_off: None,
                 retry: progressed,
             }),
             _ => Ok(()),
