@@ -6,8 +6,11 @@
 mod common;
 
 use burn::tensor::{DType, Tensor, TensorData};
-use common::{floats, host, rel_error, write_ramp_safetensors, write_tiny_model, Variant};
-use hydrogen_engine::{Backend, Lora, Method, Precision, Request, StableDiffusion};
+use common::{
+    floats, host, reference_case_image, rel_error, write_ramp_safetensors, write_tiny_model,
+    Variant,
+};
+use hydrogen_engine::{Backend, Lora, Precision, StableDiffusion};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -44,24 +47,7 @@ fn observe(sd: &StableDiffusion, data: &Value, context: &[f32]) -> Observed {
     );
     let t = data["timestep"].as_f64().expect("t");
     let unet_out = host(sd.unet.forward(sample, t, &context));
-    let case = &data["case"];
-    let request = Request {
-        prompt: prompt.into(),
-        negative_prompt: String::new(),
-        width: case["width"].as_u64().expect("w") as u32,
-        height: case["height"].as_u64().expect("h") as u32,
-        steps: case["steps"].as_u64().expect("steps") as usize,
-        guidance: case["guidance"].as_f64().expect("cfg"),
-        seed: case["seed"].as_u64().expect("seed"),
-        num_images: 1,
-        scheduler: Method::Ddim,
-        scheduler_args: Default::default(),
-    };
-    let image = sd
-        .generate(&request, |_| {})
-        .expect("generate")
-        .remove(0)
-        .into_raw();
+    let image = reference_case_image(sd, data);
     Observed {
         text_hidden: host(cond),
         unet_out,

@@ -4,9 +4,9 @@
 
 mod common;
 
-use common::{reference, write_safetensors, write_tiny_model, Variant};
+use common::{reference, reference_case_image, write_safetensors, write_tiny_model, Variant};
 use hydrogen_engine::tiny::{formula, manifest};
-use hydrogen_engine::{Backend, Method, Precision, Request, StableDiffusion};
+use hydrogen_engine::{Backend, Precision, StableDiffusion};
 use serde_json::Value;
 use std::path::Path;
 
@@ -33,22 +33,7 @@ fn write_finetuned_vae(dir: &Path, config: &Value, tensors: &[(String, Vec<usize
 }
 
 fn image(sd: &StableDiffusion, data: &Value) -> Vec<u8> {
-    let case = &data["case"];
-    let request = Request {
-        prompt: data["prompt"].as_str().expect("prompt").into(),
-        width: case["width"].as_u64().expect("w") as u32,
-        height: case["height"].as_u64().expect("h") as u32,
-        steps: case["steps"].as_u64().expect("steps") as usize,
-        guidance: case["guidance"].as_f64().expect("cfg"),
-        seed: case["seed"].as_u64().expect("seed"),
-        num_images: 1,
-        scheduler: Method::Ddim,
-        ..Request::default()
-    };
-    sd.generate(&request, |_| {})
-        .expect("generate")
-        .remove(0)
-        .into_raw()
+    reference_case_image(sd, data)
 }
 
 fn bytes(v: &Value) -> Vec<u8> {

@@ -116,3 +116,27 @@ pub fn write_ramp_safetensors(path: &Path, tensors: &[(&str, Vec<usize>)]) {
         (0..n).map(|i| 0.01 * i as f32).collect()
     });
 }
+
+/// The one DDIM image `lora_reference.json` records for its `case` and
+/// `prompt` (scripts/lora_reference.py's `observe`), as RGB bytes.
+pub fn reference_case_image(
+    sd: &hydrogen_engine::StableDiffusion,
+    data: &serde_json::Value,
+) -> Vec<u8> {
+    let case = &data["case"];
+    let request = hydrogen_engine::Request {
+        prompt: data["prompt"].as_str().expect("prompt").into(),
+        width: case["width"].as_u64().expect("w") as u32,
+        height: case["height"].as_u64().expect("h") as u32,
+        steps: case["steps"].as_u64().expect("steps") as usize,
+        guidance: case["guidance"].as_f64().expect("cfg"),
+        seed: case["seed"].as_u64().expect("seed"),
+        num_images: 1,
+        scheduler: hydrogen_engine::Method::Ddim,
+        ..Default::default()
+    };
+    sd.generate(&request, |_| {})
+        .expect("generate")
+        .remove(0)
+        .into_raw()
+}
