@@ -1,0 +1,226 @@
+//! Rendering one task the honest ways and the cheating ways, and the pHash
+//! distance of each image pair.
+
+use hydrogen_engine::{Backend, Method, Precision, Request, StableDiffusion};
+use hydrogen_sdk::phash::{hamming, phash};
+use image::imageops::FilterType;
+use image::RgbImage;
+use std::path::{Path, PathBuf};
+
+pub struct Options {
+    /// Tasks per model; each gives 2 images, so 6 x 2 honest pairs and 8 x 2 cheat pairs.
+    pub tasks: usize,
+    pub sd15: Option<PathBuf>,
+    pub lavapipe: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            tasks: 84,
+            sd15: std::env::var_os("HYDROGEN_SD15_DIR").map(PathBuf::from),
+            lavapipe: true,
+        }
+    }
+}
+
+/// One compared pair of images.
+pub struct Pair {
+    pub model: String,
+    pub task: usize,
+    pub image: usize,
+    pub scheduler: &'static str,
+    pub honest: bool,
+    /// What differs between the two renderings ("cpu 1 thread vs lavapipe f16", "another seed"...).
+    pub variant: String,
+    pub distance: u32,
+}
+
+const SCHEDULERS: [(Method, &str); 5] = [
+    (Method::DpmSolverMultistep, "dpm++2m"),
+    (Method::Euler, "euler"),
+    (Method::EulerAncestral, "euler_a"),
+    (Method::Ddim, "ddim"),
+    (Method::Lcm, "lcm"),
+];
+const IMAGES: u32 = 2;
+
+/// A loaded model on one backend, with the rayon pool it computes in (None: the global one).
+struct Renderer {
+    name: &'static str,
+    sd: StableDiffusion,
+    pool: Option<rayon::ThreadPool>,
+}
+
+impl Renderer {
+    fn load(
+        name: &'static str,
+        dir: &Path,
+        backend: Backend,
+        precision: Precision,
+        threads: Option<usize>,
+    ) -> Result<Renderer, Box<dyn std::error::Error>> {
+        let sd = StableDiffusion::load(dir, &backend.device(), precision)?;
+        let pool = match threads {
+            Some(n) => Some(rayon::ThreadPoolBuilder::new().num_threads(n).build()?),
+            None => None,
+        };
+        Ok(Renderer { name, sd, pool })
+    }
+
+    fn render(&self, req: &Request) -> Vec<RgbImage> {
+        let run = || self.sd.generate(req, |_| {}).expect("the study's requests are valid");
+        match &self.pool {
+            Some(pool) => pool.install(run),
+            None => run(),
+        }
+    }
+}
+
+struct Model {
+    dir: PathBuf,
+    steps: usize,
+    guidance: f64,
+    /// The other model a cheat runs instead.
+    other: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn model(name: &str, opts: &Options) -> Result<Model, Box<dyn std::error::Error>> {
+    let shapes = repo().join("offchain-node/engine/shapes/model");
+    match name {
+        "shapes" => {
+            let tmp = tempfile::tempdir()?;
+            hydrogen_engine::tiny::write_model(tmp.path())?;
+            Ok(Model {
+                dir: shapes,
+                steps: 12,
+                guidance: 5.0,
+                other: tmp.path().to_owned(),
+                _tmp: Some(tmp),
+            })
+        }
+        "sd15" => {
+            let dir = opts.sd15.clone().ok_or(
+                "the sd15 study needs SD 1.5's shape with random weights: \
+                 python3 offchain-node/engine/scripts/sd15_random.py --out DIR, then --sd15 DIR",
+            )?;
+            Ok(Model { dir, steps: 4, guidance: 7.5, other: shapes, _tmp: None })
+        }
+        other => Err(format!("unknown model {other} (shapes, sd15)").into()),
+    }
+}
+
+/// The held-out prompts of the trained model (`shapes/prompts.json`).
+fn prompts() -> Result<Vec<String>, Box<dyn std::error::Error>> {
+    let path = repo().join("offchain-node/engine/shapes/prompts.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let list: Vec<serde_json::Value> = serde_json::from_str(&text)?;
+    Ok(list
+        .iter()
+        .filter_map(|p| p["prompt"].as_str().map(str::to_owned))
+        .collect())
+}
+
+pub fn run(name: &str, opts: &Options) -> Result<Vec<Pair>, Box<dyn std::error::Error>> {
+    let m = model(name, opts)?;
+    let prompts = prompts()?;
+    let cpu = |label, threads| Renderer::load(label, &m.dir, Backend::Cpu, Precision::F32, threads);
+    let mut honest = vec![cpu("cpu 2 threads", None)?, cpu("cpu 1 thread", Some(1))?];
+    if opts.lavapipe {
+        honest.push(Renderer::load("lavapipe f32", &m.dir, Backend::WgpuSoftware, Precision::F32, None)?);
+        let device = Backend::WgpuSoftware.device();
+        if Backend::WgpuSoftware.supports_f16(&device) {
+            honest.push(Renderer::load("lavapipe f16", &m.dir, Backend::WgpuSoftware, Precision::F16, None)?);
+        } else {
+            eprintln!("{name}: lavapipe has no f16 here; no f16 renderings");
+        }
+    }
+    let other = Renderer::load("another model", &m.other, Backend::Cpu, Precision::F32, None)?;
+    let mut pairs = Vec::new();
+    for task in 0..opts.tasks {
+        let (method, sched_name) = SCHEDULERS[task % SCHEDULERS.len()];
+        let req = Request {
+            prompt: prompts[task % prompts.len()].clone(),
+            width: 64,
+            height: 64,
+            steps: m.steps,
+            guidance: m.guidance,
+            seed: task as u64,
+            num_images: IMAGES,
+            scheduler: method,
+            ..Request::default()
+        };
+        let renders: Vec<(&str, Vec<RgbImage>)> =
+            honest.iter().map(|r| (r.name, r.render(&req))).collect();
+        let mut push = |honest: bool, variant: String, a: &[RgbImage], b: &[RgbImage]| {
+            for (image, (x, y)) in a.iter().zip(b).enumerate() {
+                pairs.push(Pair {
+                    model: name.into(),
+                    task,
+                    image,
+                    scheduler: sched_name,
+                    honest,
+                    variant: variant.clone(),
+                    distance: hamming(phash(x), phash(y)),
+                });
+            }
+        };
+        for (i, (a, x)) in renders.iter().enumerate() {
+            for (b, y) in &renders[i + 1..] {
+                push(true, format!("{a} vs {b}"), x, y);
+            }
+        }
+        let reference = &renders[0].1;
+        let reference_cpu = &honest[0];
+        let mut cheats: Vec<(&str, Vec<RgbImage>)> = vec![
+            ("another seed", reference_cpu.render(&Request { seed: req.seed + 1_000_000, ..req.clone() })),
+            ("half the steps", reference_cpu.render(&Request { steps: (req.steps / 2).max(1), ..req.clone() })),
+            ("another prompt", reference_cpu.render(&Request { prompt: prompts[(task + 1) % prompts.len()].clone(), ..req.clone() })),
+            ("another model", other.render(&req)),
+            ("another scheduler", reference_cpu.render(&Request { scheduler: SCHEDULERS[(task + 1) % SCHEDULERS.len()].0, ..req.clone() })),
+            ("JPEG q75 of the honest image", reference.iter().map(|i| jpeg(i, 75)).collect()),
+            ("blurred (sigma 1) honest image", reference.iter().map(|i| image::imageops::blur(i, 1.0)).collect()),
+        ];
+        if let Some(images) = half_size_upscaled(reference_cpu, &req) {
+            cheats.push(("half size, upscaled", images));
+        }
+        for (variant, images) in &cheats {
+            push(false, variant.to_string(), reference, images);
+        }
+        if task % 10 == 9 || task + 1 == opts.tasks {
+            eprintln!("{name}: {}/{} tasks", task + 1, opts.tasks);
+        }
+    }
+    Ok(pairs)
+}
+
+/// The task at half the width and height, scaled back up as a cheat would;
+/// None where half the size is below the smallest the model takes (its
+/// latent must halve once per UNet downsampling, down to 2x2).
+fn half_size_upscaled(r: &Renderer, req: &Request) -> Option<Vec<RgbImage>> {
+    let smallest = r.sd.vae_scale_factor() as u32 * 8;
+    let (w, h) = (req.width / 2, req.height / 2);
+    if w < smallest || h < smallest || w % smallest != 0 || h % smallest != 0 {
+        return None;
+    }
+    let small = r.render(&Request { width: w, height: h, ..req.clone() });
+    Some(
+        small
+            .iter()
+            .map(|i| image::imageops::resize(i, req.width, req.height, FilterType::Lanczos3))
+            .collect(),
+    )
+}
+
+fn jpeg(img: &RgbImage, quality: u8) -> RgbImage {
+    let mut bytes = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, quality)
+        .encode_image(img)
+        .expect("JPEG-encoding an RGB image");
+    image::load_from_memory(&bytes).expect("decoding our own JPEG").to_rgb8()
+}
