@@ -1,5 +1,5 @@
 //! The whole network's speed on this machine: a real dev chain, relay and
-//! `hydrogen-node` daemons on the tiny model (see `hydrogen_tests::localnet`).
+//! `hydrogen-node` daemons on the trained small model (see `hydrogen_tests::localnet`).
 //!
 //! 1. Protocol overhead: 20 tasks one after another through
 //!    `Client::generate`; for each, the time from the call to verified
@@ -22,7 +22,7 @@ use hydrogen_tests::{bundle_path, shared_node};
 use std::time::Instant;
 
 fn task(seed: u64) -> TaskArgs {
-    localnet::tiny_task(seed, 8)
+    localnet::shapes_task(seed, 8)
 }
 
 fn options() -> GenerateOptions {
@@ -117,7 +117,7 @@ async fn main() {
     for v in [&mut totals, &mut overheads, &mut gens] {
         v.sort_by(f64::total_cmp);
     }
-    println!("protocol overhead, {tasks} tasks in a row, 3 nodes, tiny model 64x64, 8 steps:");
+    println!("protocol overhead, {tasks} tasks in a row, 3 nodes, trained small model 64x64, 8 steps:");
     println!("| | median s | p95 s |");
     println!("|---|---:|---:|");
     for (name, v) in [

@@ -23,8 +23,14 @@ use std::process::Stdio;
 use std::time::Duration;
 use tokio::process::{Child, Command};
 
-/// The tiny model's id: what tasks put in `base_model` to run on it.
+/// The tiny random-weight model's id (the LoRA and textual-inversion
+/// fixtures are made for it): what tasks put in `base_model` to run on it.
 pub const TINY_MODEL: &str = "hydrogen/tiny-sd";
+/// The trained small model's id (`offchain-node/engine/shapes`): it draws
+/// the shapes its prompt names, 64x64. The local network's default model.
+pub const SHAPES_MODEL: &str = "hydrogen/shapes-sd";
+/// A prompt the trained model follows.
+pub const SHAPES_PROMPT: &str = "a large red circle in the center on a blue background";
 /// GPU memory every local node reports.
 pub const NODE_VRAM_GB: u32 = 24;
 /// The dev relay's receipt key (a well-known dev secret, like `//Alice`).
@@ -45,7 +51,7 @@ pub struct Options {
     pub dir: PathBuf,
     /// One engine name per node daemon (`burn`; test builds also `cheat`, `fail`).
     pub engines: Vec<String>,
-    /// A models directory to use instead of writing the tiny model.
+    /// A models directory to use instead of writing the tiny and the trained model.
     pub models_dir: Option<PathBuf>,
     /// Backend of the node daemons: `cpu`, `wgpu`, `wgpu-cpu`.
     pub backend: String,
@@ -79,7 +85,19 @@ impl Options {
     }
 }
 
-/// A one-image task for the tiny model: 64×64, a few steps, `seed`.
+/// A one-image task for the trained model: 64×64, `steps`, `seed`.
+pub fn shapes_task(seed: u64, steps: u32) -> TaskArgs {
+    let mut args = TaskArgs::new(SHAPES_MODEL, SHAPES_PROMPT);
+    args.task_config.image_width = 64;
+    args.task_config.image_height = 64;
+    args.task_config.steps = steps;
+    args.task_config.num_images = 1;
+    args.task_config.seed = seed;
+    args.task_config.cfg = 5.0;
+    args
+}
+
+/// A one-image task for the tiny random model: 64×64, a few steps, `seed`.
 pub fn tiny_task(seed: u64, steps: u32) -> TaskArgs {
     let mut args = TaskArgs::new(TINY_MODEL, "a lighthouse on a cliff");
     args.task_config.image_width = 64;
@@ -292,6 +310,7 @@ impl LocalNet {
             None => {
                 let dir = options.dir.join("models");
                 write_tiny_model(&dir).await?;
+                install_shapes_model(&dir)?;
                 dir
             }
         };
@@ -502,6 +521,30 @@ async fn write_tiny_model(dir: &Path) -> Result<()> {
     }
     let dir = dir.to_str().ok_or("models dir is not UTF-8")?;
     run_daemon_cli(&["models", "create-tiny", dir], "").await?;
+    Ok(())
+}
+
+/// The trained model's folder in this repository.
+pub fn shapes_model_source() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../offchain-node/engine/shapes/model")
+}
+
+/// Copies the trained model to `<dir>/hydrogen/shapes-sd` (the node layout).
+pub fn install_shapes_model(dir: &Path) -> Result<()> {
+    copy_tree(&shapes_model_source(), &dir.join(SHAPES_MODEL))
+}
+
+fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from).map_err(|e| format!("{}: {e}", from.display()))? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_tree(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
     Ok(())
 }
 

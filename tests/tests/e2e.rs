@@ -39,8 +39,9 @@ async fn network(
     Some((net, dir))
 }
 
-fn tiny_task(seed: u64) -> TaskArgs {
-    localnet::tiny_task(seed, 4)
+/// The tests' task: the trained model, 64×64, 4 steps.
+fn task(seed: u64) -> TaskArgs {
+    localnet::shapes_task(seed, 4)
 }
 
 fn options() -> GenerateOptions {
@@ -51,7 +52,7 @@ fn options() -> GenerateOptions {
 }
 
 async fn generate(net: &LocalNet, app: &Client, seed: u64) -> Generated {
-    match app.generate(&tiny_task(seed), options()).await {
+    match app.generate(&task(seed), options()).await {
         Ok(done) => done,
         Err(e) => panic!("generate: {e}\n{}", net.logs()),
     }
@@ -313,7 +314,7 @@ fn generate_in_background(
     seed: u64,
 ) -> tokio::task::JoinHandle<Result<Generated, AppError>> {
     let app = app.clone();
-    tokio::spawn(async move { app.generate(&tiny_task(seed), options()).await })
+    tokio::spawn(async move { app.generate(&task(seed), options()).await })
 }
 
 /// The task's settlement once `node`'s verdict (paid, slashed or missed)
@@ -451,7 +452,7 @@ async fn a_relay_restart_mid_task_loses_nothing() {
     };
     let app = net.app(0).await.expect("app");
     let pending = app
-        .submit(&tiny_task(19), FEE, Duration::from_secs(30))
+        .submit(&task(19), FEE, Duration::from_secs(30))
         .await
         .expect("submit");
     // The arguments are stored; the relay goes away while the nodes work.
@@ -479,7 +480,7 @@ async fn invalid_arguments_are_refused_and_refunded() {
     };
     let app = net.app(0).await.expect("app");
     let before = app.balance().await.expect("balance");
-    let mut args = tiny_task(23);
+    let mut args = task(23);
     args.task_config.steps = 0;
     let err = app.generate(&args, options()).await.unwrap_err();
     assert!(
@@ -505,7 +506,7 @@ async fn two_apps_and_several_tasks_at_once() {
     ];
     let runs = (0..4).map(|i| {
         let app = apps[i % 2].clone();
-        async move { app.generate(&tiny_task(100 + i as u64), options()).await }
+        async move { app.generate(&task(100 + i as u64), options()).await }
     });
     let results = futures::future::join_all(runs).await;
     let mut ids = Vec::new();
@@ -532,7 +533,7 @@ async fn a_task_nobody_can_run_frees_its_nodes_without_misses() {
     let app = net.app(0).await.expect("app");
     let before = app.balance().await.expect("balance");
     let err = app
-        .generate(&tiny_task(29), options())
+        .generate(&task(29), options())
         .await
         .expect_err("nobody can run it");
     // The app says who was selected and that none of them committed.
@@ -588,7 +589,7 @@ async fn a_withholding_uploader_is_replaced_and_the_app_still_gets_its_images() 
         .await
         .unwrap_or_else(|e| panic!("local network: {e}"));
     let app = net.app(0).await.expect("app");
-    let done = match app.generate(&tiny_task(31), options()).await {
+    let done = match app.generate(&task(31), options()).await {
         Ok(done) => done,
         Err(e) => panic!("generate: {e}\n{}", net.logs()),
     };
@@ -642,8 +643,11 @@ async fn a_lora_by_url_and_an_lcm_task_run_and_agree() {
     let server = Nginx::static_files(&site);
     let app = net.app(0).await.expect("app");
 
-    let plain = generate(&net, &app, 41).await;
-    let mut args = tiny_task(41);
+    let plain = match app.generate(&localnet::tiny_task(41, 4), options()).await {
+        Ok(done) => done,
+        Err(e) => panic!("plain tiny task: {e}\n{}", net.logs()),
+    };
+    let mut args = localnet::tiny_task(41, 4);
     args.lora = Some(Lora {
         model: format!("{}/api/download/models/7", server.url()),
         weight_file_name: String::new(),
@@ -657,7 +661,7 @@ async fn a_lora_by_url_and_an_lcm_task_run_and_agree() {
     assert_ne!(with_lora.images, plain.images, "the LoRA changed the image");
 
     // The reference's LCM-LoRA recipe: the LoRA, LCMScheduler, few steps, cfg 1.
-    let mut lcm = tiny_task(43);
+    let mut lcm = localnet::tiny_task(43, 4);
     lcm.scheduler.method = SchedulerMethod::Lcm;
     lcm.task_config.cfg = 1.0;
     lcm.lora = args.lora.clone();
@@ -672,7 +676,7 @@ async fn a_lora_by_url_and_an_lcm_task_run_and_agree() {
     let ti_fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../offchain-node/engine/tests/data/textual_inversion/emb_params.safetensors");
     std::fs::copy(&ti_fixture, site.join("www/api/download/models/9")).expect("the tiny TI");
-    let mut ti = tiny_task(45);
+    let mut ti = localnet::tiny_task(45, 4);
     ti.prompt = "a emb_params lighthouse, (stormy sea)1.3, fog-".into();
     ti.textual_inversion = format!("{}/api/download/models/9", server.url());
     ti.vae = localnet::TINY_MODEL.into();
@@ -691,7 +695,7 @@ async fn a_lora_by_url_and_an_lcm_task_run_and_agree() {
     )
     .await;
     std::fs::copy(&tiny_lora, site.join("www/api/download/models/8")).expect("another URL");
-    let mut refused = tiny_task(47);
+    let mut refused = localnet::tiny_task(47, 4);
     refused.lora = Some(Lora {
         model: format!("{}/api/download/models/8", server.url()),
         weight_file_name: String::new(),

@@ -233,6 +233,9 @@ def export(out, work, tok, vae, unet, text, scale):
         shutil.rmtree(out)
     pipe.to(torch.float16).save_pretrained(out, safe_serialization=True)
     pipe.to(torch.float32)
+    # transformers 5 writes tokenizer.json only; CLIPTokenizer's own files go too.
+    for name in ("vocab.json", "merges.txt"):
+        shutil.copy(os.path.join(work, "tokenizer", name), os.path.join(out, "tokenizer", name))
     return pipe
 
 

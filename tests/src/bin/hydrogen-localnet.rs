@@ -2,8 +2,8 @@
 //! it, and the images on disk. `scripts/run.sh` builds and runs it.
 //!
 //! Starts a dev chain in a temporary directory, deploys the contract, starts
-//! the relay and three node daemons (on a tiny built-in model, or on the
-//! models directory given), submits one task through the SDK and writes the
+//! the relay and three node daemons (on the small model trained to draw
+//! shapes, `offchain-node/engine/shapes`, or on the models directory given), submits one task through the SDK and writes the
 //! PNGs and `summary.json` to the output directory. Ctrl-C (or the end of
 //! the task) stops everything it started.
 
@@ -12,7 +12,7 @@ use hydrogen_sdk::app::{GenerateOptions, TaskUpdate};
 use hydrogen_sdk::chain::ss58;
 use hydrogen_sdk::task::TaskArgs;
 use hydrogen_sdk::types::{distances, Event, Outcome, UNIT};
-use hydrogen_tests::localnet::{LocalNet, Options, TINY_MODEL};
+use hydrogen_tests::localnet::{LocalNet, Options, SHAPES_MODEL, SHAPES_PROMPT};
 use hydrogen_tests::{bundle_path, spawn_dev_node, stop_node_at_exit};
 use serde_json::json;
 use std::path::PathBuf;
@@ -26,21 +26,24 @@ struct Cli {
     #[arg(long, default_value = "hydrogen-output")]
     out: PathBuf,
     /// A models directory in the node layout (`<dir>/<model id>/unet/...`)
-    /// for real images; the tiny random-weight model otherwise.
+    /// for real images; the trained small model (and the tiny random one) otherwise.
     #[arg(long)]
     models_dir: Option<PathBuf>,
     /// The model id to run (a folder under --models-dir).
-    #[arg(long, default_value = TINY_MODEL)]
+    #[arg(long, default_value = SHAPES_MODEL)]
     model: String,
-    #[arg(long, default_value = "a lighthouse on a cliff at dawn, oil painting")]
+    #[arg(long, default_value = SHAPES_PROMPT)]
     prompt: String,
     #[arg(long, default_value = "")]
     negative_prompt: String,
     /// Image width and height (multiples of 8).
     #[arg(long, default_value_t = 64)]
     size: u32,
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 20)]
     steps: u32,
+    /// Classifier-free guidance scale (the task's `cfg`).
+    #[arg(long, default_value_t = 5.0)]
+    guidance: f64,
     #[arg(long, default_value_t = 1)]
     num_images: u32,
     #[arg(long, default_value_t = 42)]
@@ -118,6 +121,7 @@ async fn submit(cli: &Cli, net: &LocalNet) -> hydrogen_tests::localnet::Result<(
     args.task_config.image_width = cli.size;
     args.task_config.image_height = cli.size;
     args.task_config.steps = cli.steps;
+    args.task_config.cfg = cli.guidance;
     args.task_config.num_images = cli.num_images;
     args.task_config.seed = cli.seed;
     args.validate()?;
@@ -218,6 +222,9 @@ async fn submit(cli: &Cli, net: &LocalNet) -> hydrogen_tests::localnet::Result<(
         summary_path.display()
     );
     println!("{}", serde_json::to_string_pretty(&summary)?);
+    for file in &files {
+        println!("image      {file}  ← {:?}", cli.prompt);
+    }
     Ok(())
 }
 
