@@ -7,8 +7,9 @@
 #        scripts/run.sh --chain-only [--keep]
 #
 #   (default)     a dev chain in a temporary directory, the contract, the
-#                 relay and three hydrogen-node daemons on a tiny built-in
-#                 model; one task submitted through the SDK; the PNGs and
+#                 relay and three hydrogen-node daemons on the small model
+#                 trained to draw shapes (offchain-node/engine/shapes);
+#                 one task submitted through the SDK; the PNGs and
 #                 summary.json written to ./hydrogen-output. Everything stops
 #                 at the end or on Ctrl-C. Options go to hydrogen-localnet
 #                 (--help lists them), e.g. --models-dir DIR --model ID

@@ -117,7 +117,9 @@ async fn main() {
     for v in [&mut totals, &mut overheads, &mut gens] {
         v.sort_by(f64::total_cmp);
     }
-    println!("protocol overhead, {tasks} tasks in a row, 3 nodes, trained small model 64x64, 8 steps:");
+    println!(
+        "protocol overhead, {tasks} tasks in a row, 3 nodes, trained small model 64x64, 8 steps:"
+    );
     println!("| | median s | p95 s |");
     println!("|---|---:|---:|");
     for (name, v) in [

@@ -30,7 +30,12 @@ fn models(pairs: &[Pair]) -> Vec<String> {
 
 /// The smallest threshold at which no honest pair of any model disagrees.
 pub fn zero_failure_threshold(pairs: &[Pair]) -> u32 {
-    pairs.iter().filter(|p| p.honest).map(|p| p.distance).max().unwrap_or(0)
+    pairs
+        .iter()
+        .filter(|p| p.honest)
+        .map(|p| p.distance)
+        .max()
+        .unwrap_or(0)
 }
 
 /// Per (model, task, variant): whether the whole result (every image) agrees at `t`.
@@ -56,18 +61,33 @@ pub fn markdown(pairs: &[Pair]) -> String {
     let chosen = zero_failure_threshold(pairs);
     for model in models(pairs) {
         let of: Vec<&Pair> = pairs.iter().filter(|p| p.model == model).collect();
-        let (h, c) = (of.iter().filter(|p| p.honest).count(), of.iter().filter(|p| !p.honest).count());
+        let (h, c) = (
+            of.iter().filter(|p| p.honest).count(),
+            of.iter().filter(|p| !p.honest).count(),
+        );
         let _ = writeln!(s, "### {model}: {h} honest and {c} cheat image pairs\n");
-        let _ = writeln!(s, "| pair | kind | pairs | min | 5th pct | median | mean | max |");
+        let _ = writeln!(
+            s,
+            "| pair | kind | pairs | min | 5th pct | median | mean | max |"
+        );
         let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|---:|");
-        let mut variants: Vec<(bool, &str)> = of.iter().map(|p| (p.honest, p.variant.as_str())).collect();
+        let mut variants: Vec<(bool, &str)> =
+            of.iter().map(|p| (p.honest, p.variant.as_str())).collect();
         variants.sort_by_key(|(honest, v)| (!honest, *v));
         variants.dedup();
         for (honest, v) in variants {
-            let mut d: Vec<u32> = of.iter().filter(|p| p.variant == v).map(|p| p.distance).collect();
+            let mut d: Vec<u32> = of
+                .iter()
+                .filter(|p| p.variant == v)
+                .map(|p| p.distance)
+                .collect();
             let (min, p5, median, mean, max) = stats(&mut d);
             let kind = if honest { "honest" } else { "cheat" };
-            let _ = writeln!(s, "| {v} | {kind} | {} | {min} | {p5} | {median} | {mean:.1} | {max} |", d.len());
+            let _ = writeln!(
+                s,
+                "| {v} | {kind} | {} | {min} | {p5} | {median} | {mean:.1} | {max} |",
+                d.len()
+            );
         }
         let mut per_sched: BTreeMap<&str, u32> = BTreeMap::new();
         for p in of.iter().filter(|p| p.honest) {
@@ -75,16 +95,20 @@ pub fn markdown(pairs: &[Pair]) -> String {
             *m = (*m).max(p.distance);
         }
         let list: Vec<String> = per_sched.iter().map(|(k, v)| format!("{k} {v}")).collect();
-        let _ = writeln!(s, "\nLargest honest distance per scheduler: {}.\n", list.join(", "));
+        let _ = writeln!(
+            s,
+            "\nLargest honest distance per scheduler: {}.\n",
+            list.join(", ")
+        );
         let _ = writeln!(s, "| threshold | honest images failed | honest tasks failed | cheat images caught | cheat tasks caught |");
         let _ = writeln!(s, "|---:|---:|---:|---:|---:|");
         for t in THRESHOLDS {
             let honest = of.iter().filter(|p| p.honest);
             let failed = honest.clone().filter(|p| p.distance > t).count();
-            let (agree, tasks) = task_agreement(honest.map(|p| *p), t);
+            let (agree, tasks) = task_agreement(honest.copied(), t);
             let cheats = of.iter().filter(|p| !p.honest);
             let caught = cheats.clone().filter(|p| p.distance > t).count();
-            let (c_agree, c_tasks) = task_agreement(cheats.map(|p| *p), t);
+            let (c_agree, c_tasks) = task_agreement(cheats.copied(), t);
             let mark = if t == chosen { " **(chosen)**" } else { "" };
             let _ = writeln!(
                 s,
@@ -111,15 +135,23 @@ pub fn plot(path: &Path, pairs: &[Pair]) -> Result<(), Box<dyn std::error::Error
     let font = std::fs::read("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf").map_err(|e| {
         format!("the plot's font /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf (Debian fonts-dejavu-core): {e}")
     })?;
-    plotters::style::register_font("sans-serif", FontStyle::Normal, Box::leak(font.into_boxed_slice()))
-        .map_err(|_| "the font file is not a TrueType font")?;
+    plotters::style::register_font(
+        "sans-serif",
+        FontStyle::Normal,
+        Box::leak(font.into_boxed_slice()),
+    )
+    .map_err(|_| "the font file is not a TrueType font")?;
     let ms = models(pairs);
     let chosen = zero_failure_threshold(pairs);
     let root = BitMapBackend::new(path, (640 * ms.len().max(1) as u32, 420)).into_drawing_area();
     root.fill(&WHITE)?;
     for (area, model) in root.split_evenly((1, ms.len().max(1))).iter().zip(&ms) {
         let share = |honest: bool| {
-            let d: Vec<u32> = pairs.iter().filter(|p| &p.model == model && p.honest == honest).map(|p| p.distance).collect();
+            let d: Vec<u32> = pairs
+                .iter()
+                .filter(|p| &p.model == model && p.honest == honest)
+                .map(|p| p.distance)
+                .collect();
             let mut bins = vec![0.0f64; 65];
             for &v in &d {
                 bins[v as usize] += 1.0 / d.len().max(1) as f64;
@@ -129,7 +161,10 @@ pub fn plot(path: &Path, pairs: &[Pair]) -> Result<(), Box<dyn std::error::Error
         let (honest, cheat) = (share(true), share(false));
         let top = honest.iter().chain(&cheat).cloned().fold(0.0, f64::max) * 1.1;
         let mut chart = ChartBuilder::on(area)
-            .caption(format!("{model}: pHash distance of image pairs"), ("sans-serif", 20))
+            .caption(
+                format!("{model}: pHash distance of image pairs"),
+                ("sans-serif", 20),
+            )
             .margin(12)
             .x_label_area_size(36)
             .y_label_area_size(48)
@@ -139,21 +174,34 @@ pub fn plot(path: &Path, pairs: &[Pair]) -> Result<(), Box<dyn std::error::Error
             .x_desc("Hamming distance (bits of 64)")
             .y_desc("share of pairs")
             .draw()?;
-        for (bins, color, offset, label) in [(honest, BLUE, 0.0, "honest"), (cheat, RED, 0.45, "cheat")] {
+        for (bins, color, offset, label) in
+            [(honest, BLUE, 0.0, "honest"), (cheat, RED, 0.45, "cheat")]
+        {
             chart
-                .draw_series(bins.iter().enumerate().filter(|(_, v)| **v > 0.0).map(|(d, v)| {
-                    let x = d as f64 + offset - 0.45;
-                    Rectangle::new([(x, 0.0), (x + 0.45, *v)], color.mix(0.7).filled())
-                }))?
+                .draw_series(
+                    bins.iter()
+                        .enumerate()
+                        .filter(|(_, v)| **v > 0.0)
+                        .map(|(d, v)| {
+                            let x = d as f64 + offset - 0.45;
+                            Rectangle::new([(x, 0.0), (x + 0.45, *v)], color.mix(0.7).filled())
+                        }),
+                )?
                 .label(label)
-                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled()));
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled())
+                });
         }
         let t = f64::from(chosen) + 0.5;
         chart
             .draw_series(LineSeries::new([(t, 0.0), (t, top)], BLACK.stroke_width(2)))?
             .label(format!("threshold {chosen}"))
             .legend(|(x, y)| PathElement::new([(x, y), (x + 12, y)], BLACK.stroke_width(2)));
-        chart.configure_series_labels().border_style(BLACK).background_style(WHITE).draw()?;
+        chart
+            .configure_series_labels()
+            .border_style(BLACK)
+            .background_style(WHITE)
+            .draw()?;
     }
     root.present()?;
     Ok(())

@@ -69,7 +69,11 @@ impl Renderer {
     }
 
     fn render(&self, req: &Request) -> Vec<RgbImage> {
-        let run = || self.sd.generate(req, |_| {}).expect("the study's requests are valid");
+        let run = || {
+            self.sd
+                .generate(req, |_| {})
+                .expect("the study's requests are valid")
+        };
         match &self.pool {
             Some(pool) => pool.install(run),
             None => run(),
@@ -109,7 +113,13 @@ fn model(name: &str, opts: &Options) -> Result<Model, Box<dyn std::error::Error>
                 "the sd15 study needs SD 1.5's shape with random weights: \
                  python3 offchain-node/engine/scripts/sd15_random.py --out DIR, then --sd15 DIR",
             )?;
-            Ok(Model { dir, steps: 4, guidance: 7.5, other: shapes, _tmp: None })
+            Ok(Model {
+                dir,
+                steps: 4,
+                guidance: 7.5,
+                other: shapes,
+                _tmp: None,
+            })
         }
         other => Err(format!("unknown model {other} (shapes, sd15)").into()),
     }
@@ -132,15 +142,33 @@ pub fn run(name: &str, opts: &Options) -> Result<Vec<Pair>, Box<dyn std::error::
     let cpu = |label, threads| Renderer::load(label, &m.dir, Backend::Cpu, Precision::F32, threads);
     let mut honest = vec![cpu("cpu 2 threads", None)?, cpu("cpu 1 thread", Some(1))?];
     if opts.lavapipe {
-        honest.push(Renderer::load("lavapipe f32", &m.dir, Backend::WgpuSoftware, Precision::F32, None)?);
+        honest.push(Renderer::load(
+            "lavapipe f32",
+            &m.dir,
+            Backend::WgpuSoftware,
+            Precision::F32,
+            None,
+        )?);
         let device = Backend::WgpuSoftware.device();
         if Backend::WgpuSoftware.supports_f16(&device) {
-            honest.push(Renderer::load("lavapipe f16", &m.dir, Backend::WgpuSoftware, Precision::F16, None)?);
+            honest.push(Renderer::load(
+                "lavapipe f16",
+                &m.dir,
+                Backend::WgpuSoftware,
+                Precision::F16,
+                None,
+            )?);
         } else {
             eprintln!("{name}: lavapipe has no f16 here; no f16 renderings");
         }
     }
-    let other = Renderer::load("another model", &m.other, Backend::Cpu, Precision::F32, None)?;
+    let other = Renderer::load(
+        "another model",
+        &m.other,
+        Backend::Cpu,
+        Precision::F32,
+        None,
+    )?;
     let mut pairs = Vec::new();
     for task in 0..opts.tasks {
         let (method, sched_name) = SCHEDULERS[task % SCHEDULERS.len()];
@@ -178,13 +206,46 @@ pub fn run(name: &str, opts: &Options) -> Result<Vec<Pair>, Box<dyn std::error::
         let reference = &renders[0].1;
         let reference_cpu = &honest[0];
         let mut cheats: Vec<(&str, Vec<RgbImage>)> = vec![
-            ("another seed", reference_cpu.render(&Request { seed: req.seed + 1_000_000, ..req.clone() })),
-            ("half the steps", reference_cpu.render(&Request { steps: (req.steps / 2).max(1), ..req.clone() })),
-            ("another prompt", reference_cpu.render(&Request { prompt: prompts[(task + 1) % prompts.len()].clone(), ..req.clone() })),
+            (
+                "another seed",
+                reference_cpu.render(&Request {
+                    seed: req.seed + 1_000_000,
+                    ..req.clone()
+                }),
+            ),
+            (
+                "half the steps",
+                reference_cpu.render(&Request {
+                    steps: (req.steps / 2).max(1),
+                    ..req.clone()
+                }),
+            ),
+            (
+                "another prompt",
+                reference_cpu.render(&Request {
+                    prompt: prompts[(task + 1) % prompts.len()].clone(),
+                    ..req.clone()
+                }),
+            ),
             ("another model", other.render(&req)),
-            ("another scheduler", reference_cpu.render(&Request { scheduler: SCHEDULERS[(task + 1) % SCHEDULERS.len()].0, ..req.clone() })),
-            ("JPEG q75 of the honest image", reference.iter().map(|i| jpeg(i, 75)).collect()),
-            ("blurred (sigma 1) honest image", reference.iter().map(|i| image::imageops::blur(i, 1.0)).collect()),
+            (
+                "another scheduler",
+                reference_cpu.render(&Request {
+                    scheduler: SCHEDULERS[(task + 1) % SCHEDULERS.len()].0,
+                    ..req.clone()
+                }),
+            ),
+            (
+                "JPEG q75 of the honest image",
+                reference.iter().map(|i| jpeg(i, 75)).collect(),
+            ),
+            (
+                "blurred (sigma 1) honest image",
+                reference
+                    .iter()
+                    .map(|i| image::imageops::blur(i, 1.0))
+                    .collect(),
+            ),
         ];
         if let Some(images) = half_size_upscaled(reference_cpu, &req) {
             cheats.push(("half size, upscaled", images));
@@ -208,7 +269,11 @@ fn half_size_upscaled(r: &Renderer, req: &Request) -> Option<Vec<RgbImage>> {
     if w < smallest || h < smallest || w % smallest != 0 || h % smallest != 0 {
         return None;
     }
-    let small = r.render(&Request { width: w, height: h, ..req.clone() });
+    let small = r.render(&Request {
+        width: w,
+        height: h,
+        ..req.clone()
+    });
     Some(
         small
             .iter()
@@ -222,5 +287,7 @@ fn jpeg(img: &RgbImage, quality: u8) -> RgbImage {
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, quality)
         .encode_image(img)
         .expect("JPEG-encoding an RGB image");
-    image::load_from_memory(&bytes).expect("decoding our own JPEG").to_rgb8()
+    image::load_from_memory(&bytes)
+        .expect("decoding our own JPEG")
+        .to_rgb8()
 }

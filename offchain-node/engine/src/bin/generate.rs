@@ -70,10 +70,10 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let jobs: Vec<(String, u64, Option<String>)> = match (prompt, prompts) {
         (Some(p), None) => vec![(p, req.seed, None)],
         (None, Some(file)) => {
-            let text = std::fs::read_to_string(&file)
-                .map_err(|e| format!("{}: {e}", file.display()))?;
-            let list: Vec<serde_json::Value> = serde_json::from_str(&text)
-                .map_err(|e| format!("{}: {e}", file.display()))?;
+            let text =
+                std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+            let list: Vec<serde_json::Value> =
+                serde_json::from_str(&text).map_err(|e| format!("{}: {e}", file.display()))?;
             list.iter()
                 .enumerate()
                 .map(|(k, v)| {
