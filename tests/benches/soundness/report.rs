@@ -168,7 +168,7 @@ pub fn plot(path: &Path, pairs: &[Pair]) -> Result<(), Box<dyn std::error::Error
             .margin(12)
             .x_label_area_size(36)
             .y_label_area_size(48)
-            .build_cartesian_2d(0f64..48f64, 0f64..top.max(0.01))?;
+            .build_cartesian_2d(-1f64..48f64, 0f64..top.max(0.01))?;
         chart
             .configure_mesh()
             .x_desc("Hamming distance (bits of 64)")
