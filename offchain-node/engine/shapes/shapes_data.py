@@ -36,15 +36,8 @@ COLOURS = {
     "white": (245, 245, 245),
     "black": (25, 25, 25),
 }
-BACKGROUNDS = {
-    "white": (245, 245, 245),
-    "black": (25, 25, 25),
-    "gray": (128, 128, 128),
-    "blue": (40, 80, 220),
-    "green": (40, 170, 60),
-    "red": (220, 40, 40),
-    "yellow": (240, 210, 40),
-}
+BACKGROUNDS = {**{k: COLOURS[k] for k in ("white", "black")}, "gray": (128, 128, 128),
+               **{k: COLOURS[k] for k in ("blue", "green", "red", "yellow")}}
 # Pairs too alike to tell apart at 64x64 are never drawn together.
 LOW_CONTRAST = {("yellow", "white"), ("white", "yellow"), ("orange", "red"), ("orange", "yellow"),
                 ("red", "orange"), ("yellow", "orange"), ("purple", "blue"), ("blue", "purple")}

@@ -23,6 +23,7 @@ import math
 import os
 import random
 import shutil
+import sys
 import time
 
 import numpy as np
@@ -33,22 +34,13 @@ from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 import shapes_data
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts"))
+from tiny_reference import bytes_to_unicode  # noqa: E402  (CLIP's byte-to-symbol table)
+
 SEED = 20261130
 BATCH = 32
 LATENT = 16  # 64x64 images, 3 VAE blocks: a factor of 4
 BETAS = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear")
-
-
-def bytes_to_unicode():
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(0xA1, 0xAC + 1)) + list(range(0xAE, 0xFF + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return [chr(c) for c in cs]
 
 
 def write_tokenizer(folder):
