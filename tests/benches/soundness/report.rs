@@ -122,7 +122,7 @@ pub fn markdown(pairs: &[Pair]) -> String {
     }
     let _ = writeln!(
         s,
-        "Smallest threshold with no honest failure over both models: **{chosen} bits** \
+        "Smallest threshold with no honest failure over every model studied: **{chosen} bits** \
          (a task is {} images; it agrees when every image is within the threshold).",
         pairs.iter().map(|p| p.image + 1).max().unwrap_or(0)
     );
