@@ -14,7 +14,10 @@ run resumes): data (rendered images), vae, latents, unet (checkpointed every
 loss.csv and samples.png).
 
     python3 -m venv v && v/bin/pip install torch diffusers transformers pillow numpy
-    v/bin/python train.py --work /tmp/shapes-work --out model --minutes 45
+    v/bin/python train.py --work /tmp/shapes-work --out model --max-steps 5500
+    v/bin/python train.py --work /tmp/shapes-work --out model --max-steps 8500 --decay-from 5500 --minutes 58
+
+(the committed model's two sittings; README.md has the details).
 """
 import argparse
 import csv
@@ -151,7 +154,16 @@ def stage_latents(work, vae, images):
     return torch.load(path)
 
 
-def stage_unet(work, tok, latents, scenes, minutes, max_steps, log):
+def learning_rate(step, decay_from, max_steps):
+    """4e-4 after a 200-step warm-up; from `decay_from` on, cosine-decayed to
+    2e-5 at `max_steps` (the EMA then averages over a settling model)."""
+    if step < decay_from or max_steps <= decay_from:
+        return 4e-4 * min(1.0, (step + 1) / 200)
+    t = (step - decay_from) / (max_steps - decay_from)
+    return 2e-5 + (4e-4 - 2e-5) * 0.5 * (1 + math.cos(math.pi * t))
+
+
+def stage_unet(work, tok, latents, scenes, minutes, max_steps, decay_from, log):
     ckpt = os.path.join(work, "unet.ckpt")
     torch.manual_seed(SEED)
     unet, text = new_unet(), new_text_encoder(len(tok))
@@ -187,7 +199,7 @@ def stage_unet(work, tok, latents, scenes, minutes, max_steps, log):
         w = torch.clamp(snr[t], max=5.0) / snr[t]
         loss = (w * ((pred - noise) ** 2).mean(dim=(1, 2, 3))).mean()
         for g in opt.param_groups:
-            g["lr"] = 4e-4 * min(1.0, (step + 1) / 200)
+            g["lr"] = learning_rate(step, decay_from, max_steps)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -282,6 +294,8 @@ def main():
     ap.add_argument("--vae-steps", type=int, default=2800)
     ap.add_argument("--minutes", type=float, default=38, help="UNet training time budget")
     ap.add_argument("--max-steps", type=int, default=100000)
+    ap.add_argument("--decay-from", type=int, default=100000,
+                    help="UNet step from which the learning rate is cosine-decayed to --max-steps")
     a = ap.parse_args()
     torch.manual_seed(SEED)
     os.makedirs(a.work, exist_ok=True)
@@ -303,7 +317,7 @@ def main():
     vae = stage_vae(a.work, data["images"], a.vae_steps, log)
     latents = stage_latents(a.work, vae, data["images"])
     print(f"latent scaling factor {latents['scaling_factor']:.4f}", flush=True)
-    unet, text, steps = stage_unet(a.work, tok, latents, data["scenes"], a.minutes, a.max_steps, log)
+    unet, text, steps = stage_unet(a.work, tok, latents, data["scenes"], a.minutes, a.max_steps, a.decay_from, log)
     pipe = export(a.out, a.work, tok, vae, unet, text, latents["scaling_factor"])
     shutil.copy(log_path, os.path.join(a.out, "..", "loss.csv"))
     plot_loss(log_path, os.path.join(a.out, "..", "loss.png"))
