@@ -7,6 +7,7 @@ pub use hydrogen_types as types;
 
 pub mod app;
 pub mod chain;
+pub mod keyfile;
 pub mod phash;
 pub mod relay;
 pub mod task;

@@ -184,7 +184,19 @@ fn passphrase(config: &Config) -> Result<Zeroizing<String>> {
 }
 
 fn load_key(config: &Config) -> Result<Keypair> {
+    key_file_exists(config)?;
     keys::load(&config.key_file, || passphrase(config))
+}
+
+/// The key file's absence, with the command that creates it.
+fn key_file_exists(config: &Config) -> Result<()> {
+    if !config.key_file.exists() {
+        bail!(
+            "no key file at {}; create one with `hydrogen-node init`",
+            config.key_file.display()
+        );
+    }
+    Ok(())
 }
 
 fn chain_for(config: &Config, signer: &Keypair) -> Result<Connection> {
@@ -451,6 +463,7 @@ async fn status(config: &Config, json: bool) -> Result<()> {
 
 /// What the chain and the database say while no daemon runs.
 async fn offline_status(config: &Config) -> Result<Snapshot> {
+    key_file_exists(config)?;
     let account = parse_account(&keys::account(&config.key_file)?)?;
     let contract = contract_of(config)?;
     let mut snapshot = Snapshot {

@@ -5,7 +5,8 @@
 //! lives in a redb database, written before any transaction it leads to.
 //!
 //! - [`cli`]: the command line; [`config`]: TOML plus `HYDROGEN_NODE_*`.
-//! - [`keys`]: the key file (0600, optionally passphrase-encrypted).
+//! - [`keys`]: the key file (0600, optionally passphrase-encrypted), the
+//!   SDK's [`hydrogen_sdk::keyfile`].
 //! - [`daemon`]: `run`; [`watcher`]: finalized events; [`executor`]: one
 //!   task's steps; [`task`]: its persisted states; [`store`]: the database.
 //! - [`engine`]: the `Engine` trait and the Burn engine; [`models`]: the
@@ -22,7 +23,7 @@ pub mod crash;
 pub mod daemon;
 pub mod engine;
 pub mod executor;
-pub mod keys;
+pub use hydrogen_sdk::keyfile as keys;
 pub mod membership;
 pub mod models;
 pub mod relay;

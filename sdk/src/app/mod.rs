@@ -227,12 +227,25 @@ impl Client {
     /// Escrows `fee` for `args` and uploads the arguments. If the upload cannot be done (the relay refuses it, or stays
     /// unreachable for `upload_timeout`), the task is cancelled while still
     /// queued, so the fee comes back, and the upload's error is returned.
+    ///
+    /// The two steps are public too: [`Client::create`], then
+    /// [`Client::upload`]; an app that persists its tasks records the
+    /// [`PendingTask`] between them.
     pub async fn submit(
         &self,
         args: &TaskArgs,
         fee: Balance,
         upload_timeout: Duration,
     ) -> Result<PendingTask, AppError> {
+        let pending = self.create(args, fee).await?;
+        self.upload(pending.task_id, args, upload_timeout).await?;
+        Ok(pending)
+    }
+
+    /// Validates `args` and escrows `fee` for them with `create_task`: the
+    /// task is queued on chain, and nodes start it only once its arguments
+    /// are on the relay ([`Client::upload`]).
+    pub async fn create(&self, args: &TaskArgs, fee: Balance) -> Result<PendingTask, AppError> {
         args.validate()?;
         let num_images = u8::try_from(args.num_images()).map_err(|_| {
             AppError::Task(crate::task::TaskArgsError::Invalid {
@@ -240,7 +253,6 @@ impl Client {
                 message: "too many images".into(),
             })
         })?;
-        let bytes = args.to_canonical_json();
         let created = self
             .chain
             .call(|h| async move {
@@ -255,25 +267,43 @@ impl Client {
                 .await
             })
             .await?;
-        let pending = PendingTask {
+        Ok(PendingTask {
             task_id: created.value,
             created_in: created.included.block_number,
-        };
-        let task_id = pending.task_id;
-        if let Err(error) = self.upload_args(task_id, &bytes, upload_timeout).await {
-            // Best effort: the task may have started in the meantime, and
-            // then the nodes' deadline refunds it instead.
-            let cancelled = self.cancel_call(task_id).await.map_err(|e| e.to_string());
-            if let Err(cancel) = &cancelled {
-                tracing::warn!(task_id, %cancel, "could not cancel the task after a failed upload");
+        })
+    }
+
+    /// Uploads a created task's arguments (their canonical bytes), retrying
+    /// while the relay is unreachable or behind for `upload_timeout`. Arguments
+    /// the relay already holds count as uploaded (the relay checked them
+    /// against the task's `args_hash`), so resuming after a crash may call
+    /// this again. When the upload cannot be done the task is cancelled
+    /// while still queued, so the fee comes back
+    /// ([`AppError::UploadFailed`]).
+    pub async fn upload(
+        &self,
+        task_id: TaskId,
+        args: &TaskArgs,
+        upload_timeout: Duration,
+    ) -> Result<(), AppError> {
+        let bytes = args.to_canonical_json();
+        match self.upload_args(task_id, &bytes, upload_timeout).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.is_already_uploaded() => Ok(()),
+            Err(error) => {
+                // Best effort: the task may have started in the meantime, and
+                // then the nodes' deadline refunds it instead.
+                let cancelled = self.cancel_call(task_id).await.map_err(|e| e.to_string());
+                if let Err(cancel) = &cancelled {
+                    tracing::warn!(task_id, %cancel, "could not cancel the task after a failed upload");
+                }
+                Err(AppError::UploadFailed {
+                    task_id,
+                    error,
+                    cancelled,
+                })
             }
-            return Err(AppError::UploadFailed {
-                task_id,
-                error,
-                cancelled,
-            });
         }
-        Ok(pending)
     }
 
     /// Uploads task arguments, retrying while the relay is unreachable or has

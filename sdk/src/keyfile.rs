@@ -1,11 +1,18 @@
-//! The node's key file: the secret (a BIP-39 mnemonic or any secret URI) in
-//! a JSON file only its owner can read, in the clear or encrypted with a
-//! passphrase (scrypt, then ChaCha20-Poly1305).
+//! A chain key file: the secret (a BIP-39 mnemonic or any secret URI) in a
+//! JSON file only its owner can read, in the clear or encrypted with a
+//! passphrase (scrypt, then ChaCha20-Poly1305). `hydrogen-node` keeps a
+//! node's key this way and `hydrogen-bridge` an app's; the format is one.
+//!
+//! ```json
+//! {"version": 1, "account": "5F...", "kind": "plain", "secret": "word word ..."}
+//! {"version": 1, "account": "5F...", "kind": "scrypt-chacha20poly1305",
+//!  "log_n": 15, "r": 8, "p": 1, "salt": "..", "nonce": "..", "ciphertext": ".."}
+//! ```
 
+use crate::chain::{account_of, keypair_from_suri, ss58, Keypair};
 use anyhow::{bail, Context, Result};
 use chacha20poly1305::aead::{Aead, KeyInit};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
-use hydrogen_sdk::chain::{account_of, keypair_from_suri, ss58, Keypair};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -57,7 +64,8 @@ pub fn write(path: &Path, secret: &str, passphrase: Option<&str>) -> Result<Stri
     write_with_cost(path, secret, passphrase, SCRYPT_LOG_N)
 }
 
-pub(crate) fn write_with_cost(
+/// [`write`] with scrypt cost `2^log_n`: tests use a low one to stay fast.
+pub fn write_with_cost(
     path: &Path,
     secret: &str,
     passphrase: Option<&str>,
@@ -128,12 +136,8 @@ pub fn load(
 }
 
 fn read_file(path: &Path) -> Result<KeyFile> {
-    let meta = std::fs::metadata(path).with_context(|| {
-        format!(
-            "no key file at {}; create one with `hydrogen-node init`",
-            path.display()
-        )
-    })?;
+    let meta =
+        std::fs::metadata(path).with_context(|| format!("no key file at {}", path.display()))?;
     if meta.permissions().mode() & 0o077 != 0 {
         bail!(
             "{} is readable by other users (mode {:o}); run `chmod 600 {}`",

@@ -1,0 +1,876 @@
+//! The bridge's database: API keys (hashed), tasks and their images, through
+//! sqlx's `Any` driver so that one code path serves SQLite (the default,
+//! `sqlite://<data dir>/bridge.db?mode=rwc`) and Postgres (`postgres://...`).
+//!
+//! Queries are built at run time (no compile-time checked macros, so no
+//! database is needed to build). Numbers the `Any` driver cannot carry
+//! (`u128` balances) are stored as decimal text; flags as 0/1 integers; ids
+//! are random text, so no auto-increment syntax is needed. The schema is
+//! created by [`Store::open`] (`CREATE TABLE IF NOT EXISTS`).
+//!
+//! # Paying for nothing twice
+//!
+//! A task row is written in state `submitting` *before* `create_task` is
+//! sent, and moves to `created` with the chain's task id once it is in a
+//! block. A row found in `submitting` at start ([`Store::fail_interrupted`])
+//! is never submitted again: the bridge stopped between writing the row and
+//! learning the outcome, so the fee may or may not have been escrowed.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The message a task interrupted while submitting ends with.
+pub const INTERRUPTED: &str = "bridge stopped while submitting; check the account's tasks";
+
+/// Where a task is, as the bridge records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskState {
+    /// The row is written; `create_task` is being sent.
+    Submitting,
+    /// The task is on chain and its fee escrowed; arguments not yet on the relay.
+    Created,
+    /// The arguments are on the relay; the network runs the task.
+    Uploaded,
+    /// The images are downloaded, verified and stored.
+    Completed,
+    /// The network ended the task without images (refunded as the contract rules).
+    Aborted,
+    /// The bridge could not carry the task through; `error` says why.
+    Failed,
+    /// Cancelled by its creator while queued.
+    Cancelled,
+}
+
+impl TaskState {
+    pub const ALL: [TaskState; 7] = [
+        TaskState::Submitting,
+        TaskState::Created,
+        TaskState::Uploaded,
+        TaskState::Completed,
+        TaskState::Aborted,
+        TaskState::Failed,
+        TaskState::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskState::Submitting => "submitting",
+            TaskState::Created => "created",
+            TaskState::Uploaded => "uploaded",
+            TaskState::Completed => "completed",
+            TaskState::Aborted => "aborted",
+            TaskState::Failed => "failed",
+            TaskState::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<TaskState> {
+        TaskState::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+
+    /// No more changes: the task's outcome is recorded.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            TaskState::Completed | TaskState::Aborted | TaskState::Failed | TaskState::Cancelled
+        )
+    }
+}
+
+/// An API key's record; the key itself is never stored, only its SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    pub id: String,
+    pub name: String,
+    /// Most tasks the key may create; `None` for no limit.
+    pub quota_tasks: Option<i64>,
+    /// Most fees (in the token's smallest unit) the key may spend; `None` for no limit.
+    pub quota_tokens: Option<u128>,
+    pub used_tasks: i64,
+    pub used_tokens: u128,
+    /// Milliseconds since the Unix epoch.
+    pub created_at: i64,
+    pub revoked: bool,
+}
+
+/// What an `Authorization` header's key turned out to be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyLookup {
+    Valid(ApiKey),
+    Revoked,
+    Unknown,
+}
+
+/// Which quota a task would exceed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QuotaError {
+    #[error("this API key may create {quota} tasks and has created {used}")]
+    Tasks { quota: i64, used: i64 },
+    #[error(
+        "this API key may spend {quota} and has spent {used}; the task's fee {fee} would exceed it"
+    )]
+    Tokens { quota: u128, used: u128, fee: u128 },
+    #[error("unknown or revoked API key")]
+    NoKey,
+}
+
+/// One task as the bridge records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskRow {
+    /// The bridge's id (random; also the capability in image URLs).
+    pub id: String,
+    pub api_key_id: String,
+    /// The task's canonical JSON, as uploaded to the relay.
+    pub args: String,
+    pub fee: u128,
+    /// The chain's task id, once `create_task` is in a block.
+    pub task_id: Option<u64>,
+    /// The block that created it (where following its events starts).
+    pub created_in: Option<u64>,
+    pub state: TaskState,
+    pub error: Option<String>,
+    /// The accepted result, hex: 8 pHash bytes per image.
+    pub result: Option<String>,
+    /// The selected nodes (SS58).
+    pub nodes: Vec<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl TaskRow {
+    /// The row of a task about to be submitted.
+    pub fn submitting(api_key_id: &str, args: String, fee: u128) -> TaskRow {
+        let now = now_ms();
+        TaskRow {
+            id: format!("task_{}", random_hex(16)),
+            api_key_id: api_key_id.into(),
+            args,
+            fee,
+            task_id: None,
+            created_in: None,
+            state: TaskState::Submitting,
+            error: None,
+            result: None,
+            nodes: Vec::new(),
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// Per image, its pHash as 16 hex digits.
+    pub fn phashes(&self) -> Vec<String> {
+        let Some(result) = &self.result else {
+            return Vec::new();
+        };
+        result
+            .as_bytes()
+            .chunks(2 * hydrogen_sdk::types::PHASH_BYTES)
+            .map(|c| String::from_utf8_lossy(c).into_owned())
+            .collect()
+    }
+}
+
+/// The database.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+}
+
+const FINAL_STATES: &str = "('completed', 'aborted', 'failed', 'cancelled')";
+
+impl Store {
+    /// Connects to `url` (`sqlite://...` or `postgres://...`) and creates the
+    /// tables that are missing.
+    pub async fn open(url: &str) -> anyhow::Result<Store> {
+        sqlx::any::install_default_drivers();
+        let postgres = url.starts_with("postgres://") || url.starts_with("postgresql://");
+        if !postgres && !url.starts_with("sqlite:") {
+            anyhow::bail!("unsupported database URL {url:?}: use sqlite://... or postgres://...");
+        }
+        let pool = AnyPoolOptions::new()
+            .max_connections(if postgres { 8 } else { 4 })
+            .connect(url)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot open the database {}: {e}", redact(url)))?;
+        let store = Store { pool };
+        store.migrate(postgres).await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self, postgres: bool) -> anyhow::Result<()> {
+        let blob = if postgres { "BYTEA" } else { "BLOB" };
+        let statements = [
+            "CREATE TABLE IF NOT EXISTS api_keys (
+                id TEXT PRIMARY KEY,
+                name TEXT NOT NULL,
+                key_sha256 TEXT NOT NULL UNIQUE,
+                quota_tasks BIGINT,
+                quota_tokens TEXT,
+                used_tasks BIGINT NOT NULL DEFAULT 0,
+                used_tokens TEXT NOT NULL DEFAULT '0',
+                created_at BIGINT NOT NULL,
+                revoked BIGINT NOT NULL DEFAULT 0
+            )"
+            .to_owned(),
+            "CREATE TABLE IF NOT EXISTS tasks (
+                id TEXT PRIMARY KEY,
+                api_key_id TEXT NOT NULL REFERENCES api_keys(id),
+                args TEXT NOT NULL,
+                fee TEXT NOT NULL,
+                task_id BIGINT,
+                created_in BIGINT,
+                state TEXT NOT NULL,
+                error TEXT,
+                result TEXT,
+                nodes TEXT NOT NULL DEFAULT '',
+                created_at BIGINT NOT NULL,
+                updated_at BIGINT NOT NULL
+            )"
+            .to_owned(),
+            "CREATE INDEX IF NOT EXISTS tasks_state ON tasks (state)".to_owned(),
+            "CREATE INDEX IF NOT EXISTS tasks_key ON tasks (api_key_id, created_at)".to_owned(),
+            format!(
+                "CREATE TABLE IF NOT EXISTS images (
+                    task TEXT NOT NULL REFERENCES tasks(id),
+                    idx BIGINT NOT NULL,
+                    png {blob} NOT NULL,
+                    PRIMARY KEY (task, idx)
+                )"
+            ),
+        ];
+        for sql in statements {
+            sqlx::query(&sql).execute(&self.pool).await?;
+        }
+        Ok(())
+    }
+
+    /// Whether the database answers.
+    pub async fn check(&self) -> anyhow::Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    // ---- API keys ----
+
+    /// Creates a key; returns its record and the key itself, which is not
+    /// stored and cannot be shown again.
+    pub async fn create_key(
+        &self,
+        name: &str,
+        quota_tasks: Option<i64>,
+        quota_tokens: Option<u128>,
+    ) -> anyhow::Result<(ApiKey, String)> {
+        let secret = format!("hyd_{}", random_hex(24));
+        let key = ApiKey {
+            id: format!("key_{}", random_hex(6)),
+            name: name.into(),
+            quota_tasks,
+            quota_tokens,
+            used_tasks: 0,
+            used_tokens: 0,
+            created_at: now_ms(),
+            revoked: false,
+        };
+        sqlx::query(
+            "INSERT INTO api_keys (id, name, key_sha256, quota_tasks, quota_tokens, used_tasks, \
+             used_tokens, created_at, revoked) VALUES ($1, $2, $3, $4, $5, 0, '0', $6, 0)",
+        )
+        .bind(&key.id)
+        .bind(&key.name)
+        .bind(hash_key(&secret))
+        .bind(key.quota_tasks)
+        .bind(key.quota_tokens.map(|q| q.to_string()))
+        .bind(key.created_at)
+        .execute(&self.pool)
+        .await?;
+        Ok((key, secret))
+    }
+
+    pub async fn keys(&self) -> anyhow::Result<Vec<ApiKey>> {
+        let rows = sqlx::query(&format!("{KEY_COLUMNS} ORDER BY created_at, id"))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(key_of).collect()
+    }
+
+    pub async fn key(&self, id: &str) -> anyhow::Result<Option<ApiKey>> {
+        let row = sqlx::query(&format!("{KEY_COLUMNS} WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(key_of).transpose()
+    }
+
+    /// Revokes a key; `false` when there is no such key.
+    pub async fn revoke_key(&self, id: &str) -> anyhow::Result<bool> {
+        let done = sqlx::query("UPDATE api_keys SET revoked = 1 WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// The key `secret` names, by its hash.
+    pub async fn authenticate(&self, secret: &str) -> anyhow::Result<KeyLookup> {
+        let row = sqlx::query(&format!("{KEY_COLUMNS} WHERE key_sha256 = $1"))
+            .bind(hash_key(secret))
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row.as_ref().map(key_of).transpose()? {
+            None => KeyLookup::Unknown,
+            Some(key) if key.revoked => KeyLookup::Revoked,
+            Some(key) => KeyLookup::Valid(key),
+        })
+    }
+
+    /// Counts one task and `fee` against the key's quotas, or says which
+    /// quota it would exceed. A compare-and-set on the counters, retried, so
+    /// concurrent tasks of one key never overspend, on SQLite and Postgres.
+    pub async fn reserve(&self, key_id: &str, fee: u128) -> anyhow::Result<Result<(), QuotaError>> {
+        loop {
+            let Some(key) = self.key(key_id).await? else {
+                return Ok(Err(QuotaError::NoKey));
+            };
+            if key.revoked {
+                return Ok(Err(QuotaError::NoKey));
+            }
+            if let Some(quota) = key.quota_tasks {
+                if key.used_tasks >= quota {
+                    return Ok(Err(QuotaError::Tasks {
+                        quota,
+                        used: key.used_tasks,
+                    }));
+                }
+            }
+            let spent = key.used_tokens.saturating_add(fee);
+            if let Some(quota) = key.quota_tokens {
+                if spent > quota {
+                    return Ok(Err(QuotaError::Tokens {
+                        quota,
+                        used: key.used_tokens,
+                        fee,
+                    }));
+                }
+            }
+            if self.swap_usage(&key, key.used_tasks + 1, spent).await? {
+                return Ok(Ok(()));
+            }
+        }
+    }
+
+    /// Gives back a reservation whose task was never paid for (the chain
+    /// refused `create_task`).
+    pub async fn release(&self, key_id: &str, fee: u128) -> anyhow::Result<()> {
+        loop {
+            let Some(key) = self.key(key_id).await? else {
+                return Ok(());
+            };
+            let tasks = (key.used_tasks - 1).max(0);
+            if self
+                .swap_usage(&key, tasks, key.used_tokens.saturating_sub(fee))
+                .await?
+            {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn swap_usage(&self, key: &ApiKey, tasks: i64, tokens: u128) -> anyhow::Result<bool> {
+        let done = sqlx::query(
+            "UPDATE api_keys SET used_tasks = $1, used_tokens = $2 \
+             WHERE id = $3 AND used_tasks = $4 AND used_tokens = $5",
+        )
+        .bind(tasks)
+        .bind(tokens.to_string())
+        .bind(&key.id)
+        .bind(key.used_tasks)
+        .bind(key.used_tokens.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    // ---- Tasks ----
+
+    /// Records a task about to be submitted (state `submitting`).
+    pub async fn insert_task(&self, row: &TaskRow) -> anyhow::Result<()> {
+        sqlx::query(
+            "INSERT INTO tasks (id, api_key_id, args, fee, task_id, created_in, state, error, \
+             result, nodes, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, NULL, NULL, $5, NULL, NULL, '', $6, $7)",
+        )
+        .bind(&row.id)
+        .bind(&row.api_key_id)
+        .bind(&row.args)
+        .bind(row.fee.to_string())
+        .bind(row.state.as_str())
+        .bind(row.created_at)
+        .bind(row.updated_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// `submitting` → `created`: the chain's task id and creation block.
+    pub async fn set_created(
+        &self,
+        id: &str,
+        task_id: u64,
+        created_in: u64,
+    ) -> anyhow::Result<bool> {
+        let done = sqlx::query(
+            "UPDATE tasks SET state = 'created', task_id = $1, created_in = $2, updated_at = $3 \
+             WHERE id = $4 AND state = 'submitting'",
+        )
+        .bind(task_id as i64)
+        .bind(created_in as i64)
+        .bind(now_ms())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Moves a task that is not final yet to `state` (with `error`, if any);
+    /// `false` when the task is already final (or absent). `created` and
+    /// `submitting` are set only by [`insert_task`](Self::insert_task) and
+    /// [`set_created`](Self::set_created).
+    pub async fn set_state(
+        &self,
+        id: &str,
+        state: TaskState,
+        error: Option<&str>,
+    ) -> anyhow::Result<bool> {
+        anyhow::ensure!(
+            !matches!(state, TaskState::Submitting | TaskState::Created),
+            "a task cannot move back to {}",
+            state.as_str()
+        );
+        let done = sqlx::query(&format!(
+            "UPDATE tasks SET state = $1, error = $2, updated_at = $3 \
+             WHERE id = $4 AND state NOT IN {FINAL_STATES}"
+        ))
+        .bind(state.as_str())
+        .bind(error)
+        .bind(now_ms())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Records the selected nodes (SS58).
+    pub async fn set_nodes(&self, id: &str, nodes: &[String]) -> anyhow::Result<()> {
+        sqlx::query("UPDATE tasks SET nodes = $1, updated_at = $2 WHERE id = $3")
+            .bind(nodes.join(","))
+            .bind(now_ms())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Stores a completed task's images and result, then marks it
+    /// `completed`, in one transaction.
+    pub async fn complete(
+        &self,
+        id: &str,
+        result: &[u8],
+        nodes: &[String],
+        images: &[Vec<u8>],
+    ) -> anyhow::Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(&format!(
+            "UPDATE tasks SET state = 'completed', result = $1, nodes = $2, error = NULL, \
+             updated_at = $3 WHERE id = $4 AND state NOT IN {FINAL_STATES}"
+        ))
+        .bind(hex::encode(result))
+        .bind(nodes.join(","))
+        .bind(now_ms())
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        for (i, png) in images.iter().enumerate() {
+            sqlx::query("INSERT INTO images (task, idx, png) VALUES ($1, $2, $3)")
+                .bind(id)
+                .bind(i as i64)
+                .bind(png.clone())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    pub async fn task(&self, id: &str) -> anyhow::Result<Option<TaskRow>> {
+        let row = sqlx::query(&format!("{TASK_COLUMNS} WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(task_of).transpose()
+    }
+
+    /// A key's tasks, newest first.
+    pub async fn tasks_of(&self, key_id: &str, limit: i64) -> anyhow::Result<Vec<TaskRow>> {
+        let rows = sqlx::query(&format!(
+            "{TASK_COLUMNS} WHERE api_key_id = $1 ORDER BY created_at DESC, id LIMIT $2"
+        ))
+        .bind(key_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(task_of).collect()
+    }
+
+    /// Tasks the bridge still has to carry on with after a restart: those in
+    /// `created` or `uploaded`, oldest first.
+    pub async fn resumable(&self) -> anyhow::Result<Vec<TaskRow>> {
+        let rows = sqlx::query(&format!(
+            "{TASK_COLUMNS} WHERE state IN ('created', 'uploaded') ORDER BY created_at, id"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(task_of).collect()
+    }
+
+    /// Marks every task still `submitting` as `failed` ([`INTERRUPTED`]):
+    /// call at start, before serving. Returns the ids.
+    pub async fn fail_interrupted(&self) -> anyhow::Result<Vec<String>> {
+        let rows = sqlx::query("SELECT id FROM tasks WHERE state = 'submitting'")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut ids = Vec::new();
+        for row in rows {
+            let id: String = row.try_get("id")?;
+            sqlx::query(
+                "UPDATE tasks SET state = 'failed', error = $1, updated_at = $2 \
+                 WHERE id = $3 AND state = 'submitting'",
+            )
+            .bind(INTERRUPTED)
+            .bind(now_ms())
+            .bind(&id)
+            .execute(&self.pool)
+            .await?;
+            ids.push(id);
+        }
+        Ok(ids)
+    }
+
+    /// Image `index` of a task (PNG bytes).
+    pub async fn image(&self, id: &str, index: usize) -> anyhow::Result<Option<Vec<u8>>> {
+        let row = sqlx::query("SELECT png FROM images WHERE task = $1 AND idx = $2")
+            .bind(id)
+            .bind(index as i64)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(row) => Some(row.try_get::<Vec<u8>, _>("png")?),
+            None => None,
+        })
+    }
+
+    /// How many images a task has stored.
+    pub async fn image_count(&self, id: &str) -> anyhow::Result<usize> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM images WHERE task = $1")
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<i64, _>("n")? as usize)
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+const KEY_COLUMNS: &str = "SELECT id, name, quota_tasks, quota_tokens, used_tasks, used_tokens, \
+                           created_at, revoked FROM api_keys";
+const TASK_COLUMNS: &str = "SELECT id, api_key_id, args, fee, task_id, created_in, state, error, \
+                            result, nodes, created_at, updated_at FROM tasks";
+
+fn key_of(row: &AnyRow) -> anyhow::Result<ApiKey> {
+    Ok(ApiKey {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        quota_tasks: row.try_get("quota_tasks")?,
+        quota_tokens: row
+            .try_get::<Option<String>, _>("quota_tokens")?
+            .map(|q| q.parse())
+            .transpose()?,
+        used_tasks: row.try_get("used_tasks")?,
+        used_tokens: row.try_get::<String, _>("used_tokens")?.parse()?,
+        created_at: row.try_get("created_at")?,
+        revoked: row.try_get::<i64, _>("revoked")? != 0,
+    })
+}
+
+fn task_of(row: &AnyRow) -> anyhow::Result<TaskRow> {
+    let state: String = row.try_get("state")?;
+    let nodes: String = row.try_get("nodes")?;
+    Ok(TaskRow {
+        id: row.try_get("id")?,
+        api_key_id: row.try_get("api_key_id")?,
+        args: row.try_get("args")?,
+        fee: row.try_get::<String, _>("fee")?.parse()?,
+        task_id: row.try_get::<Option<i64>, _>("task_id")?.map(|v| v as u64),
+        created_in: row
+            .try_get::<Option<i64>, _>("created_in")?
+            .map(|v| v as u64),
+        state: TaskState::parse(&state)
+            .ok_or_else(|| anyhow::anyhow!("unknown task state {state:?} in the database"))?,
+        error: row.try_get("error")?,
+        result: row.try_get("result")?,
+        nodes: nodes
+            .split(',')
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+/// SHA-256 of an API key, hex: what the database holds instead of the key.
+pub fn hash_key(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    getrandom::getrandom(&mut buf).expect("randomness from the operating system");
+    hex::encode(buf)
+}
+
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// A database URL without its password, for messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/bridge.db?mode=rwc", dir.path().display());
+        let store = Store::open(&url).await.unwrap();
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn keys_are_stored_hashed_and_authenticate() {
+        let (dir, store) = store().await;
+        let (key, secret) = store.create_key("app", Some(3), None).await.unwrap();
+        assert!(secret.starts_with("hyd_") && secret.len() > 40);
+        assert_eq!(
+            store.authenticate(&secret).await.unwrap(),
+            KeyLookup::Valid(key.clone())
+        );
+        assert_eq!(
+            store.authenticate("hyd_nope").await.unwrap(),
+            KeyLookup::Unknown
+        );
+        store.close().await;
+        let db = std::fs::read(dir.path().join("bridge.db")).unwrap();
+        let contains = |needle: &[u8]| db.windows(needle.len()).any(|w| w == needle);
+        assert!(!contains(secret.as_bytes()), "the key is not stored");
+        assert!(contains(hash_key(&secret).as_bytes()), "its hash is");
+
+        let url = format!("sqlite://{}/bridge.db?mode=rwc", dir.path().display());
+        let store = Store::open(&url).await.unwrap();
+        assert!(store.revoke_key(&key.id).await.unwrap());
+        assert!(!store.revoke_key("key_none").await.unwrap());
+        assert_eq!(
+            store.authenticate(&secret).await.unwrap(),
+            KeyLookup::Revoked
+        );
+        assert_eq!(store.keys().await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn quotas_count_tasks_and_tokens_and_releases_give_back() {
+        let (_dir, store) = store().await;
+        let (key, _) = store.create_key("app", Some(2), Some(100)).await.unwrap();
+        store.reserve(&key.id, 60).await.unwrap().unwrap();
+        assert_eq!(
+            store.reserve(&key.id, 50).await.unwrap(),
+            Err(QuotaError::Tokens {
+                quota: 100,
+                used: 60,
+                fee: 50
+            })
+        );
+        store.reserve(&key.id, 40).await.unwrap().unwrap();
+        assert_eq!(
+            store.reserve(&key.id, 0).await.unwrap(),
+            Err(QuotaError::Tasks { quota: 2, used: 2 })
+        );
+        store.release(&key.id, 40).await.unwrap();
+        let key = store.key(&key.id).await.unwrap().unwrap();
+        assert_eq!((key.used_tasks, key.used_tokens), (1, 60));
+
+        // Concurrent reservations never overspend.
+        let (key, _) = store.create_key("many", None, Some(10)).await.unwrap();
+        let tries: Vec<_> = (0..25)
+            .map(|_| {
+                let (store, id) = (store.clone(), key.id.clone());
+                tokio::spawn(async move { store.reserve(&id, 1).await.unwrap().is_ok() })
+            })
+            .collect();
+        let mut granted = 0;
+        for t in tries {
+            granted += usize::from(t.await.unwrap());
+        }
+        assert_eq!(granted, 10);
+        let key = store.key(&key.id).await.unwrap().unwrap();
+        assert_eq!((key.used_tasks, key.used_tokens), (10, 10));
+
+        let (unlimited, _) = store.create_key("free", None, None).await.unwrap();
+        store
+            .reserve(&unlimited.id, u128::MAX / 2)
+            .await
+            .unwrap()
+            .unwrap();
+        store.revoke_key(&unlimited.id).await.unwrap();
+        assert_eq!(
+            store.reserve(&unlimited.id, 1).await.unwrap(),
+            Err(QuotaError::NoKey)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_task_moves_forward_only_and_keeps_its_images() {
+        let (_dir, store) = store().await;
+        let (key, _) = store.create_key("app", None, None).await.unwrap();
+        let fee = 3 * hydrogen_sdk::types::UNIT + 1;
+        let row = TaskRow::submitting(&key.id, "{\"prompt\":\"x\"}".into(), fee);
+        store.insert_task(&row).await.unwrap();
+        assert_eq!(store.task(&row.id).await.unwrap().unwrap(), row);
+
+        assert!(store.set_created(&row.id, 42, 7).await.unwrap());
+        assert!(!store.set_created(&row.id, 43, 8).await.unwrap(), "once");
+        assert!(store
+            .set_state(&row.id, TaskState::Created, None)
+            .await
+            .is_err());
+        assert!(store
+            .set_state(&row.id, TaskState::Uploaded, None)
+            .await
+            .unwrap());
+        let nodes = vec!["5Node1".to_owned(), "5Node2".to_owned()];
+        store.set_nodes(&row.id, &nodes).await.unwrap();
+        let got = store.task(&row.id).await.unwrap().unwrap();
+        assert_eq!(
+            (got.task_id, got.created_in, got.state, got.fee),
+            (Some(42), Some(7), TaskState::Uploaded, fee)
+        );
+        assert_eq!(got.nodes, nodes);
+
+        let images = vec![vec![1u8, 2, 3], vec![0u8; 1000]];
+        let result = [0xabu8; 16];
+        assert!(store
+            .complete(&row.id, &result, &nodes, &images)
+            .await
+            .unwrap());
+        assert!(
+            !store
+                .complete(&row.id, &result, &nodes, &images)
+                .await
+                .unwrap(),
+            "a final task does not change"
+        );
+        assert!(!store
+            .set_state(&row.id, TaskState::Failed, Some("late"))
+            .await
+            .unwrap());
+        let got = store.task(&row.id).await.unwrap().unwrap();
+        assert_eq!(got.state, TaskState::Completed);
+        assert_eq!(got.error, None);
+        assert_eq!(got.phashes(), vec!["abababababababab"; 2]);
+        assert_eq!(store.image_count(&row.id).await.unwrap(), 2);
+        assert_eq!(
+            store.image(&row.id, 1).await.unwrap(),
+            Some(vec![0u8; 1000])
+        );
+        assert_eq!(store.image(&row.id, 2).await.unwrap(), None);
+        assert_eq!(store.tasks_of(&key.id, 10).await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn on_restart_submitting_fails_and_created_or_uploaded_resume() {
+        let (_dir, store) = store().await;
+        let (key, _) = store.create_key("app", None, None).await.unwrap();
+        let mut ids = Vec::new();
+        for _ in 0..4 {
+            let row = TaskRow::submitting(&key.id, "{}".into(), 1);
+            store.insert_task(&row).await.unwrap();
+            ids.push(row.id);
+        }
+        store.set_created(&ids[1], 1, 1).await.unwrap();
+        store.set_created(&ids[2], 2, 1).await.unwrap();
+        store
+            .set_state(&ids[2], TaskState::Uploaded, None)
+            .await
+            .unwrap();
+        store.set_created(&ids[3], 3, 1).await.unwrap();
+        store
+            .set_state(&ids[3], TaskState::Aborted, Some("timeout"))
+            .await
+            .unwrap();
+
+        assert_eq!(
+            store.fail_interrupted().await.unwrap(),
+            vec![ids[0].clone()]
+        );
+        let failed = store.task(&ids[0]).await.unwrap().unwrap();
+        assert_eq!(failed.state, TaskState::Failed);
+        assert_eq!(failed.error.as_deref(), Some(INTERRUPTED));
+        assert_eq!(failed.task_id, None);
+        let resumable: Vec<_> = store
+            .resumable()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.task_id, r.state))
+            .collect();
+        let mut want = vec![
+            (Some(1), TaskState::Created),
+            (Some(2), TaskState::Uploaded),
+        ];
+        want.sort_by_key(|w| w.0);
+        let mut got = resumable;
+        got.sort_by_key(|g| g.0);
+        assert_eq!(got, want);
+        assert!(store.fail_interrupted().await.unwrap().is_empty());
+    }
+
+    #[test]
+    fn database_passwords_stay_out_of_messages() {
+        assert_eq!(
+            redact("postgres://bridge:secret@db:5432/hydrogen"),
+            "postgres://bridge:***@db:5432/hydrogen"
+        );
+        assert_eq!(redact("sqlite:///tmp/b.db"), "sqlite:///tmp/b.db");
+    }
+}

@@ -1,0 +1,212 @@
+//! Carrying one task through the network after `create_task`: upload its
+//! arguments, follow it on chain until it settles, download and verify the
+//! images, store them. Every step is recorded, so a restarted bridge picks
+//! the task up where it was ([`drive`] of a row in `created` or `uploaded`).
+
+use crate::store::{TaskRow, TaskState};
+use crate::Shared;
+use hydrogen_sdk::app::{AppError, Client, PendingTask, Settled};
+use hydrogen_sdk::chain::ss58;
+use hydrogen_sdk::task::TaskArgs;
+use hydrogen_sdk::types::AbortReason;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Whether retrying later may help: the chain or the relay was unreachable.
+fn transient(e: &AppError) -> bool {
+    match e {
+        AppError::Chain(e) => e.is_transport(),
+        AppError::Relay(e) => e.is_retryable(),
+        _ => false,
+    }
+}
+
+/// Drives `row` (in `created` or `uploaded`) to a final state.
+pub(crate) async fn drive(shared: Arc<Shared>, row: TaskRow) {
+    let id = row.id.clone();
+    if let Err(error) = run(&shared, row).await {
+        let message = format!("{error:#}");
+        tracing::warn!(id, error = message, "task failed");
+        if let Err(e) = shared
+            .store
+            .set_state(&id, TaskState::Failed, Some(&message))
+            .await
+        {
+            tracing::error!(id, error = format!("{e:#}"), "cannot record the failure");
+        }
+    }
+}
+
+async fn run(shared: &Shared, row: TaskRow) -> anyhow::Result<()> {
+    let client = shared
+        .client
+        .get()
+        .ok_or_else(|| anyhow::anyhow!("not connected to the network"))?;
+    let (Some(task_id), Some(created_in)) = (row.task_id, row.created_in) else {
+        anyhow::bail!("the task has no chain task id");
+    };
+    let pending = PendingTask {
+        task_id,
+        created_in,
+    };
+    let config = &shared.config;
+    if row.state == TaskState::Created {
+        let args = TaskArgs::from_json(&row.args)?;
+        match client.upload(task_id, &args, config.upload_timeout).await {
+            Ok(()) => {
+                shared
+                    .store
+                    .set_state(&row.id, TaskState::Uploaded, None)
+                    .await?;
+            }
+            Err(e @ AppError::UploadFailed { .. }) => {
+                let state = match &e {
+                    AppError::UploadFailed {
+                        cancelled: Ok(()), ..
+                    } => TaskState::Cancelled,
+                    _ => TaskState::Failed,
+                };
+                shared
+                    .store
+                    .set_state(&row.id, state, Some(&e.to_string()))
+                    .await?;
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let settled = retry("follow", &row.id, || {
+        client.wait(&pending, config.queue_timeout)
+    })
+    .await?;
+    match settled {
+        Settled::Completed(task) => {
+            let nodes: Vec<String> = task.nodes.iter().map(ss58).collect();
+            shared.store.set_nodes(&row.id, &nodes).await?;
+            let done = retry("download", &row.id, || client.download(&task)).await?;
+            shared
+                .store
+                .complete(&row.id, &done.result, &nodes, &done.images)
+                .await?;
+            tracing::info!(
+                id = row.id,
+                task_id,
+                images = done.images.len(),
+                "task completed"
+            );
+        }
+        Settled::Aborted {
+            task,
+            reason,
+            refunded,
+            someone_committed,
+        } => {
+            let nodes: Vec<String> = task.nodes.iter().map(ss58).collect();
+            shared.store.set_nodes(&row.id, &nodes).await?;
+            let state = if reason == AbortReason::Cancelled {
+                TaskState::Cancelled
+            } else {
+                TaskState::Aborted
+            };
+            let error = AppError::Aborted {
+                task_id,
+                reason,
+                refunded,
+                nodes: task.nodes,
+                someone_committed,
+            };
+            shared
+                .store
+                .set_state(&row.id, state, Some(&error.to_string()))
+                .await?;
+            tracing::info!(id = row.id, task_id, ?reason, "task aborted");
+        }
+    }
+    Ok(())
+}
+
+/// Runs `step` until it succeeds or fails for good, pausing (up to 30 s)
+/// while the network is unreachable.
+async fn retry<T, F, Fut>(what: &str, id: &str, mut step: F) -> Result<T, AppError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, AppError>>,
+{
+    let mut pause = Duration::from_secs(1);
+    loop {
+        match step().await {
+            Ok(value) => return Ok(value),
+            Err(e) if transient(&e) => {
+                tracing::warn!(id, error = %e, "{what} failed; retrying in {pause:?}");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(30));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Sends `create_task` for a row already written as `submitting`, and
+/// records the outcome: `created` with the chain's task id, or `failed`.
+/// The caller holds [`Shared::submitting`].
+pub(crate) async fn create(
+    shared: &Shared,
+    client: &Client,
+    row: &TaskRow,
+    args: &TaskArgs,
+) -> Result<PendingTask, AppError> {
+    match client.create(args, row.fee).await {
+        Ok(pending) => {
+            if let Err(e) = shared
+                .store
+                .set_created(&row.id, pending.task_id, pending.created_in)
+                .await
+            {
+                // The fee is escrowed but the record is not: say so loudly;
+                // the task is refunded when its queue time runs out.
+                tracing::error!(
+                    id = row.id,
+                    task_id = pending.task_id,
+                    error = format!("{e:#}"),
+                    "create_task succeeded but the database did not record it"
+                );
+            }
+            Ok(pending)
+        }
+        Err(e) => {
+            // A refusal by the contract or the node before inclusion paid
+            // nothing: give the quota back. A transport failure may have
+            // left the transaction on its way: keep the quota counted.
+            let paid_nothing = !matches!(&e, AppError::Chain(c) if c.is_transport());
+            let message = if paid_nothing {
+                format!("create_task failed: {e}")
+            } else {
+                format!(
+                    "create_task's outcome is unknown ({e}); check the account's tasks before \
+                     trying again"
+                )
+            };
+            if let Err(db) = shared
+                .store
+                .set_state(&row.id, TaskState::Failed, Some(&message))
+                .await
+            {
+                tracing::error!(
+                    id = row.id,
+                    error = format!("{db:#}"),
+                    "cannot record the failure"
+                );
+            }
+            if paid_nothing {
+                if let Err(db) = shared.store.release(&row.api_key_id, row.fee).await {
+                    tracing::error!(
+                        id = row.id,
+                        error = format!("{db:#}"),
+                        "cannot release the quota"
+                    );
+                }
+            }
+            Err(e)
+        }
+    }
+}

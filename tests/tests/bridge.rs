@@ -1,0 +1,282 @@
+//! The HTTP bridge end to end: a local network (dev chain, contract, relay,
+//! three `hydrogen-node` daemons on the trained shapes model) and the bridge
+//! as a library on loopback, paying from an app account. A task created
+//! over HTTP is followed through its Server-Sent Events to completion, read
+//! back with its image, and an OpenAI-style request returns its image.
+
+use base64::Engine as _;
+use hydrogen_bridge::store::TaskRow;
+use hydrogen_bridge::{start, Config, Store, TaskState};
+use hydrogen_sdk::chain::ss58;
+use hydrogen_sdk::types::UNIT;
+use hydrogen_tests::localnet::{self, LocalNet, Options};
+use hydrogen_tests::{bundle_path, shared_node};
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+const FEE: u128 = 25 * UNIT;
+
+/// Reads an SSE body until a terminal event; returns the events' names and data.
+async fn events(mut response: reqwest::Response, within: Duration) -> Vec<(String, Value)> {
+    let until = Instant::now() + within;
+    let mut text = String::new();
+    let mut out = Vec::new();
+    loop {
+        let left = until.saturating_duration_since(Instant::now());
+        let chunk = tokio::time::timeout(left, response.chunk())
+            .await
+            .unwrap_or_else(|_| panic!("no terminal event within {within:?}; got {out:?}"))
+            .expect("the event stream");
+        let Some(chunk) = chunk else {
+            return out;
+        };
+        text.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = text.find("\n\n") {
+            let block: String = text.drain(..end + 2).collect();
+            let (mut name, mut data) = (String::new(), String::new());
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("event:") {
+                    name = v.trim().to_owned();
+                } else if let Some(v) = line.strip_prefix("data:") {
+                    data.push_str(v.trim());
+                }
+            }
+            if name.is_empty() {
+                continue; // a keep-alive comment
+            }
+            let value: Value = serde_json::from_str(&data).expect("JSON event data");
+            let terminal = ["completed", "aborted", "cancelled", "failed"].contains(&name.as_str());
+            out.push((name, value));
+            if terminal {
+                return out;
+            }
+        }
+    }
+}
+
+/// Task `id`'s row, read from the database of a stopped bridge.
+async fn store_row(config: &Config, id: &str) -> TaskRow {
+    let store = Store::open(&config.database_url).await.unwrap();
+    let row = store.task(id).await.unwrap().expect("the task's row");
+    store.close().await;
+    row
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_task_created_over_http_completes_and_its_image_is_served() {
+    let Some(url) = shared_node().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let options = Options::new("bridge/http", dir.path(), 3);
+    let net = LocalNet::start(&url, &bundle_path(), options)
+        .await
+        .unwrap_or_else(|e| panic!("local network: {e}"));
+
+    let mut config = Config::new(
+        &net.chain_url,
+        &net.relay_url(),
+        &ss58(&net.hydrogen.address()),
+        &format!("sqlite://{}/bridge.db?mode=rwc", dir.path().display()),
+    );
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.poll = Duration::from_millis(500);
+    config.default_model = localnet::SHAPES_MODEL.into();
+    let bridge = start(config.clone(), net.apps[0].clone())
+        .await
+        .expect("bridge");
+    let (_, key) = bridge
+        .store()
+        .create_key("e2e", Some(10), Some(100 * UNIT))
+        .await
+        .unwrap();
+    let http = reqwest::Client::new();
+    let until = Instant::now() + Duration::from_secs(60);
+    while !bridge.connected() {
+        assert!(Instant::now() < until, "the bridge reached the chain");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let network: Value = http
+        .get(format!("{}/v1/network", bridge.url()))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        network["account"],
+        ss58(&hydrogen_sdk::chain::account_of(&net.apps[0]))
+    );
+    let balance_before: u128 = network["balance"].as_str().unwrap().parse().unwrap();
+
+    // The reference task JSON, as any app would send it.
+    let args = localnet::shapes_task(7, 4);
+    let response = http
+        .post(format!("{}/v1/tasks?fee={FEE}", bridge.url()))
+        .bearer_auth(&key)
+        .header("content-type", "application/json")
+        .body(args.to_canonical_json())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let created: Value = response.json().await.unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert_eq!(created["fee"], FEE.to_string());
+    assert!(created["task_id"].as_u64().is_some(), "{created}");
+
+    let stream = http
+        .get(format!("{}/v1/tasks/{id}/events", bridge.url()))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    let seen = events(stream, Duration::from_secs(300)).await;
+    let names: Vec<&str> = seen.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names.first(), Some(&"queued"), "{names:?}\n{}", net.logs());
+    assert_eq!(
+        names.last(),
+        Some(&"completed"),
+        "{names:?}\n{}",
+        net.logs()
+    );
+    assert_eq!(
+        names.iter().filter(|n| **n == "node_selected").count(),
+        3,
+        "{names:?}"
+    );
+    let order = [
+        "queued",
+        "node_selected",
+        "succeeded",
+        "uploaded",
+        "completed",
+    ];
+    let positions: Vec<usize> = order
+        .iter()
+        .map(|o| {
+            names
+                .iter()
+                .position(|n| n == o)
+                .unwrap_or_else(|| panic!("{o} in {names:?}"))
+        })
+        .collect();
+    assert!(positions.windows(2).all(|w| w[0] < w[1]), "{names:?}");
+
+    let task: Value = http
+        .get(format!("{}/v1/tasks/{id}", bridge.url()))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(task["status"], "completed", "{task}");
+    assert_eq!(task["nodes"].as_array().unwrap().len(), 3, "{task}");
+    assert_eq!(task["result"].as_array().unwrap().len(), 1, "{task}");
+    let image_url = task["images"][0].as_str().expect("an image URL").to_owned();
+    let png = http.get(&image_url).send().await.unwrap();
+    assert_eq!(png.headers()["content-type"], "image/png");
+    let png = png.bytes().await.unwrap();
+    let img = image::load_from_memory(&png).expect("a PNG");
+    assert_eq!((img.width(), img.height()), (64, 64));
+    let phash = hydrogen_sdk::phash::phash_dynamic(&img);
+    assert_eq!(hex::encode(phash), task["result"][0].as_str().unwrap());
+
+    // A bridge stopped right after creating a task resumes it at start.
+    let response = http
+        .post(format!("{}/v1/tasks?fee={FEE}", bridge.url()))
+        .bearer_auth(&key)
+        .body(localnet::shapes_task(9, 4).to_canonical_json())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let resumed: Value = response.json().await.unwrap();
+    let resumed = resumed["id"].as_str().unwrap().to_owned();
+    bridge.shutdown().await;
+    let row = store_row(&config, &resumed).await;
+    assert!(
+        matches!(row.state, TaskState::Created | TaskState::Uploaded),
+        "{row:?}"
+    );
+    let bridge = start(config.clone(), net.apps[0].clone())
+        .await
+        .expect("bridge again");
+    let until = Instant::now() + Duration::from_secs(300);
+    let task = loop {
+        let task: Value = http
+            .get(format!("{}/v1/tasks/{resumed}", bridge.url()))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if task["status"] != "created" && task["status"] != "uploaded" {
+            break task;
+        }
+        assert!(Instant::now() < until, "{task}\n{}", net.logs());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(task["status"], "completed", "{task}\n{}", net.logs());
+    assert_eq!(task["images"].as_array().unwrap().len(), 1, "{task}");
+
+    // OpenAI's images API, answered with the PNG inline.
+    let response = http
+        .post(format!("{}/v1/images/generations", bridge.url()))
+        .bearer_auth(&key)
+        .json(&json!({
+            "prompt": localnet::SHAPES_PROMPT,
+            "model": "dall-e-2",
+            "n": 1,
+            "size": "64x64",
+            "response_format": "b64_json",
+            "steps": 4,
+            "seed": 8,
+            "fee": FEE.to_string()
+        }))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(status, 200, "{answer}\n{}", net.logs());
+    let b64 = answer["data"][0]["b64_json"].as_str().expect("b64_json");
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .unwrap();
+    let img = image::load_from_memory(&png).expect("a PNG");
+    assert_eq!((img.width(), img.height()), (64, 64));
+
+    let key_record = bridge.store().keys().await.unwrap();
+    assert_eq!(key_record[0].used_tasks, 3);
+    assert_eq!(key_record[0].used_tokens, 3 * FEE);
+    let balance_after: u128 = http
+        .get(format!("{}/v1/network", bridge.url()))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["balance"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        balance_after,
+        balance_before - 3 * FEE,
+        "paid each fee once"
+    );
+
+    bridge.shutdown().await;
+    net.shutdown().await;
+}
