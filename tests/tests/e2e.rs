@@ -718,3 +718,103 @@ async fn a_lora_by_url_and_an_lcm_task_run_and_agree() {
     );
     net.shutdown().await;
 }
+
+/// The web UI's control on a real chain: `POST /control/pause` with the
+/// daemon's control token pauses the node on chain, `/control/resume` makes
+/// it available again; without the token nothing changes.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_web_ui_control_pauses_and_resumes_the_node_on_chain() {
+    let Some((mut net, _dir)) = network("web_control", &["burn"], 0).await else {
+        return;
+    };
+    let listen = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        probe.local_addr().expect("its address").to_string()
+    };
+    let token = "e2e-control-token-0123456789";
+    restart_with(
+        &mut net,
+        0,
+        &[
+            ("HYDROGEN_NODE_HTTP_LISTEN", &listen),
+            ("HYDROGEN_NODE_CONTROL_TOKEN", token),
+        ],
+    )
+    .await;
+    let base = format!("http://{listen}");
+    let http = reqwest::Client::new();
+    let node = net.daemons[0].account();
+    let on_chain = |net: &LocalNet| {
+        let hydrogen = net.hydrogen.clone();
+        async move {
+            hydrogen
+                .node_info(node)
+                .await
+                .expect("node")
+                .expect("joined")
+                .status
+        }
+    };
+    let until = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let running = match http.get(format!("{base}/status")).send().await {
+            Ok(r) => r
+                .json::<serde_json::Value>()
+                .await
+                .ok()
+                .is_some_and(|s| s["daemon"] == "running"),
+            Err(_) => false,
+        };
+        if running {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "no status server\n{}",
+            net.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert_eq!(on_chain(&net).await, NodeStatus::Available);
+
+    let refused = http
+        .post(format!("{base}/control/pause"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    assert_eq!(on_chain(&net).await, NodeStatus::Available);
+
+    for (action, expected) in [
+        ("pause", NodeStatus::Paused),
+        ("resume", NodeStatus::Available),
+    ] {
+        let response = http
+            .post(format!("{base}/control/{action}"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        let code = response.status();
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(code, 200, "{action}: {body}\n{}", net.logs());
+        assert_eq!(body["ok"], true, "{body}");
+        assert_eq!(body["node_status"], format!("{expected:?}"), "{body}");
+        assert_eq!(on_chain(&net).await, expected, "{action}");
+    }
+    // The daemon logged the actions, and /logs shows them.
+    let logs: serde_json::Value = http
+        .get(format!("{base}/logs"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let lines = logs["lines"].to_string();
+    assert!(
+        lines.contains("control: done") && lines.contains("pause"),
+        "{lines}"
+    );
+    net.shutdown().await;
+}

@@ -47,8 +47,15 @@ pub struct Config {
     pub poll_interval_secs: u64,
     /// Contribute entropy whenever queued tasks wait for it.
     pub contribute_entropy: bool,
-    /// `host:port` of the status and metrics server; empty turns it off.
+    /// `host:port` of the status server (web UI on `/`, `/status`,
+    /// `/metrics`, `/logs`, `/tasks/recent`); empty turns it off. Loopback
+    /// by default: anything there is readable without a token.
     pub http_listen: String,
+    /// The bearer token that `POST /control/{join,pause,resume,quit}` on the
+    /// status server require (at least 16 characters; compared in constant
+    /// time). Unset or empty: those endpoints answer 403 and the web UI is
+    /// read-only. Also `HYDROGEN_NODE_CONTROL_TOKEN`.
+    pub control_token: Option<String>,
     pub log: LogConfig,
     /// Where models missing from `models_dir` are downloaded from.
     pub sources: SourcesConfig,
@@ -167,6 +174,7 @@ impl Default for Config {
             poll_interval_secs: 3,
             contribute_entropy: true,
             http_listen: "127.0.0.1:7412".into(),
+            control_token: None,
             log: LogConfig::default(),
             sources: SourcesConfig::default(),
         }
@@ -210,9 +218,19 @@ impl Config {
             .unwrap_or_else(|| self.data_dir.join("model-cache"))
     }
 
-    /// The configuration as a commented-free TOML file, for `config show`.
+    /// The control token, if one is set (an empty one is none).
+    pub fn control_token(&self) -> Option<&str> {
+        self.control_token.as_deref().filter(|t| !t.is_empty())
+    }
+
+    /// The configuration as a commented-free TOML file, for `config show`;
+    /// the control token is not printed.
     pub fn to_toml(&self) -> String {
-        toml::to_string_pretty(self).expect("the config serializes to TOML")
+        let mut shown = self.clone();
+        if shown.control_token().is_some() {
+            shown.control_token = Some("<set, not shown>".into());
+        }
+        toml::to_string_pretty(&shown).expect("the config serializes to TOML")
     }
 }
 
@@ -252,6 +270,11 @@ mod tests {
                 config.model_cache_dir(),
                 config.data_dir.join("model-cache")
             );
+            assert_eq!(config.control_token, None);
+            jail.set_env("HYDROGEN_NODE_CONTROL_TOKEN", "0123456789abcdef-secret");
+            let config = Config::load(Some(Path::new("node.toml"))).map_err(|e| *e)?;
+            assert_eq!(config.control_token(), Some("0123456789abcdef-secret"));
+            assert!(!config.to_toml().contains("secret"));
             assert_eq!(
                 config.poll_interval_secs,
                 Config::default().poll_interval_secs

@@ -7,7 +7,8 @@ use crate::config::{Config, OnShutdown};
 use crate::engine;
 use crate::executor::Context;
 use crate::membership::{self, is_staked};
-use crate::status::Status;
+use crate::status::control::{self, Action, Control, Failure};
+use crate::status::{logs, Status, Web};
 use crate::store::Store;
 use crate::task::TaskRecord;
 use crate::watcher::Watcher;
@@ -19,11 +20,11 @@ use hydrogen_sdk::types::{
     AccountId, Error as ContractError, NodeInfo, NodeStatus, ENTROPY_WINDOW_MS,
 };
 use std::io::IsTerminal;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::Notify;
+use tokio::sync::{mpsc, Notify};
 
 /// A contribution is repeated at most this often while tasks keep waiting
 /// for entropy and no new task arrived (two *other* nodes must contribute).
@@ -42,6 +43,9 @@ pub struct Daemon {
     notify: Arc<Notify>,
     tasks_created: Arc<AtomicU64>,
     contract: AccountId,
+    /// The operator quit through the status server's control: no rejoining
+    /// after a kick-out until they join again.
+    operator_quit: Arc<AtomicBool>,
 }
 
 impl Daemon {
@@ -86,6 +90,7 @@ impl Daemon {
             notify: Arc::new(Notify::new()),
             tasks_created: Arc::new(AtomicU64::new(0)),
             contract,
+            operator_quit: Arc::default(),
         })
     }
 
@@ -106,20 +111,61 @@ impl Daemon {
             engine = %self.config.engine,
             "starting"
         );
+        let mut control_requests = None;
         if !self.config.http_listen.is_empty() {
-            let addr = self
+            let addr: std::net::SocketAddr = self
                 .config
                 .http_listen
                 .parse()
                 .context("`http_listen` must be host:port")?;
-            let bound = ctx.status.serve(addr).await.context("status server")?;
-            tracing::info!(%bound, "status on /status, metrics on /metrics");
+            let control = match self.config.control_token() {
+                Some(token) => {
+                    let (control, requests) = Control::new(token)?;
+                    control_requests = Some(requests);
+                    if !addr.ip().is_loopback() {
+                        tracing::warn!(
+                            %addr,
+                            "control is on and the status server listens beyond loopback: \
+                             its token travels in clear text; put TLS in front of it"
+                        );
+                    }
+                    Some(control)
+                }
+                None => None,
+            };
+            let web = Web {
+                store: Some(ctx.store.clone()),
+                logs: Some(logs::global().clone()),
+                control,
+            };
+            let bound = ctx
+                .status
+                .serve_web(addr, web)
+                .await
+                .context("status server")?;
+            tracing::info!(
+                %bound,
+                control = control_requests.is_some(),
+                "web UI on /, status on /status, metrics on /metrics"
+            );
+        } else if self.config.control_token().is_some() {
+            tracing::warn!("control_token is set but http_listen is off: no control endpoint");
         }
         let stop = StopRequest::watch(
             ctx.status.clone(),
             ctx.store.clone(),
             self.config.on_shutdown,
         )?;
+        if let Some(requests) = control_requests {
+            tokio::spawn(control_loop(
+                self.ctx.clone(),
+                self.capacity.clone(),
+                stop.clone(),
+                self.notify.clone(),
+                self.operator_quit.clone(),
+                requests,
+            ));
+        }
 
         ctx.status.update(|s| s.daemon = "joining".into());
         let mut backoff = Duration::from_millis(500);
@@ -164,7 +210,10 @@ impl Daemon {
         loop {
             let stopping = stop.is_requested();
             let info = self.round(stopping, &mut entropy).await;
-            if !stopping && last_rejoin.is_none_or(|t| t.elapsed() >= REJOIN_RETRY) {
+            if !stopping
+                && !self.operator_quit.load(Ordering::SeqCst)
+                && last_rejoin.is_none_or(|t| t.elapsed() >= REJOIN_RETRY)
+            {
                 if let Some(info) = info.as_ref().filter(|i| self.kicked_out(i)) {
                     last_rejoin = Some(Instant::now());
                     self.rejoin(info).await;
@@ -376,6 +425,81 @@ impl Daemon {
         })?;
         crate::crash::point("selected");
         Ok(())
+    }
+}
+
+/// Runs the operator's actions from the status server (`POST /control/...`),
+/// one at a time, next to the main loop, with the functions the `join`,
+/// `pause`, `resume` and `quit` subcommands use; then wakes the main loop so
+/// it reads the node's new record at once.
+async fn control_loop(
+    ctx: Arc<Context>,
+    capacity: Capacity,
+    stop: StopRequest,
+    notify: Arc<Notify>,
+    operator_quit: Arc<AtomicBool>,
+    mut requests: mpsc::Receiver<control::Request>,
+) {
+    while let Some(control::Request { action, reply }) = requests.recv().await {
+        let what = action.name();
+        tracing::info!(action = what, "control: requested on the status server");
+        let outcome = run_action(&ctx, &capacity, &stop, &operator_quit, action).await;
+        match &outcome {
+            Ok(node_status) => {
+                tracing::info!(action = what, ?node_status, "control: done")
+            }
+            Err(f) => tracing::warn!(action = what, error = %f.message, "control: not done"),
+        }
+        notify.notify_one();
+        let _ = reply.send(outcome);
+    }
+}
+
+async fn run_action(
+    ctx: &Context,
+    capacity: &Capacity,
+    stop: &StopRequest,
+    operator_quit: &AtomicBool,
+    action: Action,
+) -> control::Outcome {
+    if stop.is_requested() && matches!(action, Action::Join | Action::Resume) {
+        return Err(Failure::new(
+            409,
+            "the daemon is stopping (it was signalled): it takes no new tasks; start it again",
+        ));
+    }
+    let done = match action {
+        Action::Join => membership::join_or_resume(&ctx.chain, &ctx.store, &ctx.signer, capacity)
+            .await
+            .map(|what| tracing::info!(what, "control: join")),
+        _ => membership::simple_call(&ctx.chain, &ctx.signer, action.name()).await,
+    };
+    done.map_err(|e| control_failure(&e))?;
+    match action {
+        Action::Quit => operator_quit.store(true, Ordering::SeqCst),
+        Action::Join | Action::Resume => operator_quit.store(false, Ordering::SeqCst),
+        Action::Pause => {}
+    }
+    let info = membership::node_info(&ctx.chain, ctx.me)
+        .await
+        .map_err(|e| control_failure(&e.into()))?;
+    let node_status = info.as_ref().map(|i| format!("{:?}", i.status));
+    ctx.status.update(|s| {
+        s.node_status.clone_from(&node_status);
+        s.stake = info.as_ref().map_or(0, |i| i.stake);
+    });
+    Ok(node_status)
+}
+
+/// A failed control action as the operator sees it: the contract's refusal
+/// (409), an unreachable chain (503), anything else (500).
+fn control_failure(e: &anyhow::Error) -> Failure {
+    match e.downcast_ref::<ChainError>() {
+        Some(c) if c.contract_error().is_some() => {
+            Failure::new(409, format!("the contract refused: {e:#}"))
+        }
+        Some(c) if c.is_transport() => Failure::new(503, format!("chain unreachable: {e:#}")),
+        _ => Failure::new(500, format!("{e:#}")),
     }
 }
 

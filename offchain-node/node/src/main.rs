@@ -1,6 +1,7 @@
 use clap::Parser;
-use hydrogen_node::cli::{init_logging, run, Cli, Command};
+use hydrogen_node::cli::{run, Cli, Command};
 use hydrogen_node::config::Config;
+use hydrogen_node::status::logs::init_logging;
 
 #[tokio::main]
 async fn main() {

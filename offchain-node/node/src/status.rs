@@ -1,11 +1,23 @@
 //! What the operator sees: a shared snapshot of the daemon, served as JSON
-//! (`GET /status`) and as Prometheus metrics (`GET /metrics`).
+//! (`GET /status`), as Prometheus metrics (`GET /metrics`) and as a web page
+//! (`GET /`, from `web/`) that also shows the recent tasks
+//! (`GET /tasks/recent`), the log tail (`GET /logs`, [`logs`]) and, with the
+//! control token, joins, pauses, resumes or quits (`POST /control/...`,
+//! [`control`]).
 
-use crate::store::Counters;
+pub mod control;
+pub mod logs;
+
+use crate::store::{Counters, Store};
+use control::{Action, Control, Failure};
+use logs::LogBuffer;
 use prometheus::{Encoder, Gauge, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+use warp::http::StatusCode;
 use warp::Filter;
 
 /// The task this node is working on.
@@ -203,14 +215,31 @@ impl Status {
     }
 
     /// Serves `GET /status` (JSON), `GET /metrics` and `GET /healthz` on
-    /// `addr` until the process ends. Returns the bound address.
+    /// `addr` until the process ends, and the web page without the task
+    /// list, the log tail or control. Returns the bound address.
     pub async fn serve(&self, addr: SocketAddr) -> std::io::Result<SocketAddr> {
+        self.serve_web(addr, Web::default()).await
+    }
+
+    /// [`Status::serve`] with what `web` adds: `GET /tasks/recent` from its
+    /// store, `GET /logs` from its log buffer, `POST /control/{action}`
+    /// with its control. Returns the bound address.
+    pub async fn serve_web(&self, addr: SocketAddr, web: Web) -> std::io::Result<SocketAddr> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let bound = listener.local_addr()?;
+        tokio::spawn(warp::serve(self.routes(web)).incoming(listener).run());
+        Ok(bound)
+    }
+
+    fn routes(
+        &self,
+        web: Web,
+    ) -> impl Filter<Extract = (impl warp::Reply,), Error = std::convert::Infallible> + Clone + Send
+    {
         let status = self.clone();
         let json = warp::path!("status")
             .and(warp::get())
-            .map(move || warp::reply::json(&status.snapshot()));
+            .map(move || no_store(warp::reply::json(&status.snapshot())));
         let status = self.clone();
         let metrics = warp::path!("metrics").and(warp::get()).map(move || {
             warp::reply::with_header(
@@ -220,8 +249,234 @@ impl Status {
             )
         });
         let health = warp::path!("healthz").map(|| "ok");
-        let routes = json.or(metrics).or(health);
-        tokio::spawn(warp::serve(routes).incoming(listener).run());
-        Ok(bound)
+        let index = warp::path::end().and(warp::get()).map(|| {
+            let page = page();
+            let reply = warp::reply::html(page.html.as_str());
+            let reply = warp::reply::with_header(reply, "content-security-policy", &page.csp);
+            let reply = warp::reply::with_header(reply, "x-content-type-options", "nosniff");
+            let reply = warp::reply::with_header(reply, "referrer-policy", "no-referrer");
+            no_store(reply)
+        });
+        let store = web.store.clone();
+        let recent = warp::path!("tasks" / "recent")
+            .and(warp::get())
+            .and(warp::query::<Limits>())
+            .map(move |q: Limits| {
+                let limit = q.limit.unwrap_or(RECENT_TASKS).min(RECENT_TASKS);
+                match &store {
+                    None => json_reply(StatusCode::OK, &Vec::<()>::new()),
+                    Some(store) => match store.recent_tasks(limit) {
+                        Ok(tasks) => json_reply(StatusCode::OK, &tasks),
+                        Err(e) => error_reply(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+                    },
+                }
+            });
+        let buffer = web.logs.clone();
+        let log_tail = warp::path!("logs")
+            .and(warp::get())
+            .and(warp::query::<Limits>())
+            .map(move |q: Limits| {
+                let n = q.lines.unwrap_or(logs::DEFAULT_LINES).min(logs::CAPACITY);
+                let lines = buffer.as_ref().map_or_else(Vec::new, |b| b.tail(n));
+                json_reply(StatusCode::OK, &serde_json::json!({ "lines": lines }))
+            });
+        let enabled = web.control.is_some();
+        let control_info = warp::path!("control")
+            .and(warp::get())
+            .map(move || json_reply(StatusCode::OK, &serde_json::json!({ "enabled": enabled })));
+        let control = web.control.clone();
+        let control_post = warp::path!("control" / String)
+            .and(warp::post())
+            .and(warp::header::optional::<String>("authorization"))
+            .then(move |action: String, authorization: Option<String>| {
+                let control = control.clone();
+                async move { control_action(control, &action, authorization).await }
+            });
+        let routes = index
+            .or(json)
+            .or(metrics)
+            .or(health)
+            .or(recent)
+            .or(log_tail)
+            .or(control_info)
+            .or(control_post);
+        routes.recover(|rejection: warp::Rejection| async move {
+            let (code, message) = if rejection.is_not_found() {
+                (StatusCode::NOT_FOUND, "not found".to_owned())
+            } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
+                (
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "method not allowed".to_owned(),
+                )
+            } else if rejection.find::<warp::reject::InvalidQuery>().is_some() {
+                (StatusCode::BAD_REQUEST, "invalid query string".to_owned())
+            } else {
+                (StatusCode::BAD_REQUEST, format!("{rejection:?}"))
+            };
+            Ok::<_, std::convert::Infallible>(error_reply(code, &message))
+        })
+    }
+}
+
+/// The most tasks `GET /tasks/recent` lists.
+pub const RECENT_TASKS: usize = 50;
+/// How long `POST /control/...` waits for the daemon's answer (a chain
+/// call waits for its block to be finalized).
+pub const CONTROL_WAIT: Duration = Duration::from_secs(120);
+
+/// What the web server adds to [`Status`]: the task list, the log tail and
+/// control. Each absent part serves empty (`[]`, no lines) or, for control,
+/// 403.
+#[derive(Clone, Default)]
+pub struct Web {
+    pub store: Option<Store>,
+    pub logs: Option<LogBuffer>,
+    pub control: Option<Control>,
+}
+
+#[derive(Deserialize)]
+struct Limits {
+    limit: Option<usize>,
+    lines: Option<usize>,
+}
+
+fn no_store(reply: impl warp::Reply) -> impl warp::Reply {
+    warp::reply::with_header(reply, "cache-control", "no-store")
+}
+
+fn json_reply(code: StatusCode, body: &impl Serialize) -> warp::reply::Response {
+    use warp::Reply;
+    no_store(warp::reply::with_status(warp::reply::json(body), code)).into_response()
+}
+
+fn error_reply(code: StatusCode, message: &str) -> warp::reply::Response {
+    json_reply(code, &serde_json::json!({ "ok": false, "error": message }))
+}
+
+/// `POST /control/{action}`: off without a token (403), then the bearer
+/// token (401), then the action, run by the daemon.
+async fn control_action(
+    control: Option<Control>,
+    action: &str,
+    authorization: Option<String>,
+) -> warp::reply::Response {
+    use warp::Reply;
+    let Some(control) = control else {
+        return error_reply(
+            StatusCode::FORBIDDEN,
+            "control is disabled on this node: set control_token in its config \
+             (or HYDROGEN_NODE_CONTROL_TOKEN) and restart it",
+        );
+    };
+    if !control.authorized(authorization.as_deref()) {
+        let message = if authorization.is_none() {
+            "control needs the node's control token: Authorization: Bearer <control_token>"
+        } else {
+            "wrong control token"
+        };
+        return warp::reply::with_header(
+            error_reply(StatusCode::UNAUTHORIZED, message),
+            "www-authenticate",
+            "Bearer realm=\"hydrogen-node\"",
+        )
+        .into_response();
+    }
+    let Ok(action) = action.parse::<Action>() else {
+        return error_reply(
+            StatusCode::NOT_FOUND,
+            &format!("unknown action {action:?}: join, pause, resume or quit"),
+        );
+    };
+    match control.request(action, CONTROL_WAIT).await {
+        Ok(node_status) => json_reply(
+            StatusCode::OK,
+            &serde_json::json!({
+                "ok": true,
+                "action": action,
+                "node_status": node_status,
+            }),
+        ),
+        Err(Failure {
+            status: code,
+            message,
+        }) => json_reply(
+            StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            &serde_json::json!({ "ok": false, "action": action, "error": message }),
+        ),
+    }
+}
+
+/// The web page (`web/index.html` with `web/app.css` and `web/app.js`
+/// inlined) and a Content-Security-Policy that allows exactly those.
+struct Page {
+    html: String,
+    csp: String,
+}
+
+const INDEX_HTML: &str = include_str!("../web/index.html");
+const APP_CSS: &str = include_str!("../web/app.css");
+const APP_JS: &str = include_str!("../web/app.js");
+
+fn page() -> &'static Page {
+    static PAGE: OnceLock<Page> = OnceLock::new();
+    PAGE.get_or_init(|| {
+        let digest = |text: &str| base64(&Sha256::digest(text.as_bytes()));
+        Page {
+            html: INDEX_HTML
+                .replace("__UNIT__", &hydrogen_sdk::types::UNIT.to_string())
+                .replace("/*APP_CSS*/", APP_CSS)
+                .replace("/*APP_JS*/", APP_JS),
+            csp: format!(
+                "default-src 'none'; script-src 'sha256-{}'; style-src 'sha256-{}'; \
+                 connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; \
+                 frame-ancestors 'none'",
+                digest(APP_JS),
+                digest(APP_CSS)
+            ),
+        }
+    })
+}
+
+/// Standard base64 with padding (for the CSP's hashes).
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i)) as usize & 63] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_the_standard() {
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foo"), "Zm9v");
+        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
+    }
+
+    #[test]
+    fn the_page_inlines_its_script_and_style() {
+        let page = page();
+        assert!(page.html.contains(APP_JS) && page.html.contains(APP_CSS));
+        assert!(!page.html.contains("/*APP_JS*/"));
+        assert!(page.csp.contains("script-src 'sha256-"));
     }
 }

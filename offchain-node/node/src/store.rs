@@ -13,6 +13,8 @@ use std::sync::Arc;
 
 const TASKS: TableDefinition<u64, &[u8]> = TableDefinition::new("tasks");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// What the chain decided for this node, by task (from finalized events).
+const VERDICTS: TableDefinition<u64, &[u8]> = TableDefinition::new("verdicts");
 
 const CONTRACT: &str = "contract";
 const LAST_BLOCK: &str = "last_block";
@@ -57,6 +59,91 @@ pub struct Counters {
     pub entropy_contributions: u64,
 }
 
+/// What the chain decided for this node on one task, from its finalized
+/// events. (A struct, not a tagged enum: serde cannot read a `u128` back
+/// through an internally tagged enum.)
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verdict {
+    pub verdict: VerdictKind,
+    /// Paid, or slashed from the stake, in the token's smallest unit.
+    #[serde(default)]
+    pub amount: u128,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerdictKind {
+    Paid,
+    Slashed,
+    /// Counted as silent on the task.
+    Missed,
+}
+
+impl Verdict {
+    pub fn paid(amount: u128) -> Verdict {
+        Verdict {
+            verdict: VerdictKind::Paid,
+            amount,
+        }
+    }
+
+    pub fn slashed(amount: u128) -> Verdict {
+        Verdict {
+            verdict: VerdictKind::Slashed,
+            amount,
+        }
+    }
+
+    pub fn missed() -> Verdict {
+        Verdict {
+            verdict: VerdictKind::Missed,
+            amount: 0,
+        }
+    }
+}
+
+/// One task as the web UI lists it: its record without the arguments or
+/// the secret nonce, and the chain's verdict for this node, if any yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecentTask {
+    pub id: TaskId,
+    /// The record's state (`settled`, `aborted`, `committed`...).
+    pub state: String,
+    /// Why it was aborted, for `aborted`.
+    pub detail: Option<String>,
+    /// Commit deadline (ms since the epoch).
+    pub deadline: u64,
+    /// What this node computed: `images` or `invalid_args`, once generated.
+    pub result: Option<String>,
+    /// Images kept for upload.
+    pub images: u32,
+    pub verdict: Option<Verdict>,
+}
+
+impl RecentTask {
+    fn of(record: TaskRecord, verdict: Option<Verdict>) -> RecentTask {
+        use crate::task::{StoredOutcome, TaskState};
+        RecentTask {
+            id: record.id,
+            state: record.state.name().to_owned(),
+            detail: match record.state {
+                TaskState::Aborted(why) => Some(why),
+                _ => None,
+            },
+            deadline: record.deadline,
+            result: record.outcome.map(|o| {
+                match o {
+                    StoredOutcome::Images(_) => "images",
+                    StoredOutcome::InvalidArgs => "invalid_args",
+                }
+                .to_owned()
+            }),
+            images: record.images,
+            verdict,
+        }
+    }
+}
+
 /// A handle on the database; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
@@ -77,6 +164,7 @@ impl Store {
         let txn = db.begin_write().map_err(StoreError::from)?;
         txn.open_table(TASKS).map_err(StoreError::from)?;
         txn.open_table(META).map_err(StoreError::from)?;
+        txn.open_table(VERDICTS).map_err(StoreError::from)?;
         txn.commit().map_err(StoreError::from)?;
         Ok(Store { db: Arc::new(db) })
     }
@@ -134,6 +222,25 @@ impl Store {
         for entry in table.iter().map_err(StoreError::from)? {
             let (_, v) = entry.map_err(StoreError::from)?;
             out.push(serde_json::from_slice(v.value()).map_err(StoreError::from)?);
+        }
+        Ok(out)
+    }
+
+    /// The `limit` newest tasks (by id), newest first, with their verdicts.
+    pub fn recent_tasks(&self, limit: usize) -> Result<Vec<RecentTask>> {
+        let txn = self.db.begin_read().map_err(StoreError::from)?;
+        let tasks = txn.open_table(TASKS).map_err(StoreError::from)?;
+        let verdicts = txn.open_table(VERDICTS).map_err(StoreError::from)?;
+        let mut out = Vec::new();
+        for entry in tasks.iter().map_err(StoreError::from)?.rev().take(limit) {
+            let (id, v) = entry.map_err(StoreError::from)?;
+            let record: TaskRecord = serde_json::from_slice(v.value()).map_err(StoreError::from)?;
+            let verdict = verdicts
+                .get(id.value())
+                .map_err(StoreError::from)?
+                .map(|v| serde_json::from_slice(v.value()).map_err(StoreError::from))
+                .transpose()?;
+            out.push(RecentTask::of(record, verdict));
         }
         Ok(out)
     }
@@ -225,6 +332,16 @@ impl Writer<'_> {
             .transpose()
     }
 
+    /// Records the chain's verdict for this node on `task` (the latest wins).
+    pub fn put_verdict(&mut self, task: TaskId, verdict: &Verdict) -> Result<()> {
+        let bytes = serde_json::to_vec(verdict).map_err(StoreError::from)?;
+        let mut table = self.txn.open_table(VERDICTS).map_err(StoreError::from)?;
+        table
+            .insert(task, bytes.as_slice())
+            .map_err(StoreError::from)?;
+        Ok(())
+    }
+
     pub fn set_last_block(&mut self, block: u64) -> Result<()> {
         self.put_meta(LAST_BLOCK, &block)
     }
@@ -272,5 +389,39 @@ mod tests {
         assert_eq!(store.last_block().unwrap(), Some(42));
         assert_eq!(store.counters().unwrap().paid, 1);
         assert_eq!(store.entropy().unwrap().current, Some([1; 32]));
+    }
+
+    #[test]
+    fn recent_tasks_are_newest_first_with_verdicts_and_no_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        for id in 1..=5 {
+            let mut record = TaskRecord::selected(id, 1_000 * id);
+            record.nonce = Some(hex::encode([7u8; 32]));
+            record.args = Some("{\"prompt\":\"secret-ish\"}".into());
+            if id == 2 {
+                record.state = TaskState::Aborted("model missing".into());
+            }
+            store.put_task(&record).unwrap();
+        }
+        store
+            .write(|w| {
+                w.put_verdict(4, &Verdict::paid(5))?;
+                w.put_verdict(3, &Verdict::missed())
+            })
+            .unwrap();
+        let recent = store.recent_tasks(4).unwrap();
+        let ids: Vec<_> = recent.iter().map(|t| t.id).collect();
+        assert_eq!(ids, [5, 4, 3, 2]);
+        assert_eq!(recent[1].verdict, Some(Verdict::paid(5)));
+        assert_eq!(recent[2].verdict, Some(Verdict::missed()));
+        assert_eq!(recent[3].state, "aborted");
+        assert_eq!(recent[3].detail.as_deref(), Some("model missing"));
+        let json = serde_json::to_string(&recent).unwrap();
+        assert!(
+            !json.contains("0707") && !json.contains("secret-ish"),
+            "{json}"
+        );
+        assert!(json.contains(r#""verdict":"paid","amount":5"#), "{json}");
     }
 }

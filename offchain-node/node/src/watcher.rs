@@ -5,7 +5,7 @@
 //! the daemon's polls of `node_info` cover any event this misses.
 
 use crate::status::Status;
-use crate::store::Store;
+use crate::store::{Store, Verdict};
 use crate::task::TaskRecord;
 use futures::StreamExt;
 use hydrogen_sdk::chain::{BlockEvents, ChainClient, Hydrogen};
@@ -88,6 +88,7 @@ impl Watcher {
                         task_id,
                     } if *node == me => {
                         tracing::info!(task = task_id, amount, "paid");
+                        w.put_verdict(*task_id, &Verdict::paid(*amount))?;
                         w.count(|c| {
                             c.paid += 1;
                             c.earnings += amount;
@@ -99,6 +100,7 @@ impl Watcher {
                         task_id,
                     } if *node == me => {
                         tracing::error!(task = task_id, amount, "this node was slashed");
+                        w.put_verdict(*task_id, &Verdict::slashed(*amount))?;
                         w.count(|c| c.slashed += 1)?;
                     }
                     Event::NodeMissed {
@@ -111,6 +113,7 @@ impl Watcher {
                             in_a_row = missed,
                             "this node missed a task"
                         );
+                        w.put_verdict(*task_id, &Verdict::missed())?;
                         w.count(|c| c.missed += 1)?;
                     }
                     Event::NodeKickedOut { node, .. } if *node == me => {
