@@ -3,12 +3,13 @@
 //! without ever failing an honest node.
 //!
 //! `cargo bench -p hydrogen-tests --bench soundness -- [--tasks 84]
-//!  [--models shapes,sd15] [--sd15 DIR] [--no-lavapipe] [--out DIR]`
+//!  [--models shapes,sd15] [--sd15 DIR] [--no-lavapipe] [--lavapipe-tasks 10]
+//!  [--out DIR]`; the counts also go per model (`--tasks shapes=84,sd15=4`).
 //!
 //! For each model and task (a held-out prompt of the trained model, a seed,
 //! one of the five schedulers, two images) it renders the task as honest
-//! nodes would (the CPU backend on every core and on one, lavapipe in f32 and
-//! f16) and as cheats would (another seed, half the steps, another prompt,
+//! nodes would (the CPU backend on every core and on pools of 1, 3 and 4
+//! threads; for the first `--lavapipe-tasks`, lavapipe in f32 and f16) and as cheats would (another seed, half the steps, another prompt,
 //! another model, a half-size image upscaled, another scheduler, the honest
 //! image JPEG-recompressed or blurred), then compares pHashes per image:
 //! every pair of honest renderings, and every cheat against the reference
@@ -50,6 +51,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             "--models" => models = value()?.split(',').map(str::to_owned).collect(),
             "--sd15" => opts.sd15 = Some(value()?.into()),
             "--no-lavapipe" => opts.lavapipe = false,
+            "--lavapipe-tasks" => opts.lavapipe_tasks = value()?.parse()?,
             "--out" => out = value()?.into(),
             // cargo bench passes --bench to every harness-less bench.
             "--bench" => {}

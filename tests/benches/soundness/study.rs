@@ -6,20 +6,72 @@ use hydrogen_sdk::phash::{hamming, phash};
 use image::imageops::FilterType;
 use image::RgbImage;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub struct Options {
-    /// Tasks per model; each gives 2 images, so 6 x 2 honest pairs and 8 x 2 cheat pairs.
-    pub tasks: usize,
+    /// Tasks per model. Each gives 2 images, each image 6 honest pairs among
+    /// the CPU renderings and 8 cheat pairs: 84 tasks give 1,008 and 1,344.
+    pub tasks: PerModel,
     pub sd15: Option<PathBuf>,
     pub lavapipe: bool,
+    /// The first tasks also rendered on lavapipe (f32 and f16): about 25 s
+    /// an image there, against under a second on the CPU backend.
+    pub lavapipe_tasks: PerModel,
+}
+
+/// A count for every model (`84`) or per model (`shapes=84,sd15=4`; a
+/// model left out gets 0).
+#[derive(Debug, Clone)]
+pub struct PerModel {
+    all: Option<usize>,
+    each: Vec<(String, usize)>,
+}
+
+impl PerModel {
+    pub fn all(n: usize) -> PerModel {
+        PerModel {
+            all: Some(n),
+            each: Vec::new(),
+        }
+    }
+
+    pub fn of(&self, model: &str) -> usize {
+        self.each
+            .iter()
+            .find(|(m, _)| m == model)
+            .map(|(_, n)| *n)
+            .or(self.all)
+            .unwrap_or(0)
+    }
+}
+
+impl std::str::FromStr for PerModel {
+    type Err = String;
+    fn from_str(s: &str) -> Result<PerModel, String> {
+        let number = |v: &str| v.parse::<usize>().map_err(|e| format!("{v}: {e}"));
+        if !s.contains('=') {
+            return Ok(PerModel::all(number(s)?));
+        }
+        let each = s
+            .split(',')
+            .map(|part| {
+                let (model, n) = part
+                    .split_once('=')
+                    .ok_or(format!("{part}: expected model=count"))?;
+                Ok((model.to_owned(), number(n)?))
+            })
+            .collect::<Result<_, String>>()?;
+        Ok(PerModel { all: None, each })
+    }
 }
 
 impl Default for Options {
     fn default() -> Self {
         Options {
-            tasks: 84,
+            tasks: PerModel::all(84),
             sd15: std::env::var_os("HYDROGEN_SD15_DIR").map(PathBuf::from),
             lavapipe: true,
+            lavapipe_tasks: PerModel::all(10),
         }
     }
 }
@@ -48,7 +100,8 @@ const IMAGES: u32 = 2;
 /// A loaded model on one backend, with the rayon pool it computes in (None: the global one).
 struct Renderer {
     name: &'static str,
-    sd: StableDiffusion,
+    /// Shared by the CPU renderings (SD 1.5 is 4 GB in f32).
+    sd: Arc<StableDiffusion>,
     pool: Option<rayon::ThreadPool>,
 }
 
@@ -60,7 +113,16 @@ impl Renderer {
         precision: Precision,
         threads: Option<usize>,
     ) -> Result<Renderer, Box<dyn std::error::Error>> {
-        let sd = StableDiffusion::load(dir, &backend.device(), precision)?;
+        let sd = Arc::new(StableDiffusion::load(dir, &backend.device(), precision)?);
+        Renderer::with(name, sd, threads)
+    }
+
+    /// `sd` again, computing in a pool of `threads` (None: the global pool).
+    fn with(
+        name: &'static str,
+        sd: Arc<StableDiffusion>,
+        threads: Option<usize>,
+    ) -> Result<Renderer, Box<dyn std::error::Error>> {
         let pool = match threads {
             Some(n) => Some(rayon::ThreadPoolBuilder::new().num_threads(n).build()?),
             None => None,
@@ -139,9 +201,24 @@ fn prompts() -> Result<Vec<String>, Box<dyn std::error::Error>> {
 pub fn run(name: &str, opts: &Options) -> Result<Vec<Pair>, Box<dyn std::error::Error>> {
     let m = model(name, opts)?;
     let prompts = prompts()?;
-    let cpu = |label, threads| Renderer::load(label, &m.dir, Backend::Cpu, Precision::F32, threads);
-    let mut honest = vec![cpu("cpu 2 threads", None)?, cpu("cpu 1 thread", Some(1))?];
-    if opts.lavapipe {
+    let all_cores = Renderer::load("cpu all cores", &m.dir, Backend::Cpu, Precision::F32, None)?;
+    let cpu = |label, threads| Renderer::with(label, all_cores.sd.clone(), threads);
+    // The CPU backend on every core, then on pools of other sizes (a node
+    // with other cores splits the work otherwise).
+    let mut honest = vec![
+        cpu("cpu 1 thread", Some(1))?,
+        cpu("cpu 3 threads", Some(3))?,
+        cpu("cpu 4 threads", Some(4))?,
+    ];
+    honest.insert(0, all_cores);
+    let cpu_renderers = honest.len();
+    let tasks = opts.tasks.of(name);
+    let lavapipe_tasks = if opts.lavapipe {
+        opts.lavapipe_tasks.of(name)
+    } else {
+        0
+    };
+    if lavapipe_tasks > 0 {
         honest.push(Renderer::load(
             "lavapipe f32",
             &m.dir,
@@ -170,7 +247,7 @@ pub fn run(name: &str, opts: &Options) -> Result<Vec<Pair>, Box<dyn std::error::
         None,
     )?;
     let mut pairs = Vec::new();
-    for task in 0..opts.tasks {
+    for task in 0..tasks {
         let (method, sched_name) = SCHEDULERS[task % SCHEDULERS.len()];
         let req = Request {
             prompt: prompts[task % prompts.len()].clone(),
@@ -183,8 +260,13 @@ pub fn run(name: &str, opts: &Options) -> Result<Vec<Pair>, Box<dyn std::error::
             scheduler: method,
             ..Request::default()
         };
+        let renderers = if task < lavapipe_tasks {
+            &honest[..]
+        } else {
+            &honest[..cpu_renderers]
+        };
         let renders: Vec<(&str, Vec<RgbImage>)> =
-            honest.iter().map(|r| (r.name, r.render(&req))).collect();
+            renderers.iter().map(|r| (r.name, r.render(&req))).collect();
         let mut push = |honest: bool, variant: String, a: &[RgbImage], b: &[RgbImage]| {
             for (image, (x, y)) in a.iter().zip(b).enumerate() {
                 pairs.push(Pair {
@@ -253,8 +335,8 @@ pub fn run(name: &str, opts: &Options) -> Result<Vec<Pair>, Box<dyn std::error::
         for (variant, images) in &cheats {
             push(false, variant.to_string(), reference, images);
         }
-        if task % 10 == 9 || task + 1 == opts.tasks {
-            eprintln!("{name}: {}/{} tasks", task + 1, opts.tasks);
+        if task % 10 == 9 || task + 1 == tasks {
+            eprintln!("{name}: {}/{} tasks", task + 1, tasks);
         }
     }
     Ok(pairs)
