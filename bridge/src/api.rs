@@ -422,6 +422,8 @@ pub(crate) fn routes(
         .unify()
         .or(healthz)
         .unify()
+        .or(crate::web::routes())
+        .unify()
         .recover(|rejection: Rejection| async move { Ok::<_, Infallible>(rejected(rejection)) })
         .unify()
 }

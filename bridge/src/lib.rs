@@ -27,6 +27,7 @@ pub mod api;
 pub mod events;
 pub mod openai;
 pub mod store;
+mod web;
 mod worker;
 
 pub use api::openapi_json;

@@ -253,3 +253,31 @@ async fn a_task_left_submitting_is_failed_at_start_and_never_sent_again() {
     );
     bridge.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_image_generator_is_served_with_its_files_and_a_strict_policy() {
+    let b = bridge().await;
+    let page = b.http.get(b.url("/")).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let policy = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(policy.contains("default-src 'none'"), "{policy}");
+    let html = page.text().await.unwrap();
+    assert!(html.contains("Hydrogen Image Generator"));
+    // Every file the page names is served, none from another origin.
+    for path in ["/app/app.js", "/app/style.css"] {
+        assert!(html.contains(path), "the page links {path}");
+        let file = b.http.get(b.url(path)).send().await.unwrap();
+        assert_eq!(file.status(), StatusCode::OK, "{path}");
+        assert!(!file.text().await.unwrap().is_empty(), "{path}");
+    }
+    for outside in ["src=\"http", "href=\"http", "src=\"//", "href=\"//"] {
+        assert!(!html.contains(outside), "the page loads {outside}…");
+    }
+}
