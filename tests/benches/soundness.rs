@@ -4,7 +4,9 @@
 //!
 //! `cargo bench -p hydrogen-tests --bench soundness -- [--tasks 84]
 //!  [--models shapes,sd15] [--sd15 DIR] [--no-lavapipe] [--lavapipe-tasks 10]
-//!  [--out DIR]`; the counts also go per model (`--tasks shapes=84,sd15=4`).
+//!  [--out DIR] [--from distances.csv]`; the counts also go per model
+//! (`--tasks shapes=84,sd15=4`). `--from` redoes the tables and the figure
+//! from an earlier run's pairs without rendering anything.
 //!
 //! For each model and task (a held-out prompt of the trained model, a seed,
 //! one of the five schedulers, two images) it renders the task as honest
@@ -43,6 +45,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         out = PathBuf::from(dir).join("soundness");
     }
     let mut models = vec!["shapes".to_string(), "sd15".to_string()];
+    let mut from: Option<PathBuf> = None;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or(format!("{flag} needs a value"));
@@ -53,6 +56,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             "--no-lavapipe" => opts.lavapipe = false,
             "--lavapipe-tasks" => opts.lavapipe_tasks = value()?.parse()?,
             "--out" => out = value()?.into(),
+            "--from" => from = Some(PathBuf::from(value()?)),
             // cargo bench passes --bench to every harness-less bench.
             "--bench" => {}
             other => return Err(format!("unknown argument {other}").into()),
@@ -60,6 +64,10 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     }
     std::fs::create_dir_all(&out)?;
     let mut pairs = Vec::new();
+    if let Some(csv) = &from {
+        pairs = report::read_csv(csv)?;
+        models.clear();
+    }
     for model in &models {
         let started = std::time::Instant::now();
         let found = study::run(model, &opts)?;

@@ -1,7 +1,8 @@
 //! The study's output: the pairs as CSV, the tables as Markdown, and the two
 //! models' histograms as one PNG.
 
-use crate::study::Pair;
+use crate::study::{scheduler_name, Pair};
+use hydrogen_sdk::phash::DEFAULT_DISTANCE_THRESHOLD;
 use plotters::prelude::*;
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -20,6 +21,33 @@ pub fn write_csv(path: &Path, pairs: &[Pair]) -> std::io::Result<()> {
         );
     }
     std::fs::write(path, text)
+}
+
+/// Reads back what [`write_csv`] wrote, so the tables and the figure can be
+/// redone without rendering again.
+pub fn read_csv(path: &Path) -> Result<Vec<Pair>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut pairs = Vec::new();
+    for (n, line) in text.lines().enumerate().skip(1) {
+        let bad = || format!("{}:{}: not a row of distances.csv: {line}", path.display(), n + 1);
+        // The variant is the only quoted field and holds no quotes itself.
+        let (head, rest) = line.split_once(",\"").ok_or_else(bad)?;
+        let (variant, distance) = rest.split_once("\",").ok_or_else(bad)?;
+        let f: Vec<&str> = head.split(',').collect();
+        let [model, task, image, scheduler, honest] = f[..] else {
+            return Err(bad());
+        };
+        pairs.push(Pair {
+            model: model.to_owned(),
+            task: task.parse().map_err(|_| bad())?,
+            image: image.parse().map_err(|_| bad())?,
+            scheduler: scheduler_name(scheduler).ok_or_else(bad)?,
+            honest: honest.parse().map_err(|_| bad())?,
+            variant: variant.to_owned(),
+            distance: distance.parse().map_err(|_| bad())?,
+        });
+    }
+    Ok(pairs)
 }
 
 fn models(pairs: &[Pair]) -> Vec<String> {
@@ -100,6 +128,37 @@ pub fn markdown(pairs: &[Pair]) -> String {
             "\nLargest honest distance per scheduler: {}.\n",
             list.join(", ")
         );
+        let default = u32::from(DEFAULT_DISTANCE_THRESHOLD);
+        let _ = writeln!(
+            s,
+            "Cheats caught at the network's threshold ({default} bits) and at {chosen}:\n"
+        );
+        let _ = writeln!(
+            s,
+            "| cheat | images at {default} | tasks at {default} | images at {chosen} | tasks at {chosen} |"
+        );
+        let _ = writeln!(s, "|---|---:|---:|---:|---:|");
+        let mut cheats: Vec<&str> = of
+            .iter()
+            .filter(|p| !p.honest)
+            .map(|p| p.variant.as_str())
+            .collect();
+        cheats.sort_unstable();
+        cheats.dedup();
+        for v in cheats {
+            let these: Vec<&Pair> = of.iter().copied().filter(|p| p.variant == v).collect();
+            let rates = |t: u32| {
+                let caught = these.iter().filter(|p| p.distance > t).count();
+                let (agree, tasks) = task_agreement(these.iter().copied(), t);
+                (
+                    100.0 * caught as f64 / these.len().max(1) as f64,
+                    100.0 * (tasks - agree) as f64 / tasks.max(1) as f64,
+                )
+            };
+            let ((i_d, t_d), (i_c, t_c)) = (rates(default), rates(chosen));
+            let _ = writeln!(s, "| {v} | {i_d:.1}% | {t_d:.1}% | {i_c:.1}% | {t_c:.1}% |");
+        }
+        s.push('\n');
         let _ = writeln!(s, "| threshold | honest images failed | honest tasks failed | cheat images caught | cheat tasks caught |");
         let _ = writeln!(s, "|---:|---:|---:|---:|---:|");
         for t in THRESHOLDS {
@@ -109,7 +168,12 @@ pub fn markdown(pairs: &[Pair]) -> String {
             let cheats = of.iter().filter(|p| !p.honest);
             let caught = cheats.clone().filter(|p| p.distance > t).count();
             let (c_agree, c_tasks) = task_agreement(cheats.copied(), t);
-            let mark = if t == chosen { " **(chosen)**" } else { "" };
+            let mark = match (t == chosen, t == default) {
+                (true, true) => " **(zero-failure, network default)**",
+                (true, false) => " **(zero-failure)**",
+                (false, true) => " **(network default)**",
+                (false, false) => "",
+            };
             let _ = writeln!(
                 s,
                 "| {t}{mark} | {failed} of {h} | {} of {tasks} | {:.1}% | {:.1}% |",
@@ -195,8 +259,14 @@ pub fn plot(path: &Path, pairs: &[Pair]) -> Result<(), Box<dyn std::error::Error
         let t = f64::from(chosen) + 0.5;
         chart
             .draw_series(LineSeries::new([(t, 0.0), (t, top)], BLACK.stroke_width(2)))?
-            .label(format!("threshold {chosen}"))
+            .label(format!("no honest failure from {chosen}"))
             .legend(|(x, y)| PathElement::new([(x, y), (x + 12, y)], BLACK.stroke_width(2)));
+        let d = f64::from(DEFAULT_DISTANCE_THRESHOLD) + 0.5;
+        let red = RGBColor(200, 30, 30);
+        chart
+            .draw_series(LineSeries::new([(d, 0.0), (d, top)], red.stroke_width(2)))?
+            .label(format!("network threshold {DEFAULT_DISTANCE_THRESHOLD}"))
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 12, y)], red.stroke_width(2)));
         chart
             .configure_series_labels()
             .border_style(BLACK)

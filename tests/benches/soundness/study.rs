@@ -97,6 +97,11 @@ const SCHEDULERS: [(Method, &str); 5] = [
 ];
 const IMAGES: u32 = 2;
 
+/// The study's name of a scheduler, as `distances.csv` spells it.
+pub fn scheduler_name(name: &str) -> Option<&'static str> {
+    SCHEDULERS.iter().map(|(_, n)| *n).find(|n| *n == name)
+}
+
 /// A loaded model on one backend, with the rayon pool it computes in (None: the global one).
 struct Renderer {
     name: &'static str,
