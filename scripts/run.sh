@@ -4,6 +4,7 @@
 # this machine with one image task through it.
 #
 # Usage: scripts/run.sh [hydrogen-localnet options]
+#        scripts/run.sh --web [hydrogen-localnet options]
 #        scripts/run.sh --chain-only [--keep]
 #
 #   (default)     a dev chain in a temporary directory, the contract, the
@@ -15,6 +16,12 @@
 #                 (--help lists them), e.g. --models-dir DIR --model ID
 #                 --prompt TEXT --size 512 --steps 25 --backend wgpu for real
 #                 images from a diffusers model.
+#   --web         the same network, no task: the HTTP bridge (hydrogen-bridge
+#                 serve, paying from the funded app account) and each node's
+#                 web UI, until Ctrl-C. Prints the Image Generator's URL with
+#                 an API key in its fragment (http://127.0.0.1:8780/#key=...;
+#                 --bridge-listen ADDR moves it), the API key for the
+#                 /v1 API, and the node UIs' URLs with their control token.
 #   --chain-only  the dev chain with the contract deployed, until Ctrl-C (or
 #                 with --keep, left running; stop it with scripts/devnode.sh stop)
 #
@@ -82,8 +89,15 @@ else
 fi
 
 if (( ! chain_only )); then
-  echo "==== build: hydrogen-node, hydrogen-localnet"
-  CARGO_TARGET_DIR="$target_ws" cargo build -p hydrogen-node --bin hydrogen-node -p hydrogen-tests --bin hydrogen-localnet
+  build=(-p hydrogen-node --bin hydrogen-node -p hydrogen-tests --bin hydrogen-localnet)
+  for arg in "$@"; do
+    if [[ "$arg" == --web ]]; then
+      build+=(-p hydrogen-bridge --bin hydrogen-bridge)
+      export HYDROGEN_BRIDGE_BIN="$target_ws/debug/hydrogen-bridge"
+    fi
+  done
+  echo "==== build: ${build[*]}"
+  CARGO_TARGET_DIR="$target_ws" cargo build "${build[@]}"
   export HYDROGEN_DAEMON_BIN="$target_ws/debug/hydrogen-node"
   export HYDROGEN_CONTRACT_BUNDLE="$bundle"
   export HYDROGEN_NODE_BIN="${HYDROGEN_NODE_BIN:-$(command -v substrate-contracts-node)}"

@@ -9,7 +9,7 @@ const $ = (id) => document.getElementById(id);
 const KEY_STORE = "hydrogen.apiKey";
 const POLL_MS = 700;
 
-// An API key passed in the URL's fragment (`/#key=hk_...`, what
+// An API key passed in the URL's fragment (`/#key=hyd_...`, what
 // `scripts/run.sh --web` prints) never reaches a server log; keep it in
 // this browser and drop it from the address bar.
 function initKey() {

@@ -61,6 +61,10 @@ pub struct Options {
     /// Environment for every daemon (test switches such as
     /// `HYDROGEN_TEST_WITHHOLD_UPLOAD`).
     pub daemon_env: Vec<(String, String)>,
+    /// Each daemon's web UI and status server on a free loopback port
+    /// ([`Daemon::web`]), with this control token (at least 16 characters)
+    /// for its `POST /control/...`; `None`: no status server.
+    pub web_ui: Option<String>,
 }
 
 impl Options {
@@ -81,6 +85,7 @@ impl Options {
             },
             apps: 1,
             daemon_env: Vec::new(),
+            web_ui: None,
         }
     }
 }
@@ -121,6 +126,12 @@ pub fn relay_binary() -> PathBuf {
     workspace_binary("hydrogen-relay", "HYDROGEN_RELAY_BIN")
 }
 
+/// The `hydrogen-bridge` binary: `$HYDROGEN_BRIDGE_BIN`, else beside the
+/// node's (`hydrogen-localnet --web` serves the Image Generator with it).
+pub fn bridge_binary() -> PathBuf {
+    workspace_binary("hydrogen-bridge", "HYDROGEN_BRIDGE_BIN")
+}
+
 fn workspace_binary(name: &str, variable: &str) -> PathBuf {
     if let Some(path) = std::env::var_os(variable) {
         return path.into();
@@ -139,6 +150,9 @@ pub struct Daemon {
     pub dir: PathBuf,
     pub config: PathBuf,
     pub engine: String,
+    /// The address of its web UI and status server (`http_listen`), when
+    /// [`Options::web_ui`] asked for one.
+    pub web: Option<SocketAddr>,
     child: Option<Child>,
 }
 
@@ -224,6 +238,11 @@ impl Daemon {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("node.log")).unwrap_or_default()
+    }
+
+    /// The web UI's URL (`http://127.0.0.1:PORT/`), when it has one.
+    pub fn web_url(&self) -> Option<String> {
+        self.web.map(|addr| format!("http://{addr}/"))
     }
 }
 
@@ -320,6 +339,10 @@ impl LocalNet {
             let dir = options.dir.join(format!("node{i}"));
             std::fs::create_dir_all(&dir)?;
             let config = dir.join("node.toml");
+            let web = match options.web_ui {
+                Some(_) => Some(free_loopback_port()?),
+                None => None,
+            };
             std::fs::write(
                 &config,
                 node_config(NodeConfig {
@@ -330,6 +353,8 @@ impl LocalNet {
                     models_dir: &models_dir,
                     engine,
                     backend: &options.backend,
+                    web,
+                    control_token: options.web_ui.as_deref(),
                 }),
             )?;
             if !dir.join("key.json").exists() {
@@ -340,6 +365,7 @@ impl LocalNet {
                 dir,
                 config,
                 engine: engine.clone(),
+                web,
                 child: None,
             };
             let env: Vec<(&str, &str)> = options
@@ -450,6 +476,16 @@ struct NodeConfig<'a> {
     models_dir: &'a Path,
     engine: &'a str,
     backend: &'a str,
+    web: Option<SocketAddr>,
+    control_token: Option<&'a str>,
+}
+
+/// A loopback address whose port was free a moment ago (the daemon binds it
+/// when it starts; another process could take it in between, which on a
+/// test machine does not happen in practice).
+fn free_loopback_port() -> Result<SocketAddr> {
+    let probe = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(probe.local_addr()?)
 }
 
 fn node_config(c: NodeConfig<'_>) -> String {
@@ -464,7 +500,8 @@ engine = "{engine}"
 backend = "{backend}"
 on_shutdown = "stay"
 poll_interval_secs = 1
-http_listen = ""
+http_listen = "{http_listen}"
+{control_token}
 
 [gpu]
 name = "local test node"
@@ -485,6 +522,11 @@ allow_private_urls = true   # tests serve LoRAs on loopback
         engine = c.engine,
         backend = c.backend,
         vram = NODE_VRAM_GB,
+        http_listen = c.web.map(|a| a.to_string()).unwrap_or_default(),
+        control_token = c
+            .control_token
+            .map(|t| format!("control_token = {t:?}"))
+            .unwrap_or_default(),
     )
 }
 

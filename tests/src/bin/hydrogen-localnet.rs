@@ -6,18 +6,30 @@
 //! shapes, `offchain-node/engine/shapes`, or on the models directory given), submits one task through the SDK and writes the
 //! PNGs and `summary.json` to the output directory. Ctrl-C (or the end of
 //! the task) stops everything it started.
+//!
+//! With `--web` it submits nothing: it serves the bridge's Image Generator
+//! (`hydrogen-bridge serve`, paying from the network's funded app account)
+//! and each node's web UI, prints their URLs (the generator's with an API
+//! key in its fragment, the nodes' with their control token) and runs until
+//! Ctrl-C.
 
 use clap::Parser;
 use hydrogen_sdk::app::{GenerateOptions, TaskUpdate};
+use hydrogen_sdk::chain::account_of;
 use hydrogen_sdk::chain::ss58;
 use hydrogen_sdk::task::TaskArgs;
 use hydrogen_sdk::types::{distances, Event, Outcome, UNIT};
-use hydrogen_tests::localnet::{LocalNet, Options, SHAPES_MODEL, SHAPES_PROMPT};
+use hydrogen_tests::localnet::{
+    bridge_binary, LocalNet, Options, APP_TOKENS, SHAPES_MODEL, SHAPES_PROMPT,
+};
 use hydrogen_tests::{bundle_path, spawn_dev_node, stop_node_at_exit};
 use serde_json::json;
-use std::path::PathBuf;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+use tokio::process::{Child, Command};
 
 #[derive(Parser, Debug)]
 #[command(version, about, long_about = None)]
@@ -58,6 +70,14 @@ struct Cli {
     /// directory, removed at the end, when not given.
     #[arg(long)]
     work_dir: Option<PathBuf>,
+    /// Submit nothing: serve the Image Generator (the HTTP bridge, paying
+    /// from the app account) and each node's web UI until Ctrl-C, and print
+    /// their URLs. The bridge's default model is --model.
+    #[arg(long)]
+    web: bool,
+    /// Where the bridge listens with --web.
+    #[arg(long, default_value = "127.0.0.1:8780")]
+    bridge_listen: SocketAddr,
 }
 
 #[tokio::main]
@@ -71,9 +91,14 @@ async fn main() {
             tmp.path().to_path_buf()
         }
     };
-    let outcome = tokio::select! {
-        outcome = run(&cli, &work_dir) => outcome,
-        _ = tokio::signal::ctrl_c() => Err("interrupted".into()),
+    let outcome = if cli.web {
+        // Ctrl-C is how this mode ends: it stops what it started itself.
+        run_web(&cli, &work_dir).await
+    } else {
+        tokio::select! {
+            outcome = run(&cli, &work_dir) => outcome,
+            _ = tokio::signal::ctrl_c() => Err("interrupted".into()),
+        }
     };
     // Dropping what `run` started (chain, relay, daemons) has stopped it.
     if let Err(e) = outcome {
@@ -112,6 +137,205 @@ async fn run(cli: &Cli, work_dir: &std::path::Path) -> hydrogen_tests::localnet:
     }
     net.shutdown().await;
     result
+}
+
+/// `--web`: the network, the bridge and the node UIs until Ctrl-C.
+async fn run_web(cli: &Cli, work_dir: &Path) -> hydrogen_tests::localnet::Result<()> {
+    // Interrupted while starting, dropping the future stops what it started.
+    let (chain, watchdog, net, mut bridge) = tokio::select! {
+        started = start_web(cli, work_dir) => started?,
+        _ = tokio::signal::ctrl_c() => return Err("interrupted".into()),
+    };
+    println!();
+    println!("Press Ctrl-C to stop.");
+    let bridge_log = work_dir.join("bridge").join("bridge.log");
+    let outcome = tokio::select! {
+        _ = tokio::signal::ctrl_c() => Ok(()),
+        status = bridge.wait() => Err(format!(
+            "the bridge exited ({status:?}); its log:\n{}",
+            std::fs::read_to_string(&bridge_log).unwrap_or_default()
+        )
+        .into()),
+    };
+    println!();
+    println!("stopping");
+    // SIGTERM: the bridge records the tasks in flight, then exits.
+    if let Some(pid) = bridge.id() {
+        let _ = std::process::Command::new("kill")
+            .arg(pid.to_string())
+            .status();
+    }
+    if tokio::time::timeout(Duration::from_secs(15), bridge.wait())
+        .await
+        .is_err()
+    {
+        let _ = bridge.kill().await;
+    }
+    net.shutdown().await;
+    drop(watchdog);
+    drop(chain);
+    outcome
+}
+
+type Web = (
+    hydrogen_sdk::chain::devnode::DevNode,
+    std::process::ChildStdin,
+    LocalNet,
+    Child,
+);
+
+async fn start_web(cli: &Cli, work_dir: &Path) -> hydrogen_tests::localnet::Result<Web> {
+    let t0 = Instant::now();
+    let chain = spawn_dev_node().await?;
+    let watchdog = stop_node_at_exit(&chain)?;
+    println!(
+        "chain      {} ({:.1} s)",
+        chain.url(),
+        t0.elapsed().as_secs_f64()
+    );
+    let control_token = random_hex(16)?;
+    let mut options = Options::new("localnet", work_dir, cli.nodes);
+    options.models_dir = cli.models_dir.clone();
+    options.backend = cli.backend.clone();
+    options.web_ui = Some(control_token.clone());
+    let t1 = Instant::now();
+    let net = LocalNet::start(chain.url(), &bundle_path(), options).await?;
+    let contract = ss58(&net.hydrogen.address());
+    println!(
+        "network    contract {contract}, relay {}, {} nodes joined ({:.1} s)",
+        net.relay_url(),
+        net.daemons.len(),
+        t1.elapsed().as_secs_f64()
+    );
+
+    // The bridge pays from the app account LocalNet funded (native funds
+    // for fees, APP_TOKENS for task fees).
+    let dir = work_dir.join("bridge");
+    std::fs::create_dir_all(&dir)?;
+    let key_file = dir.join("key.json");
+    let data_dir = dir.to_str().ok_or("work dir is not UTF-8")?;
+    let key_path = key_file.to_str().ok_or("work dir is not UTF-8")?;
+    let app_suri = format!("//{}/app0", net.options.name);
+    let account = ss58(&account_of(&net.apps[0]));
+    let written = bridge_cli(
+        &[
+            "--data-dir",
+            data_dir,
+            "init-key",
+            "--import",
+            "--key-file",
+            key_path,
+        ],
+        &format!("{app_suri}\n"),
+    )
+    .await?;
+    if !written.contains(&account) {
+        return Err(format!("the bridge's key is not the app account {account}: {written}").into());
+    }
+    let created = bridge_cli(
+        &["--data-dir", data_dir, "keys", "create", "--name", "web"],
+        "",
+    )
+    .await?;
+    let api_key = created
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("hyd_"))
+        .ok_or_else(|| format!("no API key in: {created}"))?
+        .to_owned();
+    let log = std::fs::File::create(dir.join("bridge.log"))?;
+    let listen = cli.bridge_listen.to_string();
+    let mut bridge = Command::new(bridge_binary())
+        .args(["--data-dir", data_dir, "serve"])
+        .args(["--chain", &net.chain_url])
+        .args(["--relay", &net.relay_url()])
+        .args(["--contract", &contract])
+        .args(["--key-file", key_path])
+        .args(["--listen", &listen])
+        .args(["--default-model", &cli.model])
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", bridge_binary().display()))?;
+    let base = format!("http://{listen}");
+    let http = reqwest::Client::new();
+    let until = Instant::now() + Duration::from_secs(60);
+    let network = loop {
+        if let Ok(response) = http
+            .get(format!("{base}/v1/network"))
+            .bearer_auth(&api_key)
+            .send()
+            .await
+        {
+            if response.status().is_success() {
+                break response.json::<serde_json::Value>().await?;
+            }
+        }
+        if let Some(status) = bridge.try_wait()? {
+            return Err(format!(
+                "the bridge exited ({status}); its log:\n{}",
+                std::fs::read_to_string(dir.join("bridge.log")).unwrap_or_default()
+            )
+            .into());
+        }
+        if Instant::now() > until {
+            return Err(format!("the bridge did not answer on {base} within 60 s").into());
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    println!(
+        "bridge     {base}, paying from {account} ({}; minted {} HYD), log {}",
+        network["balance_tokens"].as_str().unwrap_or("?"),
+        APP_TOKENS / UNIT,
+        dir.join("bridge.log").display()
+    );
+    println!();
+    println!("Image Generator   {base}/#key={api_key}");
+    println!("HTTP API          {base}/v1  (Authorization: Bearer {api_key}; bridge/README.md)");
+    for (i, daemon) in net.daemons.iter().enumerate() {
+        println!(
+            "node {i} web UI     {}  (control token {control_token})",
+            daemon.web_url().unwrap_or_default()
+        );
+    }
+    Ok((chain, watchdog, net, bridge))
+}
+
+/// Runs a `hydrogen-bridge` command to completion with `stdin` as its input;
+/// returns its standard output.
+async fn bridge_cli(args: &[&str], stdin: &str) -> hydrogen_tests::localnet::Result<String> {
+    use tokio::io::AsyncWriteExt;
+    let mut child = Command::new(bridge_binary())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {}: {e}", bridge_binary().display()))?;
+    if let Some(mut input) = child.stdin.take() {
+        input.write_all(stdin.as_bytes()).await?;
+    }
+    let out = child.wait_with_output().await?;
+    if !out.status.success() {
+        return Err(format!(
+            "hydrogen-bridge {} failed: {}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// `bytes` random bytes from the kernel, in hex.
+fn random_hex(bytes: usize) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut buf = vec![0; bytes];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut buf)?;
+    Ok(hex::encode(buf))
 }
 
 async fn submit(cli: &Cli, net: &LocalNet) -> hydrogen_tests::localnet::Result<()> {
