@@ -34,8 +34,10 @@ BUILD_PACKAGES=(protobuf-compiler clang libclang-dev)
 # Real servers the tests and benchmarks start on loopback: nginx balances
 # relay replicas (tests/tests/relay.rs) and is the relay benchmark's reference;
 # headless Chromium and its WebDriver run the web pages' browser tests
-# (tests/tests/browser.rs).
-TEST_PACKAGES=(nginx-light chromium chromium-driver)
+# (tests/tests/browser.rs); PostgreSQL's server (initdb, postgres, pg_ctl in
+# /usr/lib/postgresql/<version>/bin) runs the bridge's store tests on
+# Postgres as well as SQLite (bridge/tests/store.rs).
+TEST_PACKAGES=(nginx-light chromium chromium-driver postgresql)
 
 dry_run=0
 case "${1:-}" in
@@ -325,7 +327,7 @@ run_step "substrate-contracts-node" step_node
 run_step "cargo-contract" step_cargo_contract
 run_step "Python example (substrate-interface)" step_python_example
 run_step "S3-compatible test server (moto)" step_s3_server
-run_step "test servers (nginx, chromium)" step_test_packages
+run_step "test servers (nginx, chromium, postgresql)" step_test_packages
 
 echo
 echo "install summary:"

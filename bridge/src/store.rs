@@ -182,6 +182,10 @@ pub struct Store {
 
 const FINAL_STATES: &str = "('completed', 'aborted', 'failed', 'cancelled')";
 
+/// The Postgres advisory lock held while the schema is created (any fixed
+/// number; this one spells "hydrogen" in ASCII).
+const MIGRATION_LOCK: i64 = 0x6879_6472_6f67_656e;
+
 impl Store {
     /// Connects to `url` (`sqlite://...` or `postgres://...`) and creates the
     /// tables that are missing.
@@ -242,9 +246,26 @@ impl Store {
                 )"
             ),
         ];
-        for sql in statements {
-            sqlx::query(&sql).execute(&self.pool).await?;
+        if !postgres {
+            for sql in statements {
+                sqlx::query(&sql).execute(&self.pool).await?;
+            }
+            return Ok(());
         }
+        // Postgres: bridges started together on one database (replicas)
+        // would race in `CREATE TABLE IF NOT EXISTS` (a duplicate key in
+        // `pg_type`), so the schema is created in one transaction under an
+        // advisory lock, one bridge at a time.
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(&format!(
+            "SELECT 1 AS locked FROM pg_advisory_xact_lock({MIGRATION_LOCK})"
+        ))
+        .execute(&mut *tx)
+        .await?;
+        for sql in statements {
+            sqlx::query(&sql).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -658,7 +679,8 @@ pub(crate) fn now_ms() -> i64 {
 /// A database URL without its password, for messages.
 pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
+        // Only a password is hidden: `postgres://user@host/db` has none.
+        (Some(scheme), Some(at)) if at > scheme && url[scheme + 3..at].contains(':') => {
             let userinfo = &url[scheme + 3..at];
             let user = userinfo.split(':').next().unwrap_or_default();
             format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
@@ -671,199 +693,8 @@ pub fn redact(url: &str) -> String {
 mod tests {
     use super::*;
 
-    async fn store() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}/bridge.db?mode=rwc", dir.path().display());
-        let store = Store::open(&url).await.unwrap();
-        (dir, store)
-    }
-
-    #[tokio::test]
-    async fn keys_are_stored_hashed_and_authenticate() {
-        let (dir, store) = store().await;
-        let (key, secret) = store.create_key("app", Some(3), None).await.unwrap();
-        assert!(secret.starts_with("hyd_") && secret.len() > 40);
-        assert_eq!(
-            store.authenticate(&secret).await.unwrap(),
-            KeyLookup::Valid(key.clone())
-        );
-        assert_eq!(
-            store.authenticate("hyd_nope").await.unwrap(),
-            KeyLookup::Unknown
-        );
-        store.close().await;
-        let db = std::fs::read(dir.path().join("bridge.db")).unwrap();
-        let contains = |needle: &[u8]| db.windows(needle.len()).any(|w| w == needle);
-        assert!(!contains(secret.as_bytes()), "the key is not stored");
-        assert!(contains(hash_key(&secret).as_bytes()), "its hash is");
-
-        let url = format!("sqlite://{}/bridge.db?mode=rwc", dir.path().display());
-        let store = Store::open(&url).await.unwrap();
-        assert!(store.revoke_key(&key.id).await.unwrap());
-        assert!(!store.revoke_key("key_none").await.unwrap());
-        assert_eq!(
-            store.authenticate(&secret).await.unwrap(),
-            KeyLookup::Revoked
-        );
-        assert_eq!(store.keys().await.unwrap().len(), 1);
-    }
-
-    #[tokio::test]
-    async fn quotas_count_tasks_and_tokens_and_releases_give_back() {
-        let (_dir, store) = store().await;
-        let (key, _) = store.create_key("app", Some(2), Some(100)).await.unwrap();
-        store.reserve(&key.id, 60).await.unwrap().unwrap();
-        assert_eq!(
-            store.reserve(&key.id, 50).await.unwrap(),
-            Err(QuotaError::Tokens {
-                quota: 100,
-                used: 60,
-                fee: 50
-            })
-        );
-        store.reserve(&key.id, 40).await.unwrap().unwrap();
-        assert_eq!(
-            store.reserve(&key.id, 0).await.unwrap(),
-            Err(QuotaError::Tasks { quota: 2, used: 2 })
-        );
-        store.release(&key.id, 40).await.unwrap();
-        let key = store.key(&key.id).await.unwrap().unwrap();
-        assert_eq!((key.used_tasks, key.used_tokens), (1, 60));
-
-        // Concurrent reservations never overspend.
-        let (key, _) = store.create_key("many", None, Some(10)).await.unwrap();
-        let tries: Vec<_> = (0..25)
-            .map(|_| {
-                let (store, id) = (store.clone(), key.id.clone());
-                tokio::spawn(async move { store.reserve(&id, 1).await.unwrap().is_ok() })
-            })
-            .collect();
-        let mut granted = 0;
-        for t in tries {
-            granted += usize::from(t.await.unwrap());
-        }
-        assert_eq!(granted, 10);
-        let key = store.key(&key.id).await.unwrap().unwrap();
-        assert_eq!((key.used_tasks, key.used_tokens), (10, 10));
-
-        let (unlimited, _) = store.create_key("free", None, None).await.unwrap();
-        store
-            .reserve(&unlimited.id, u128::MAX / 2)
-            .await
-            .unwrap()
-            .unwrap();
-        store.revoke_key(&unlimited.id).await.unwrap();
-        assert_eq!(
-            store.reserve(&unlimited.id, 1).await.unwrap(),
-            Err(QuotaError::NoKey)
-        );
-    }
-
-    #[tokio::test]
-    async fn a_task_moves_forward_only_and_keeps_its_images() {
-        let (_dir, store) = store().await;
-        let (key, _) = store.create_key("app", None, None).await.unwrap();
-        let fee = 3 * hydrogen_sdk::types::UNIT + 1;
-        let row = TaskRow::submitting(&key.id, "{\"prompt\":\"x\"}".into(), fee);
-        store.insert_task(&row).await.unwrap();
-        assert_eq!(store.task(&row.id).await.unwrap().unwrap(), row);
-
-        assert!(store.set_created(&row.id, 42, 7).await.unwrap());
-        assert!(!store.set_created(&row.id, 43, 8).await.unwrap(), "once");
-        assert!(store
-            .set_state(&row.id, TaskState::Created, None)
-            .await
-            .is_err());
-        assert!(store
-            .set_state(&row.id, TaskState::Uploaded, None)
-            .await
-            .unwrap());
-        let nodes = vec!["5Node1".to_owned(), "5Node2".to_owned()];
-        store.set_nodes(&row.id, &nodes).await.unwrap();
-        let got = store.task(&row.id).await.unwrap().unwrap();
-        assert_eq!(
-            (got.task_id, got.created_in, got.state, got.fee),
-            (Some(42), Some(7), TaskState::Uploaded, fee)
-        );
-        assert_eq!(got.nodes, nodes);
-
-        let images = vec![vec![1u8, 2, 3], vec![0u8; 1000]];
-        let result = [0xabu8; 16];
-        assert!(store
-            .complete(&row.id, &result, &nodes, &images)
-            .await
-            .unwrap());
-        assert!(
-            !store
-                .complete(&row.id, &result, &nodes, &images)
-                .await
-                .unwrap(),
-            "a final task does not change"
-        );
-        assert!(!store
-            .set_state(&row.id, TaskState::Failed, Some("late"))
-            .await
-            .unwrap());
-        let got = store.task(&row.id).await.unwrap().unwrap();
-        assert_eq!(got.state, TaskState::Completed);
-        assert_eq!(got.error, None);
-        assert_eq!(got.phashes(), vec!["abababababababab"; 2]);
-        assert_eq!(store.image_count(&row.id).await.unwrap(), 2);
-        assert_eq!(
-            store.image(&row.id, 1).await.unwrap(),
-            Some(vec![0u8; 1000])
-        );
-        assert_eq!(store.image(&row.id, 2).await.unwrap(), None);
-        assert_eq!(store.tasks_of(&key.id, 10).await.unwrap().len(), 1);
-    }
-
-    #[tokio::test]
-    async fn on_restart_submitting_fails_and_created_or_uploaded_resume() {
-        let (_dir, store) = store().await;
-        let (key, _) = store.create_key("app", None, None).await.unwrap();
-        let mut ids = Vec::new();
-        for _ in 0..4 {
-            let row = TaskRow::submitting(&key.id, "{}".into(), 1);
-            store.insert_task(&row).await.unwrap();
-            ids.push(row.id);
-        }
-        store.set_created(&ids[1], 1, 1).await.unwrap();
-        store.set_created(&ids[2], 2, 1).await.unwrap();
-        store
-            .set_state(&ids[2], TaskState::Uploaded, None)
-            .await
-            .unwrap();
-        store.set_created(&ids[3], 3, 1).await.unwrap();
-        store
-            .set_state(&ids[3], TaskState::Aborted, Some("timeout"))
-            .await
-            .unwrap();
-
-        assert_eq!(
-            store.fail_interrupted().await.unwrap(),
-            vec![ids[0].clone()]
-        );
-        let failed = store.task(&ids[0]).await.unwrap().unwrap();
-        assert_eq!(failed.state, TaskState::Failed);
-        assert_eq!(failed.error.as_deref(), Some(INTERRUPTED));
-        assert_eq!(failed.task_id, None);
-        let resumable: Vec<_> = store
-            .resumable()
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|r| (r.task_id, r.state))
-            .collect();
-        let mut want = vec![
-            (Some(1), TaskState::Created),
-            (Some(2), TaskState::Uploaded),
-        ];
-        want.sort_by_key(|w| w.0);
-        let mut got = resumable;
-        got.sort_by_key(|g| g.0);
-        assert_eq!(got, want);
-        assert!(store.fail_interrupted().await.unwrap().is_empty());
-    }
+    // The store's scenarios run on SQLite and on a real PostgreSQL server:
+    // bridge/tests/store.rs.
 
     #[test]
     fn database_passwords_stay_out_of_messages() {
@@ -872,5 +703,9 @@ mod tests {
             "postgres://bridge:***@db:5432/hydrogen"
         );
         assert_eq!(redact("sqlite:///tmp/b.db"), "sqlite:///tmp/b.db");
+        assert_eq!(
+            redact("postgres://bridge@127.0.0.1:5432/hydrogen"),
+            "postgres://bridge@127.0.0.1:5432/hydrogen"
+        );
     }
 }

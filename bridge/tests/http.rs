@@ -1,7 +1,11 @@
 //! The HTTP API without a chain: authentication, validation errors with
 //! their JSON paths, and the answers that need the chain while the bridge
-//! has not reached it. A real bridge on a real SQLite database; the chain
-//! URL points at a closed port.
+//! has not reached it. A real bridge on a real SQLite database (and, for a
+//! restart, on a real PostgreSQL server); the chain URL points at a closed
+//! port.
+
+#[path = "support/postgres.rs"]
+mod postgres;
 
 use hydrogen_bridge::{start, Config, RunningBridge};
 use hydrogen_sdk::chain::{account_of, keypair_from_suri, ss58};
@@ -224,14 +228,27 @@ async fn unknown_tasks_routes_and_images_answer_json_404() {
 async fn a_task_left_submitting_is_failed_at_start_and_never_sent_again() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}/bridge.db?mode=rwc", dir.path().display());
-    let store = hydrogen_bridge::Store::open(&url).await.unwrap();
+    left_submitting_is_failed_at_start(&url).await;
+}
+
+/// The same on a real PostgreSQL server (skipped when none is installed,
+/// unless `HYDROGEN_REQUIRE_CHAIN=1`).
+#[tokio::test]
+async fn a_task_left_submitting_is_failed_at_start_on_postgres() {
+    if let Some(server) = postgres::Postgres::start().await {
+        left_submitting_is_failed_at_start(&server.url()).await;
+    }
+}
+
+async fn left_submitting_is_failed_at_start(url: &str) {
+    let store = hydrogen_bridge::Store::open(url).await.unwrap();
     let (key, secret) = store.create_key("app", None, None).await.unwrap();
     let row = hydrogen_bridge::store::TaskRow::submitting(&key.id, task().to_string(), 7);
     store.insert_task(&row).await.unwrap();
     store.close().await;
 
     let contract = ss58(&account_of(&keypair_from_suri("//NoContract").unwrap()));
-    let mut config = Config::new("ws://127.0.0.1:1", "http://127.0.0.1:1", &contract, &url);
+    let mut config = Config::new("ws://127.0.0.1:1", "http://127.0.0.1:1", &contract, url);
     config.listen = "127.0.0.1:0".parse().unwrap();
     let bridge = start(config, keypair_from_suri("//BridgeApp").unwrap())
         .await
