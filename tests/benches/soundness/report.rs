@@ -29,7 +29,13 @@ pub fn read_csv(path: &Path) -> Result<Vec<Pair>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut pairs = Vec::new();
     for (n, line) in text.lines().enumerate().skip(1) {
-        let bad = || format!("{}:{}: not a row of distances.csv: {line}", path.display(), n + 1);
+        let bad = || {
+            format!(
+                "{}:{}: not a row of distances.csv: {line}",
+                path.display(),
+                n + 1
+            )
+        };
         // The variant is the only quoted field and holds no quotes itself.
         let (head, rest) = line.split_once(",\"").ok_or_else(bad)?;
         let (variant, distance) = rest.split_once("\",").ok_or_else(bad)?;
