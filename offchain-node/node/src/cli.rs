@@ -141,29 +141,6 @@ pub enum PrefetchKind {
     Ti,
 }
 
-/// The GPU stack's own INFO lines (CubeCL's autotune prints one per kernel
-/// it tries, ~70 on a first task; wgpu and naga describe the adapter) are
-/// noise to a node runner: kept at WARN unless `RUST_LOG` asks for them.
-const QUIET_DEPENDENCIES: &str = "cubecl=warn,cubecl_runtime=warn,cubecl_wgpu=warn,\
-    burn_cubecl=warn,wgpu_core=warn,wgpu_hal=warn,naga=warn";
-
-/// Sets up logging as configured (`RUST_LOG` wins over `log.level`).
-pub fn init_logging(config: &Config) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(format!("{},{QUIET_DEPENDENCIES}", config.log.level)))
-        .unwrap_or_else(|_| EnvFilter::new(format!("info,{QUIET_DEPENDENCIES}")));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
-    if config.log.json {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-}
-
 fn passphrase(config: &Config) -> Result<Zeroizing<String>> {
     if let Ok(p) = std::env::var("HYDROGEN_NODE_KEY_PASSPHRASE") {
         return Ok(Zeroizing::new(p));
