@@ -4,12 +4,16 @@
 //!
 //! `cargo bench -p hydrogen-tests --bench soundness -- [--tasks 84]
 //!  [--models shapes,sd15] [--sd15 DIR] [--no-lavapipe] [--lavapipe-tasks 10]
-//!  [--out DIR] [--from distances.csv]`; the counts also go per model
-//! (`--tasks shapes=84,sd15=4`). `--from` redoes the tables and the figure
-//! from an earlier run's pairs without rendering anything.
+//!  [--images 2] [--out DIR] [--from distances.csv]`; the counts also go
+//! per model (`--tasks shapes=84,sd15=4`, `--images sd15=8`). `--from`
+//! redoes the tables and the figure from earlier runs' pairs (`a.csv,b.csv`)
+//! without rendering anything; with `--models` too, it renders those models
+//! anew and keeps the earlier pairs of the others. Each finished task's pairs
+//! also go to `progress-MODEL-from-N.csv` at once; `--first-task N` goes on
+//! from task N, so a long run cut short loses nothing (merge with `--from`).
 //!
 //! For each model and task (a held-out prompt of the trained model, a seed,
-//! one of the five schedulers, two images) it renders the task as honest
+//! one of the five schedulers, two images by default) it renders the task as honest
 //! nodes would (the CPU backend on every core and on pools of 1, 3 and 4
 //! threads; for the first `--lavapipe-tasks`, lavapipe in f32 and f16) and as cheats would (another seed, half the steps, another prompt,
 //! another model, a half-size image upscaled, another scheduler, the honest
@@ -45,18 +49,24 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         out = PathBuf::from(dir).join("soundness");
     }
     let mut models = vec!["shapes".to_string(), "sd15".to_string()];
-    let mut from: Option<PathBuf> = None;
+    let mut models_given = false;
+    let mut from: Vec<PathBuf> = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or(format!("{flag} needs a value"));
         match flag.as_str() {
             "--tasks" => opts.tasks = value()?.parse()?,
-            "--models" => models = value()?.split(',').map(str::to_owned).collect(),
+            "--images" => opts.images = value()?.parse()?,
+            "--models" => {
+                models = value()?.split(',').map(str::to_owned).collect();
+                models_given = true;
+            }
             "--sd15" => opts.sd15 = Some(value()?.into()),
             "--no-lavapipe" => opts.lavapipe = false,
             "--lavapipe-tasks" => opts.lavapipe_tasks = value()?.parse()?,
             "--out" => out = value()?.into(),
-            "--from" => from = Some(PathBuf::from(value()?)),
+            "--from" => from = value()?.split(',').map(PathBuf::from).collect(),
+            "--first-task" => opts.first_task = value()?.parse()?,
             // cargo bench passes --bench to every harness-less bench.
             "--bench" => {}
             other => return Err(format!("unknown argument {other}").into()),
@@ -64,13 +74,25 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     }
     std::fs::create_dir_all(&out)?;
     let mut pairs = Vec::new();
-    if let Some(csv) = &from {
-        pairs = report::read_csv(csv)?;
-        models.clear();
+    if !from.is_empty() {
+        // Earlier runs' pairs, less those of the models rendered anew.
+        for csv in &from {
+            pairs.extend(report::read_csv(csv)?);
+        }
+        if models_given {
+            pairs.retain(|p| !models.contains(&p.model));
+        } else {
+            models.clear();
+        }
     }
     for model in &models {
         let started = std::time::Instant::now();
-        let found = study::run(model, &opts)?;
+        // Each finished task's pairs, kept should the run be cut short.
+        let progress = out.join(format!("progress-{model}-from-{}.csv", opts.first_task));
+        let _ = std::fs::remove_file(&progress);
+        let found = study::run(model, &opts, &mut |done| {
+            report::append_csv(&progress, done)
+        })?;
         eprintln!(
             "{model}: {} pairs in {:.0} s",
             found.len(),

@@ -11,8 +11,9 @@ use std::path::Path;
 /// Thresholds the table lists (bits).
 const THRESHOLDS: std::ops::RangeInclusive<u32> = 0..=16;
 
-pub fn write_csv(path: &Path, pairs: &[Pair]) -> std::io::Result<()> {
-    let mut text = String::from("model,task,image,scheduler,honest,variant,distance\n");
+const CSV_HEADER: &str = "model,task,image,scheduler,honest,variant,distance\n";
+
+fn csv_rows(text: &mut String, pairs: &[Pair]) {
     for p in pairs {
         let _ = writeln!(
             text,
@@ -20,7 +21,28 @@ pub fn write_csv(path: &Path, pairs: &[Pair]) -> std::io::Result<()> {
             p.model, p.task, p.image, p.scheduler, p.honest, p.variant, p.distance
         );
     }
+}
+
+pub fn write_csv(path: &Path, pairs: &[Pair]) -> std::io::Result<()> {
+    let mut text = String::from(CSV_HEADER);
+    csv_rows(&mut text, pairs);
     std::fs::write(path, text)
+}
+
+/// Appends `pairs` to the CSV at `path`, writing the header first if the
+/// file is new: the study's record of the tasks finished so far.
+pub fn append_csv(path: &Path, pairs: &[Pair]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    let mut text = String::new();
+    if file.metadata()?.len() == 0 {
+        text.push_str(CSV_HEADER);
+    }
+    csv_rows(&mut text, pairs);
+    file.write_all(text.as_bytes())
 }
 
 /// Reads back what [`write_csv`] wrote, so the tables and the figure can be

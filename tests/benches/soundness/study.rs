@@ -9,9 +9,19 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub struct Options {
-    /// Tasks per model. Each gives 2 images, each image 6 honest pairs among
-    /// the CPU renderings and 8 cheat pairs: 84 tasks give 1,008 and 1,344.
+    /// Tasks per model. Each gives `images` images, each image 6 honest
+    /// pairs among the CPU renderings and 7 or 8 cheat pairs: 84 tasks of 2
+    /// images give 1,008 and 1,344.
     pub tasks: PerModel,
+    /// Images per task (default 2). A bigger batch buys no speed on the CPU
+    /// backend (SD 1.5 at 64x64: 1 task of 8 images took 830 s, 4 tasks of
+    /// 2 took 400 s), so more tasks, with more prompts and schedulers, is
+    /// the better way to more pairs.
+    pub images: PerModel,
+    /// The first task's number (its seed and its prompt), so a long study
+    /// can go on where an earlier, interrupted one stopped; tasks are
+    /// deterministic, so the pairs match those an unbroken run gives.
+    pub first_task: usize,
     pub sd15: Option<PathBuf>,
     pub lavapipe: bool,
     /// The first tasks also rendered on lavapipe (f32 and f16): about 25 s
@@ -36,12 +46,16 @@ impl PerModel {
     }
 
     pub fn of(&self, model: &str) -> usize {
+        self.get(model).unwrap_or(0)
+    }
+
+    /// The count for `model`, if one was given for it or for all.
+    pub fn get(&self, model: &str) -> Option<usize> {
         self.each
             .iter()
             .find(|(m, _)| m == model)
             .map(|(_, n)| *n)
             .or(self.all)
-            .unwrap_or(0)
     }
 }
 
@@ -69,6 +83,8 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             tasks: PerModel::all(84),
+            images: PerModel::all(IMAGES),
+            first_task: 0,
             sd15: std::env::var_os("HYDROGEN_SD15_DIR").map(PathBuf::from),
             lavapipe: true,
             lavapipe_tasks: PerModel::all(10),
@@ -95,7 +111,7 @@ const SCHEDULERS: [(Method, &str); 5] = [
     (Method::Ddim, "ddim"),
     (Method::Lcm, "lcm"),
 ];
-const IMAGES: u32 = 2;
+const IMAGES: usize = 2;
 
 /// The study's name of a scheduler, as `distances.csv` spells it.
 pub fn scheduler_name(name: &str) -> Option<&'static str> {
@@ -203,7 +219,14 @@ fn prompts() -> Result<Vec<String>, Box<dyn std::error::Error>> {
         .collect())
 }
 
-pub fn run(name: &str, opts: &Options) -> Result<Vec<Pair>, Box<dyn std::error::Error>> {
+/// Renders `name`'s tasks and returns their pairs, handing each task's pairs
+/// to `done` as soon as the task is finished (so an interrupted run keeps
+/// what it did).
+pub fn run(
+    name: &str,
+    opts: &Options,
+    done: &mut dyn FnMut(&[Pair]) -> std::io::Result<()>,
+) -> Result<Vec<Pair>, Box<dyn std::error::Error>> {
     let m = model(name, opts)?;
     let prompts = prompts()?;
     let all_cores = Renderer::load("cpu all cores", &m.dir, Backend::Cpu, Precision::F32, None)?;
@@ -252,7 +275,9 @@ pub fn run(name: &str, opts: &Options) -> Result<Vec<Pair>, Box<dyn std::error::
         None,
     )?;
     let mut pairs = Vec::new();
-    for task in 0..tasks {
+    let first = opts.first_task;
+    for task in first..first + tasks {
+        let task_pairs = pairs.len();
         let (method, sched_name) = SCHEDULERS[task % SCHEDULERS.len()];
         let req = Request {
             prompt: prompts[task % prompts.len()].clone(),
@@ -261,11 +286,11 @@ pub fn run(name: &str, opts: &Options) -> Result<Vec<Pair>, Box<dyn std::error::
             steps: m.steps,
             guidance: m.guidance,
             seed: task as u64,
-            num_images: IMAGES,
+            num_images: opts.images.get(name).unwrap_or(IMAGES) as u32,
             scheduler: method,
             ..Request::default()
         };
-        let renderers = if task < lavapipe_tasks {
+        let renderers = if task - first < lavapipe_tasks {
             &honest[..]
         } else {
             &honest[..cpu_renderers]
@@ -340,8 +365,10 @@ pub fn run(name: &str, opts: &Options) -> Result<Vec<Pair>, Box<dyn std::error::
         for (variant, images) in &cheats {
             push(false, variant.to_string(), reference, images);
         }
-        if task % 10 == 9 || task + 1 == tasks {
-            eprintln!("{name}: {}/{} tasks", task + 1, tasks);
+        done(&pairs[task_pairs..])?;
+        let n = task + 1 - first;
+        if n % 10 == 0 || n == tasks {
+            eprintln!("{name}: {n}/{tasks} tasks");
         }
     }
     Ok(pairs)
