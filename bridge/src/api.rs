@@ -535,7 +535,16 @@ pub(crate) async fn submit(
         .map_err(ApiError::quota)?;
     let canonical = String::from_utf8(args.to_canonical_json())
         .map_err(|e| ApiError::internal(anyhow::anyhow!("canonical JSON is not UTF-8: {e}")))?;
-    let mut row = TaskRow::submitting(&key.id, canonical, fee);
+    // Where a restarted bridge looks for this create_task should it stop
+    // before the answer is recorded.
+    let after = match client.finalized_block().await {
+        Ok(after) => after,
+        Err(e) => {
+            let _ = shared.store.release(&key.id, fee).await;
+            return Err(ApiError::app(e));
+        }
+    };
+    let mut row = TaskRow::submitting(&key.id, canonical, fee, after);
     if let Err(e) = shared.store.insert_task(&row).await {
         let _ = shared.store.release(&key.id, fee).await;
         return Err(e.into());

@@ -125,20 +125,14 @@ pub struct RunningBridge {
     connector: JoinHandle<()>,
 }
 
-/// Opens the database, fails the tasks a previous run left `submitting`,
-/// listens, and connects to the chain in the background; once connected it
-/// resumes the tasks left `created` or `uploaded`.
+/// Opens the database, listens, and connects to the chain in the
+/// background; once connected it resumes the tasks left `created` or
+/// `uploaded` and settles those left `submitting`.
 pub async fn start(config: Config, signer: Keypair) -> anyhow::Result<RunningBridge> {
     let contract = parse_account(&config.contract)
         .map_err(|e| anyhow::anyhow!("contract address {:?}: {e}", config.contract))?;
+    let started_ms = store::now_ms();
     let store = Store::open(&config.database_url).await?;
-    for id in store.fail_interrupted().await? {
-        tracing::warn!(
-            id,
-            "task was left submitting by a previous run: marked failed ({})",
-            store::INTERRUPTED
-        );
-    }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -161,7 +155,7 @@ pub async fn start(config: Config, signer: Keypair) -> anyhow::Result<RunningBri
         })
         .run();
     let server = tokio::spawn(server);
-    let connector = tokio::spawn(connect(shared.clone(), signer));
+    let connector = tokio::spawn(connect(shared.clone(), signer, started_ms));
     tracing::info!(
         %addr,
         account = %hydrogen_sdk::chain::ss58(&shared.account),
@@ -178,7 +172,7 @@ pub async fn start(config: Config, signer: Keypair) -> anyhow::Result<RunningBri
 
 /// Connects to the chain and the relay, retrying every 5 s, then resumes
 /// the unfinished tasks.
-async fn connect(shared: Arc<Shared>, signer: Keypair) {
+async fn connect(shared: Arc<Shared>, signer: Keypair, started_ms: i64) {
     let config = &shared.config;
     let client = loop {
         match Client::connect(
@@ -196,7 +190,7 @@ async fn connect(shared: Arc<Shared>, signer: Keypair) {
             }
         }
     };
-    let _ = shared.client.set(client);
+    let _ = shared.client.set(client.clone());
     tracing::info!(chain = %config.chain_url, relay = %config.relay_url, "connected to the network");
     match shared.store.resumable().await {
         Ok(rows) => {
@@ -207,6 +201,11 @@ async fn connect(shared: Arc<Shared>, signer: Keypair) {
         }
         Err(e) => tracing::error!(error = format!("{e:#}"), "cannot list the tasks to resume"),
     }
+    shared.spawn(worker::recover_interrupted(
+        shared.clone(),
+        client,
+        started_ms,
+    ));
 }
 
 impl RunningBridge {

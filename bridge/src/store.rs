@@ -11,10 +11,12 @@
 //! # Paying for nothing twice
 //!
 //! A task row is written in state `submitting` *before* `create_task` is
-//! sent, and moves to `created` with the chain's task id once it is in a
-//! block. A row found in `submitting` at start ([`Store::fail_interrupted`])
-//! is never submitted again: the bridge stopped between writing the row and
-//! learning the outcome, so the fee may or may not have been escrowed.
+//! sent, with the latest finalized block then, and moves to `created` with
+//! the chain's task id once it is in a block. A row left `submitting` by a
+//! bridge that stopped ([`Store::interrupted`]) is never submitted again:
+//! the bridge looks for its `TaskCreated` event after that block
+//! (`hydrogen_sdk::app::Client::find_created`) and follows the task if it
+//! was created, or fails the row and gives the quota back if it was not.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -22,7 +24,8 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// The message a task interrupted while submitting ends with.
+/// The message a task interrupted while submitting ends with when it has
+/// no block to search from (a row written before rows recorded one).
 pub const INTERRUPTED: &str = "bridge stopped while submitting; check the account's tasks";
 
 /// Where a task is, as the bridge records it.
@@ -129,7 +132,9 @@ pub struct TaskRow {
     pub fee: u128,
     /// The chain's task id, once `create_task` is in a block.
     pub task_id: Option<u64>,
-    /// The block that created it (where following its events starts).
+    /// The block that created it (where following its events starts); while
+    /// `submitting`, the latest finalized block before `create_task` was
+    /// sent (the creating block comes after it).
     pub created_in: Option<u64>,
     pub state: TaskState,
     pub error: Option<String>,
@@ -143,7 +148,8 @@ pub struct TaskRow {
 
 impl TaskRow {
     /// The row of a task about to be submitted.
-    pub fn submitting(api_key_id: &str, args: String, fee: u128) -> TaskRow {
+    /// The row of a task about to be submitted, `after` the latest finalized block.
+    pub fn submitting(api_key_id: &str, args: String, fee: u128, after: u64) -> TaskRow {
         let now = now_ms();
         TaskRow {
             id: format!("task_{}", random_hex(16)),
@@ -151,7 +157,7 @@ impl TaskRow {
             args,
             fee,
             task_id: None,
-            created_in: None,
+            created_in: Some(after),
             state: TaskState::Submitting,
             error: None,
             result: None,
@@ -178,6 +184,8 @@ impl TaskRow {
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: AnyPool,
+    /// Postgres: replicas may share it (see [`Store::is_shared`]).
+    shared: bool,
 }
 
 const FINAL_STATES: &str = "('completed', 'aborted', 'failed', 'cancelled')";
@@ -200,7 +208,10 @@ impl Store {
             .connect(url)
             .await
             .map_err(|e| anyhow::anyhow!("cannot open the database {}: {e}", redact(url)))?;
-        let store = Store { pool };
+        let store = Store {
+            pool,
+            shared: postgres,
+        };
         store.migrate(postgres).await?;
         Ok(store)
     }
@@ -422,12 +433,13 @@ impl Store {
         sqlx::query(
             "INSERT INTO tasks (id, api_key_id, args, fee, task_id, created_in, state, error, \
              result, nodes, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, NULL, NULL, $5, NULL, NULL, '', $6, $7)",
+             VALUES ($1, $2, $3, $4, NULL, $5, $6, NULL, NULL, '', $7, $8)",
         )
         .bind(&row.id)
         .bind(&row.api_key_id)
         .bind(&row.args)
         .bind(row.fee.to_string())
+        .bind(row.created_in.map(|b| b as i64))
         .bind(row.state.as_str())
         .bind(row.created_at)
         .bind(row.updated_at)
@@ -562,27 +574,51 @@ impl Store {
         rows.iter().map(task_of).collect()
     }
 
-    /// Marks every task still `submitting` as `failed` ([`INTERRUPTED`]):
-    /// call at start, before serving. Returns the ids.
-    pub async fn fail_interrupted(&self) -> anyhow::Result<Vec<String>> {
-        let rows = sqlx::query("SELECT id FROM tasks WHERE state = 'submitting'")
-            .fetch_all(&self.pool)
-            .await?;
-        let mut ids = Vec::new();
-        for row in rows {
-            let id: String = row.try_get("id")?;
-            sqlx::query(
-                "UPDATE tasks SET state = 'failed', error = $1, updated_at = $2 \
-                 WHERE id = $3 AND state = 'submitting'",
-            )
-            .bind(INTERRUPTED)
-            .bind(now_ms())
-            .bind(&id)
-            .execute(&self.pool)
-            .await?;
-            ids.push(id);
-        }
-        Ok(ids)
+    /// Tasks still `submitting` that were last written before `before_ms`
+    /// (Unix ms), oldest first: those a stopped bridge left, once no live
+    /// one can still be sending them.
+    pub async fn interrupted(&self, before_ms: i64) -> anyhow::Result<Vec<TaskRow>> {
+        let rows = sqlx::query(&format!(
+            "{TASK_COLUMNS} WHERE state = 'submitting' AND updated_at < $1 ORDER BY created_at, id"
+        ))
+        .bind(before_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(task_of).collect()
+    }
+
+    /// The chain task ids recorded for tasks created after block `after`:
+    /// those an interrupted task's search must not claim.
+    pub async fn task_ids_after(&self, after: u64) -> anyhow::Result<Vec<u64>> {
+        let rows = sqlx::query(
+            "SELECT task_id FROM tasks WHERE task_id IS NOT NULL AND created_in > $1",
+        )
+        .bind(after as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok(r.try_get::<i64, _>("task_id")? as u64))
+            .collect()
+    }
+
+    /// `submitting` → `failed` with `error`; `false` when the row had
+    /// moved on (another bridge recovered it first).
+    pub async fn fail_submitting(&self, id: &str, error: &str) -> anyhow::Result<bool> {
+        let done = sqlx::query(
+            "UPDATE tasks SET state = 'failed', error = $1, updated_at = $2 \
+             WHERE id = $3 AND state = 'submitting'",
+        )
+        .bind(error)
+        .bind(now_ms())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Whether several bridges may share this database (Postgres).
+    pub fn is_shared(&self) -> bool {
+        self.shared
     }
 
     /// Image `index` of a task (PNG bytes).
@@ -670,7 +706,8 @@ fn random_hex(bytes: usize) -> String {
     hex::encode(buf)
 }
 
-pub(crate) fn now_ms() -> i64 {
+/// Now, in Unix milliseconds (the unit of the rows' times).
+pub fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)

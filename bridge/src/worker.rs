@@ -1,7 +1,8 @@
 //! Carrying one task through the network after `create_task`: upload its
 //! arguments, follow it on chain until it settles, download and verify the
 //! images, store them. Every step is recorded, so a restarted bridge picks
-//! the task up where it was ([`drive`] of a row in `created` or `uploaded`).
+//! the task up where it was ([`drive`] of a row in `created` or `uploaded`,
+//! [`recover`] of one left `submitting`).
 
 use crate::store::{TaskRow, TaskState};
 use crate::Shared;
@@ -209,4 +210,94 @@ pub(crate) async fn create(
             Err(e)
         }
     }
+}
+
+/// How long a `create_task` call may take before its row, still
+/// `submitting`, counts as left by a stopped bridge on a shared database:
+/// the SDK waits up to 120 s for finality, plus a margin.
+pub(crate) const SUBMIT_GRACE: Duration = Duration::from_secs(180);
+
+/// How often a bridge on a shared database looks for rows other bridges left.
+const SWEEP_EVERY: Duration = Duration::from_secs(30);
+
+/// Settles the rows a stopped bridge left `submitting`: those written before
+/// `started_ms` (this bridge's start) at once, and, on a shared database,
+/// those of any bridge older than [`SUBMIT_GRACE`], for as long as the
+/// bridge runs. Rows that cannot be settled now (the chain is unreachable)
+/// are tried again.
+pub(crate) async fn recover_interrupted(shared: Arc<Shared>, client: Client, started_ms: i64) {
+    loop {
+        let grace_ms = SUBMIT_GRACE.as_millis() as i64;
+        let before = if shared.store.is_shared() {
+            started_ms.max(crate::store::now_ms() - grace_ms)
+        } else {
+            started_ms
+        };
+        let mut unsettled = false;
+        match shared.store.interrupted(before).await {
+            Ok(rows) => {
+                for row in rows {
+                    if let Err(e) = recover(&shared, &client, &row).await {
+                        unsettled = true;
+                        tracing::warn!(id = row.id, error = format!("{e:#}"), "cannot settle an interrupted task yet");
+                    }
+                }
+            }
+            Err(e) => {
+                unsettled = true;
+                tracing::error!(error = format!("{e:#}"), "cannot list interrupted tasks");
+            }
+        }
+        if !unsettled && !shared.store.is_shared() {
+            return;
+        }
+        tokio::time::sleep(SWEEP_EVERY).await;
+    }
+}
+
+/// One row left `submitting`: finds its `create_task` on chain and follows
+/// the task, or, when the call is in no block, fails the row and gives the
+/// quota back (nothing was paid).
+async fn recover(shared: &Arc<Shared>, client: &Client, row: &TaskRow) -> anyhow::Result<()> {
+    let store = &shared.store;
+    let Some(after) = row.created_in else {
+        store.fail_submitting(&row.id, crate::store::INTERRUPTED).await?;
+        tracing::warn!(id = row.id, "task left submitting with no block to search from: failed");
+        return Ok(());
+    };
+    let args = TaskArgs::from_json(&row.args)?;
+    let skip = store.task_ids_after(after).await?;
+    let found = client
+        .find_created(&args, row.fee, after, &skip, SUBMIT_GRACE)
+        .await?;
+    match found {
+        Some(pending) => {
+            if store
+                .set_created(&row.id, pending.task_id, pending.created_in)
+                .await?
+            {
+                tracing::info!(
+                    id = row.id,
+                    task_id = pending.task_id,
+                    "found the create_task of a task left submitting; following it"
+                );
+                let mut row = row.clone();
+                row.task_id = Some(pending.task_id);
+                row.created_in = Some(pending.created_in);
+                row.state = TaskState::Created;
+                shared.spawn(drive(shared.clone(), row));
+            }
+        }
+        None => {
+            let message = format!(
+                "the bridge stopped while submitting, and no create_task for this task is in a \
+                 block after #{after}: nothing was paid"
+            );
+            if store.fail_submitting(&row.id, &message).await? {
+                store.release(&row.api_key_id, row.fee).await?;
+                tracing::warn!(id = row.id, "task left submitting was never created: failed, quota released");
+            }
+        }
+    }
+    Ok(())
 }

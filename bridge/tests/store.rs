@@ -8,7 +8,7 @@
 #[path = "support/postgres.rs"]
 mod postgres;
 
-use hydrogen_bridge::store::{hash_key, KeyLookup, QuotaError, TaskRow, INTERRUPTED};
+use hydrogen_bridge::store::{hash_key, KeyLookup, QuotaError, TaskRow};
 use hydrogen_bridge::{Store, TaskState};
 use postgres::Postgres;
 
@@ -76,7 +76,7 @@ on_both_backends!(
     keys_are_stored_hashed_and_authenticate,
     quotas_count_tasks_and_tokens_and_releases_give_back,
     a_task_moves_forward_only_and_keeps_its_images,
-    on_restart_submitting_fails_and_created_or_uploaded_resume,
+    on_restart_submitting_is_listed_for_recovery_and_the_others_resume,
     bridges_opening_together_create_the_schema_once,
 );
 
@@ -178,7 +178,7 @@ async fn a_task_moves_forward_only_and_keeps_its_images(db: &Db) {
     let store = db.open().await;
     let (key, _) = store.create_key("app", None, None).await.unwrap();
     let fee = 3 * hydrogen_sdk::types::UNIT + 1;
-    let row = TaskRow::submitting(&key.id, "{\"prompt\":\"x\"}".into(), fee);
+    let row = TaskRow::submitting(&key.id, "{\"prompt\":\"x\"}".into(), fee, 5);
     store.insert_task(&row).await.unwrap();
     assert_eq!(store.task(&row.id).await.unwrap().unwrap(), row);
 
@@ -236,7 +236,7 @@ async fn a_task_moves_forward_only_and_keeps_its_images(db: &Db) {
     assert_eq!(store.image_count("task_none").await.unwrap(), 0);
 
     // A failed task keeps its error.
-    let other = TaskRow::submitting(&key.id, "{}".into(), 1);
+    let other = TaskRow::submitting(&key.id, "{}".into(), 1, 0);
     store.insert_task(&other).await.unwrap();
     assert!(store
         .set_state(&other.id, TaskState::Failed, Some("no nodes"))
@@ -253,12 +253,12 @@ async fn a_task_moves_forward_only_and_keeps_its_images(db: &Db) {
     store.close().await;
 }
 
-async fn on_restart_submitting_fails_and_created_or_uploaded_resume(db: &Db) {
+async fn on_restart_submitting_is_listed_for_recovery_and_the_others_resume(db: &Db) {
     let store = db.open().await;
     let (key, _) = store.create_key("app", None, None).await.unwrap();
     let mut ids = Vec::new();
     for _ in 0..4 {
-        let row = TaskRow::submitting(&key.id, "{}".into(), 1);
+        let row = TaskRow::submitting(&key.id, "{}".into(), 1, 0);
         store.insert_task(&row).await.unwrap();
         ids.push(row.id);
     }
@@ -275,15 +275,33 @@ async fn on_restart_submitting_fails_and_created_or_uploaded_resume(db: &Db) {
         .unwrap();
     store.close().await;
 
-    // The bridge restarts.
+    // The bridge restarts: the row left submitting is listed for recovery
+    // (rows written after the restart are not), the others resume.
     let store = db.open().await;
-    assert_eq!(
-        store.fail_interrupted().await.unwrap(),
-        vec![ids[0].clone()]
-    );
+    let restarted = hydrogen_bridge::store::now_ms() + 1;
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let late = TaskRow::submitting(&key.id, "{}".into(), 1, 0);
+    store.insert_task(&late).await.unwrap();
+    let interrupted: Vec<String> = store
+        .interrupted(restarted)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(interrupted, vec![ids[0].clone()]);
+    // Tasks 1..=3 were created in block 1: a search after block 0 skips them.
+    let mut recorded = store.task_ids_after(0).await.unwrap();
+    recorded.sort();
+    assert_eq!(recorded, vec![1, 2, 3]);
+    assert!(store.task_ids_after(1).await.unwrap().is_empty());
+    assert!(store.fail_submitting(&ids[0], "never created").await.unwrap());
+    // Only once, and never a row that moved on.
+    assert!(!store.fail_submitting(&ids[0], "again").await.unwrap());
+    assert!(!store.fail_submitting(&ids[1], "created").await.unwrap());
     let failed = store.task(&ids[0]).await.unwrap().unwrap();
     assert_eq!(failed.state, TaskState::Failed);
-    assert_eq!(failed.error.as_deref(), Some(INTERRUPTED));
+    assert_eq!(failed.error.as_deref(), Some("never created"));
     assert_eq!(failed.task_id, None);
     let mut got: Vec<_> = store
         .resumable()
@@ -300,7 +318,7 @@ async fn on_restart_submitting_fails_and_created_or_uploaded_resume(db: &Db) {
             (Some(2), TaskState::Uploaded),
         ]
     );
-    assert!(store.fail_interrupted().await.unwrap().is_empty());
+    assert!(store.interrupted(restarted).await.unwrap().is_empty());
     store.close().await;
 }
 

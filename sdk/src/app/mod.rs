@@ -36,6 +36,7 @@
 //! ```
 
 mod error;
+mod recover;
 mod updates;
 
 pub use error::AppError;

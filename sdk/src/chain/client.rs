@@ -65,6 +65,16 @@ where
     call().await
 }
 
+/// The head of `frame_system`'s `AccountInfo` (the rest is not read).
+#[derive(Decode)]
+struct AccountInfo {
+    nonce: u32,
+    _consumers: u32,
+    _providers: u32,
+    _sufficients: u32,
+    free: u128,
+}
+
 /// Refuses a URL that can never reach a node's WebSocket RPC, so that a
 /// mistyped `http://…` is reported at once instead of retried forever.
 pub fn check_ws_url(url: &str) -> Result<(), ChainError> {
@@ -284,14 +294,31 @@ impl ChainClient {
 
     /// The free native balance of `account` (pays fees and storage deposits).
     pub async fn native_balance(&self, account: &AccountId) -> Result<Balance, ChainError> {
-        #[derive(Decode)]
-        struct AccountInfo {
-            _nonce: u32,
-            _consumers: u32,
-            _providers: u32,
-            _sufficients: u32,
-            free: u128,
-        }
+        Ok(self.account_info(account).await?.map_or(0, |a| a.free))
+    }
+
+    /// The number of the best (newest, maybe not yet final) block.
+    pub async fn best_number(&self) -> Result<u64, ChainError> {
+        let header = again_after_drop(|| self.rpc.chain_get_header(None))
+            .await
+            .map_err(|e| ChainError::rpc("cannot read the best header", e))?
+            .ok_or_else(|| ChainError::rpc("cannot read the best header", "node has no head"))?;
+        Ok(header.number)
+    }
+
+    /// Whether `account` has transactions in the node's pool that no block
+    /// holds yet: its next nonce counting the pool is past its nonce in the
+    /// best block.
+    pub async fn has_pooled_transactions(&self, account: &AccountId) -> Result<bool, ChainError> {
+        let nonce = self
+            .account_info(account)
+            .await?
+            .map_or(0, |a| u64::from(a.nonce));
+        Ok(self.account_next_index(account).await? > nonce)
+    }
+
+    /// `System::Account` of `account` in the best block (None: no account).
+    async fn account_info(&self, account: &AccountId) -> Result<Option<AccountInfo>, ChainError> {
         let mut key = twox_128(b"System").to_vec();
         key.extend(twox_128(b"Account"));
         key.extend(blake2_128(account.as_ref()));
@@ -299,12 +326,12 @@ impl ChainClient {
         let bytes = again_after_drop(|| self.rpc.state_get_storage(&key, None))
             .await
             .map_err(|e| ChainError::rpc("cannot read System::Account", e))?;
-        match bytes {
-            None => Ok(0),
-            Some(bytes) => AccountInfo::decode(&mut &bytes[..])
-                .map(|info| info.free)
-                .map_err(|e| ChainError::decode("System::Account", e)),
-        }
+        bytes
+            .map(|bytes| {
+                AccountInfo::decode(&mut &bytes[..])
+                    .map_err(|e| ChainError::decode("System::Account", e))
+            })
+            .transpose()
     }
 
     /// Runs `message` on `contract` as `origin` against the best block,
