@@ -590,12 +590,11 @@ impl Store {
     /// The chain task ids recorded for tasks created after block `after`:
     /// those an interrupted task's search must not claim.
     pub async fn task_ids_after(&self, after: u64) -> anyhow::Result<Vec<u64>> {
-        let rows = sqlx::query(
-            "SELECT task_id FROM tasks WHERE task_id IS NOT NULL AND created_in > $1",
-        )
-        .bind(after as i64)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows =
+            sqlx::query("SELECT task_id FROM tasks WHERE task_id IS NOT NULL AND created_in > $1")
+                .bind(after as i64)
+                .fetch_all(&self.pool)
+                .await?;
         rows.iter()
             .map(|r| Ok(r.try_get::<i64, _>("task_id")? as u64))
             .collect()

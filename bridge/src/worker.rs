@@ -239,7 +239,11 @@ pub(crate) async fn recover_interrupted(shared: Arc<Shared>, client: Client, sta
                 for row in rows {
                     if let Err(e) = recover(&shared, &client, &row).await {
                         unsettled = true;
-                        tracing::warn!(id = row.id, error = format!("{e:#}"), "cannot settle an interrupted task yet");
+                        tracing::warn!(
+                            id = row.id,
+                            error = format!("{e:#}"),
+                            "cannot settle an interrupted task yet"
+                        );
                     }
                 }
             }
@@ -261,8 +265,13 @@ pub(crate) async fn recover_interrupted(shared: Arc<Shared>, client: Client, sta
 async fn recover(shared: &Arc<Shared>, client: &Client, row: &TaskRow) -> anyhow::Result<()> {
     let store = &shared.store;
     let Some(after) = row.created_in else {
-        store.fail_submitting(&row.id, crate::store::INTERRUPTED).await?;
-        tracing::warn!(id = row.id, "task left submitting with no block to search from: failed");
+        store
+            .fail_submitting(&row.id, crate::store::INTERRUPTED)
+            .await?;
+        tracing::warn!(
+            id = row.id,
+            "task left submitting with no block to search from: failed"
+        );
         return Ok(());
     };
     let args = TaskArgs::from_json(&row.args)?;
@@ -295,7 +304,10 @@ async fn recover(shared: &Arc<Shared>, client: &Client, row: &TaskRow) -> anyhow
             );
             if store.fail_submitting(&row.id, &message).await? {
                 store.release(&row.api_key_id, row.fee).await?;
-                tracing::warn!(id = row.id, "task left submitting was never created: failed, quota released");
+                tracing::warn!(
+                    id = row.id,
+                    "task left submitting was never created: failed, quota released"
+                );
             }
         }
     }

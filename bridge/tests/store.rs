@@ -295,7 +295,10 @@ async fn on_restart_submitting_is_listed_for_recovery_and_the_others_resume(db: 
     recorded.sort();
     assert_eq!(recorded, vec![1, 2, 3]);
     assert!(store.task_ids_after(1).await.unwrap().is_empty());
-    assert!(store.fail_submitting(&ids[0], "never created").await.unwrap());
+    assert!(store
+        .fail_submitting(&ids[0], "never created")
+        .await
+        .unwrap());
     // Only once, and never a row that moved on.
     assert!(!store.fail_submitting(&ids[0], "again").await.unwrap());
     assert!(!store.fail_submitting(&ids[1], "created").await.unwrap());

@@ -5,6 +5,7 @@
 //! Every test deploys its own contract and signs with its own keys
 //! (`//chain-it/<test>/...`), so tests sharing one node stay independent.
 
+pub mod bridge_process;
 pub mod localnet;
 pub mod nginx;
 pub mod relay_process;

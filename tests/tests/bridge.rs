@@ -280,3 +280,186 @@ async fn a_task_created_over_http_completes_and_its_image_is_served() {
     bridge.shutdown().await;
     net.shutdown().await;
 }
+
+/// A free loopback address for a process of its own.
+fn free_addr() -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    listener.local_addr().unwrap()
+}
+
+/// Polls task `id` until it leaves `submitting`, `created` and `uploaded`.
+async fn final_view(
+    base: &str,
+    key: &str,
+    id: &str,
+    within: Duration,
+    logs: impl Fn() -> String,
+) -> Value {
+    let http = reqwest::Client::new();
+    let until = Instant::now() + within;
+    loop {
+        let task: Value = http
+            .get(format!("{base}/v1/tasks/{id}"))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if !["submitting", "created", "uploaded"].contains(&task["status"].as_str().unwrap_or("")) {
+            return task;
+        }
+        assert!(Instant::now() < until, "{task}\n{}", logs());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// The bridge as a process of its own, killed with SIGKILL (no shutdown of
+/// any kind) at the moments that matter, then started again on its data
+/// directory: after `create_task` was recorded; between `create_task` and
+/// its record (the call reached the chain, the row still says
+/// `submitting`); before `create_task` was sent. Every paid task completes,
+/// each fee is paid once, the unsent one fails with its quota given back,
+/// and another API key sees none of the tasks.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bridge_killed_at_any_moment_loses_no_task_and_pays_for_none_twice() {
+    use hydrogen_tests::bridge_process::BridgeProcess;
+    let Some(url) = shared_node().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let options = Options::new("bridge/kill", dir.path(), 3);
+    let net = LocalNet::start(&url, &bundle_path(), options)
+        .await
+        .unwrap_or_else(|e| panic!("local network: {e}"));
+    let data = dir.path().join("bridge");
+    let mut bridge = BridgeProcess::start(&net, &data, free_addr(), localnet::SHAPES_MODEL)
+        .await
+        .unwrap_or_else(|e| panic!("bridge: {e}"));
+    let (base, key) = (bridge.url(), bridge.api_key.clone());
+    let app = net.app(0).await.expect("the app's SDK client");
+    let balance_before = app.balance().await.unwrap();
+    let http = reqwest::Client::new();
+
+    // 1. Killed once the task is created (and maybe uploaded).
+    let response = http
+        .post(format!("{base}/v1/tasks?fee={FEE}"))
+        .bearer_auth(&key)
+        .body(localnet::shapes_task(21, 4).to_canonical_json())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let recorded: Value = response.json().await.unwrap();
+    let recorded = recorded["id"].as_str().unwrap().to_owned();
+    bridge.kill().await.unwrap();
+
+    // 2. Killed between create_task and its record, and 3. before sending
+    // it: the rows as the API writes them (quota reserved, `submitting`,
+    // the finalized block before the call), the call made for 2 only.
+    let store = Store::open(&format!("sqlite://{}/bridge.db?mode=rwc", data.display()))
+        .await
+        .unwrap();
+    let key_id = store.keys().await.unwrap()[0].id.clone();
+    let mut rows = Vec::new();
+    for seed in [22, 23] {
+        let args = localnet::shapes_task(seed, 4);
+        store.reserve(&key_id, FEE).await.unwrap().unwrap();
+        let after = app.finalized_block().await.unwrap();
+        let canonical = String::from_utf8(args.to_canonical_json()).unwrap();
+        let row = TaskRow::submitting(&key_id, canonical, FEE, after);
+        store.insert_task(&row).await.unwrap();
+        rows.push((row.id, args));
+    }
+    let paid = app.create(&rows[0].1, FEE).await.expect("create_task");
+    let (_, other_key) = store.create_key("other", None, None).await.unwrap();
+    store.close().await;
+
+    bridge
+        .restart()
+        .await
+        .unwrap_or_else(|e| panic!("restart: {e}"));
+    let logs = || format!("{}\n{}", bridge.log(), net.logs());
+    let within = Duration::from_secs(300);
+    let first = final_view(&base, &key, &recorded, within, logs).await;
+    assert_eq!(first["status"], "completed", "{first}\n{}", logs());
+    let lost = final_view(&base, &key, &rows[0].0, within, logs).await;
+    assert_eq!(lost["status"], "completed", "{lost}\n{}", logs());
+    assert_eq!(lost["task_id"], paid.task_id, "{lost}");
+    let unsent = final_view(&base, &key, &rows[1].0, within, logs).await;
+    assert_eq!(unsent["status"], "failed", "{unsent}");
+    assert!(
+        unsent["error"]
+            .as_str()
+            .unwrap()
+            .contains("nothing was paid"),
+        "{unsent}"
+    );
+    for task in [&first, &lost] {
+        let png = http
+            .get(task["images"][0].as_str().expect("an image URL"))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        let img = image::load_from_memory(&png).expect("a PNG");
+        let phash = hydrogen_sdk::phash::phash_dynamic(&img);
+        assert_eq!(hex::encode(phash), task["result"][0].as_str().unwrap());
+    }
+
+    // Two fees, each paid once; the unsent task's quota came back.
+    assert_eq!(app.balance().await.unwrap(), balance_before - 2 * FEE);
+    let network: Value = http
+        .get(format!("{base}/v1/network"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(network["balance"], (balance_before - 2 * FEE).to_string());
+
+    // Another key cannot see, read or cancel them.
+    for id in [&recorded, &rows[0].0] {
+        let read = http
+            .get(format!("{base}/v1/tasks/{id}"))
+            .bearer_auth(&other_key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(read.status(), 404);
+        let cancel = http
+            .post(format!("{base}/v1/tasks/{id}/cancel"))
+            .bearer_auth(&other_key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(cancel.status(), 404);
+    }
+    let listed: Value = http
+        .get(format!("{base}/v1/tasks"))
+        .bearer_auth(&other_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        listed["tasks"].as_array().map(Vec::len),
+        Some(0),
+        "{listed}"
+    );
+    bridge.stop().await;
+    let store = Store::open(&format!("sqlite://{}/bridge.db?mode=rwc", data.display()))
+        .await
+        .unwrap();
+    let usage = store.key(&key_id).await.unwrap().unwrap();
+    assert_eq!((usage.used_tasks, usage.used_tokens), (2, 2 * FEE));
+    store.close().await;
+    net.shutdown().await;
+}

@@ -56,7 +56,10 @@ impl Client {
                 })
                 .await?;
             while next <= finalized {
-                let block = self.chain.call(|h| async move { h.events_at(next).await }).await?;
+                let block = self
+                    .chain
+                    .call(|h| async move { h.events_at(next).await })
+                    .await?;
                 for e in block.events {
                     if let Event::TaskCreated {
                         task_id,

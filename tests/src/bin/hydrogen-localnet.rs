@@ -15,21 +15,17 @@
 
 use clap::Parser;
 use hydrogen_sdk::app::{GenerateOptions, TaskUpdate};
-use hydrogen_sdk::chain::account_of;
 use hydrogen_sdk::chain::ss58;
 use hydrogen_sdk::task::TaskArgs;
 use hydrogen_sdk::types::{distances, Event, Outcome, UNIT};
-use hydrogen_tests::localnet::{
-    bridge_binary, LocalNet, Options, APP_TOKENS, SHAPES_MODEL, SHAPES_PROMPT,
-};
+use hydrogen_tests::bridge_process::BridgeProcess;
+use hydrogen_tests::localnet::{LocalNet, Options, APP_TOKENS, SHAPES_MODEL, SHAPES_PROMPT};
 use hydrogen_tests::{bundle_path, spawn_dev_node, stop_node_at_exit};
 use serde_json::json;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-use tokio::process::{Child, Command};
+use std::time::Instant;
 
 #[derive(Parser, Debug)]
 #[command(version, about, long_about = None)]
@@ -148,29 +144,17 @@ async fn run_web(cli: &Cli, work_dir: &Path) -> hydrogen_tests::localnet::Result
     };
     println!();
     println!("Press Ctrl-C to stop.");
-    let bridge_log = work_dir.join("bridge").join("bridge.log");
     let outcome = tokio::select! {
         _ = tokio::signal::ctrl_c() => Ok(()),
-        status = bridge.wait() => Err(format!(
+        status = bridge.exited() => Err(format!(
             "the bridge exited ({status:?}); its log:\n{}",
-            std::fs::read_to_string(&bridge_log).unwrap_or_default()
+            bridge.log()
         )
         .into()),
     };
     println!();
     println!("stopping");
-    // SIGTERM: the bridge records the tasks in flight, then exits.
-    if let Some(pid) = bridge.id() {
-        let _ = std::process::Command::new("kill")
-            .arg(pid.to_string())
-            .status();
-    }
-    if tokio::time::timeout(Duration::from_secs(15), bridge.wait())
-        .await
-        .is_err()
-    {
-        let _ = bridge.kill().await;
-    }
+    bridge.stop().await;
     net.shutdown().await;
     drop(watchdog);
     drop(chain);
@@ -181,7 +165,7 @@ type Web = (
     hydrogen_sdk::chain::devnode::DevNode,
     std::process::ChildStdin,
     LocalNet,
-    Child,
+    BridgeProcess,
 );
 
 async fn start_web(cli: &Cli, work_dir: &Path) -> hydrogen_tests::localnet::Result<Web> {
@@ -210,86 +194,20 @@ async fn start_web(cli: &Cli, work_dir: &Path) -> hydrogen_tests::localnet::Resu
 
     // The bridge pays from the app account LocalNet funded (native funds
     // for fees, APP_TOKENS for task fees).
-    let dir = work_dir.join("bridge");
-    std::fs::create_dir_all(&dir)?;
-    let key_file = dir.join("key.json");
-    let data_dir = dir.to_str().ok_or("work dir is not UTF-8")?;
-    let key_path = key_file.to_str().ok_or("work dir is not UTF-8")?;
-    let app_suri = format!("//{}/app0", net.options.name);
-    let account = ss58(&account_of(&net.apps[0]));
-    let written = bridge_cli(
-        &[
-            "--data-dir",
-            data_dir,
-            "init-key",
-            "--import",
-            "--key-file",
-            key_path,
-        ],
-        &format!("{app_suri}\n"),
+    let mut bridge = BridgeProcess::start(
+        &net,
+        &work_dir.join("bridge"),
+        cli.bridge_listen,
+        &cli.model,
     )
     .await?;
-    if !written.contains(&account) {
-        return Err(format!("the bridge's key is not the app account {account}: {written}").into());
-    }
-    let created = bridge_cli(
-        &["--data-dir", data_dir, "keys", "create", "--name", "web"],
-        "",
-    )
-    .await?;
-    let api_key = created
-        .lines()
-        .map(str::trim)
-        .find(|l| l.starts_with("hyd_"))
-        .ok_or_else(|| format!("no API key in: {created}"))?
-        .to_owned();
-    let log = std::fs::File::create(dir.join("bridge.log"))?;
-    let listen = cli.bridge_listen.to_string();
-    let mut bridge = Command::new(bridge_binary())
-        .args(["--data-dir", data_dir, "serve"])
-        .args(["--chain", &net.chain_url])
-        .args(["--relay", &net.relay_url()])
-        .args(["--contract", &contract])
-        .args(["--key-file", key_path])
-        .args(["--listen", &listen])
-        .args(["--default-model", &cli.model])
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", bridge_binary().display()))?;
-    let base = format!("http://{listen}");
-    let http = reqwest::Client::new();
-    let until = Instant::now() + Duration::from_secs(60);
-    let network = loop {
-        if let Ok(response) = http
-            .get(format!("{base}/v1/network"))
-            .bearer_auth(&api_key)
-            .send()
-            .await
-        {
-            if response.status().is_success() {
-                break response.json::<serde_json::Value>().await?;
-            }
-        }
-        if let Some(status) = bridge.try_wait()? {
-            return Err(format!(
-                "the bridge exited ({status}); its log:\n{}",
-                std::fs::read_to_string(dir.join("bridge.log")).unwrap_or_default()
-            )
-            .into());
-        }
-        if Instant::now() > until {
-            return Err(format!("the bridge did not answer on {base} within 60 s").into());
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    };
+    let network = bridge.wait_ready().await?;
+    let (base, api_key, account) = (bridge.url(), bridge.api_key.clone(), bridge.account.clone());
     println!(
         "bridge     {base}, paying from {account} ({}; minted {} HYD), log {}",
         network["balance_tokens"].as_str().unwrap_or("?"),
         APP_TOKENS / UNIT,
-        dir.join("bridge.log").display()
+        bridge.dir.join("bridge.log").display()
     );
     println!();
     println!("Image Generator   {base}/#key={api_key}");
@@ -301,33 +219,6 @@ async fn start_web(cli: &Cli, work_dir: &Path) -> hydrogen_tests::localnet::Resu
         );
     }
     Ok((chain, watchdog, net, bridge))
-}
-
-/// Runs a `hydrogen-bridge` command to completion with `stdin` as its input;
-/// returns its standard output.
-async fn bridge_cli(args: &[&str], stdin: &str) -> hydrogen_tests::localnet::Result<String> {
-    use tokio::io::AsyncWriteExt;
-    let mut child = Command::new(bridge_binary())
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run {}: {e}", bridge_binary().display()))?;
-    if let Some(mut input) = child.stdin.take() {
-        input.write_all(stdin.as_bytes()).await?;
-    }
-    let out = child.wait_with_output().await?;
-    if !out.status.success() {
-        return Err(format!(
-            "hydrogen-bridge {} failed: {}{}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-        .into());
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// `bytes` random bytes from the kernel, in hex.
