@@ -16,7 +16,7 @@
 
 use crate::openai::{GenerationRequest, GenerationResponse, ImageData, ResponseFormat};
 use crate::store::{ApiKey, KeyLookup, QuotaError, TaskRow, TaskState};
-use crate::{events, worker, Shared};
+use crate::{events, network, worker, Shared};
 use base64::Engine as _;
 use bytes::Bytes;
 use http::StatusCode;
@@ -103,7 +103,7 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, code, e.to_string()).at(path)
     }
 
-    fn not_connected() -> ApiError {
+    pub(crate) fn not_connected() -> ApiError {
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "chain_unavailable",
@@ -128,7 +128,7 @@ impl ApiError {
     }
 
     /// A failed network call, with what happened to the fee.
-    fn app(e: AppError) -> ApiError {
+    pub(crate) fn app(e: AppError) -> ApiError {
         match e {
             AppError::Task(e) => Self::task(e),
             AppError::Chain(c) if c.is_transport() => Self::new(
@@ -240,25 +240,6 @@ pub struct TaskList {
     pub tasks: Vec<TaskView>,
 }
 
-/// The app account and the network's terms.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct NetworkView {
-    /// The account the bridge pays from (SS58).
-    pub account: String,
-    /// The hydrogen contract (SS58).
-    pub contract: String,
-    /// The account's token balance, smallest unit (decimal string).
-    pub balance: String,
-    /// The same in tokens, for people.
-    pub balance_tokens: String,
-    /// The smallest fee per image, smallest unit (decimal string).
-    pub min_fee_per_image: String,
-    /// Milliseconds nodes have to commit a task's result.
-    pub timeout_ms: u64,
-    /// Milliseconds a task may wait in the queue before it expires.
-    pub queue_ttl_ms: u64,
-}
-
 // ---- OpenAPI ----
 
 #[derive(OpenApi)]
@@ -277,7 +258,8 @@ pub struct NetworkView {
         cancel_task,
         task_events,
         generations,
-        network,
+        network::network,
+        network::models,
         openapi
     ),
     components(schemas(
@@ -286,7 +268,13 @@ pub struct NetworkView {
         CreatedTask,
         TaskView,
         TaskList,
-        NetworkView,
+        network::NetworkView,
+        network::NodesView,
+        network::CapacityView,
+        network::FeesView,
+        network::ModelsView,
+        network::ModelSeen,
+        network::LoraSeen,
         TaskState,
         GenerationRequest,
         GenerationResponse,
@@ -395,7 +383,12 @@ pub(crate) fn routes(
         .and(warp::get())
         .and(with.clone())
         .and(auth)
-        .then(|s, a| async move { answer(network(s, a).await) });
+        .then(|s, a| async move { answer(network::network(s, a).await) });
+    let models = warp::path!("v1" / "models")
+        .and(warp::get())
+        .and(with.clone())
+        .and(auth)
+        .then(|s, a| async move { answer(network::models(s, a).await) });
     let openapi = warp::path!("v1" / "openapi.json")
         .and(warp::get())
         .map(|| answer(Ok(openapi())));
@@ -417,6 +410,8 @@ pub(crate) fn routes(
         .or(generations)
         .unify()
         .or(network)
+        .unify()
+        .or(models)
         .unify()
         .or(openapi)
         .unify()
@@ -460,7 +455,10 @@ fn rejected(rejection: Rejection) -> Response {
 
 /// The key an `Authorization: Bearer` header names: 401 when it is
 /// missing, unknown or revoked.
-async fn authenticate(shared: &Shared, header: Option<String>) -> Result<ApiKey, ApiError> {
+pub(crate) async fn authenticate(
+    shared: &Shared,
+    header: Option<String>,
+) -> Result<ApiKey, ApiError> {
     let Some(header) = header else {
         return Err(ApiError::unauthenticated(
             "missing API key: send `Authorization: Bearer <key>`",
@@ -618,7 +616,7 @@ async fn view(shared: &Shared, row: TaskRow, base: &str) -> Result<TaskView, Api
     })
 }
 
-fn json(value: &impl Serialize, status: StatusCode) -> Response {
+pub(crate) fn json(value: &impl Serialize, status: StatusCode) -> Response {
     warp::reply::with_status(warp::reply::json(value), status).into_response()
 }
 
@@ -936,39 +934,6 @@ async fn generations(
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     Ok(json(&GenerationResponse { created, data }, StatusCode::OK))
-}
-
-/// The app account's balance and the network's fee and timing terms.
-#[utoipa::path(
-    get,
-    path = "/v1/network",
-    responses(
-        (status = 200, body = NetworkView),
-        (status = 401, body = ErrorBody),
-        (status = 503, body = ErrorBody)
-    )
-)]
-async fn network(shared: Arc<Shared>, auth: Option<String>) -> Result<Response, ApiError> {
-    authenticate(&shared, auth).await?;
-    let client = shared.client.get().ok_or_else(ApiError::not_connected)?;
-    let balance = client.balance().await.map_err(ApiError::app)?;
-    let params = client
-        .connection()
-        .call(|h| async move { h.params().await })
-        .await
-        .map_err(|e| ApiError::app(e.into()))?;
-    Ok(json(
-        &NetworkView {
-            account: ss58(&shared.account),
-            contract: ss58(&shared.contract),
-            balance: balance.to_string(),
-            balance_tokens: format_tokens(balance),
-            min_fee_per_image: params.min_fee.to_string(),
-            timeout_ms: params.timeout_ms,
-            queue_ttl_ms: params.queue_ttl_ms,
-        },
-        StatusCode::OK,
-    ))
 }
 
 /// This document.

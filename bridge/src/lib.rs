@@ -25,6 +25,7 @@
 
 pub mod api;
 pub mod events;
+pub mod network;
 pub mod openai;
 pub mod store;
 mod web;

@@ -563,6 +563,17 @@ impl Store {
         rows.iter().map(task_of).collect()
     }
 
+    /// The newest `limit` tasks of every key.
+    pub async fn recent_tasks(&self, limit: i64) -> anyhow::Result<Vec<TaskRow>> {
+        let rows = sqlx::query(&format!(
+            "{TASK_COLUMNS} ORDER BY created_at DESC, id LIMIT $1"
+        ))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(task_of).collect()
+    }
+
     /// Tasks the bridge still has to carry on with after a restart: those in
     /// `created` or `uploaded`, oldest first.
     pub async fn resumable(&self) -> anyhow::Result<Vec<TaskRow>> {

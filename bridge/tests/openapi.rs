@@ -37,6 +37,7 @@ fn openapi_document_names_every_endpoint_and_the_bearer_scheme() {
         "/v1/tasks/{id}/events",
         "/v1/images/generations",
         "/v1/network",
+        "/v1/models",
         "/v1/openapi.json",
     ] {
         assert!(paths.contains_key(path), "{path} is documented");

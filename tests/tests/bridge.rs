@@ -422,6 +422,51 @@ async fn a_bridge_killed_at_any_moment_loses_no_task_and_pays_for_none_twice() {
         .await
         .unwrap();
     assert_eq!(network["balance"], (balance_before - 2 * FEE).to_string());
+    let nodes = &network["nodes"];
+    let joined: u64 = ["available", "busy", "paused"]
+        .iter()
+        .map(|s| nodes[s].as_u64().unwrap())
+        .sum();
+    assert_eq!(joined, 3, "{network}");
+    assert_eq!(network["queue_length"], 0, "{network}");
+    let tiers = network["capacity"].as_array().unwrap();
+    let at = |gb: u64| {
+        tiers
+            .iter()
+            .find(|t| t["min_vram_gb"] == gb)
+            .map(|t| t["available_nodes"].as_u64().unwrap())
+    };
+    assert_eq!(at(8), nodes["available"].as_u64(), "{network}");
+    assert_eq!(at(80), Some(0), "the nodes have 24 GB: {network}");
+    // The two tasks that reached the chain, one image each.
+    let fees = &network["recent_fees"];
+    assert_eq!(
+        (fees["tasks"].as_u64(), fees["completed"].as_u64()),
+        (Some(2), Some(2)),
+        "{network}"
+    );
+    assert_eq!(fees["median"], FEE.to_string(), "{network}");
+    let models: Value = http
+        .get(format!("{base}/v1/models"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        models["base_models"][0]["id"],
+        localnet::SHAPES_MODEL,
+        "{models}"
+    );
+    assert_eq!(models["base_models"][0]["tasks"], 3, "{models}");
+    assert_eq!(models["base_models"][0]["completed"], 2, "{models}");
+    assert_eq!(
+        models["loras"].as_array().map(Vec::len),
+        Some(0),
+        "{models}"
+    );
 
     // Another key cannot see, read or cancel them.
     for id in [&recorded, &rows[0].0] {
