@@ -411,6 +411,20 @@ impl Store {
         }
     }
 
+    /// Gives `refunded` tokens back to the key's token quota (the task still
+    /// counts): a cancelled or aborted task's refund was not spent.
+    pub async fn credit(&self, key_id: &str, refunded: u128) -> anyhow::Result<()> {
+        loop {
+            let Some(key) = self.key(key_id).await? else {
+                return Ok(());
+            };
+            let tokens = key.used_tokens.saturating_sub(refunded);
+            if self.swap_usage(&key, key.used_tasks, tokens).await? {
+                return Ok(());
+            }
+        }
+    }
+
     async fn swap_usage(&self, key: &ApiKey, tasks: i64, tokens: u128) -> anyhow::Result<bool> {
         let done = sqlx::query(
             "UPDATE api_keys SET used_tasks = $1, used_tokens = $2 \

@@ -116,11 +116,15 @@ async fn run(shared: &Shared, row: TaskRow) -> anyhow::Result<()> {
                 nodes: task.nodes,
                 someone_committed,
             };
-            shared
+            if shared
                 .store
                 .set_state(&row.id, state, Some(&error.to_string()))
-                .await?;
-            tracing::info!(id = row.id, task_id, ?reason, "task aborted");
+                .await?
+            {
+                // Once only: the state moved just now.
+                shared.store.credit(&row.api_key_id, refunded).await?;
+            }
+            tracing::info!(id = row.id, task_id, ?reason, refunded, "task aborted");
         }
     }
     Ok(())

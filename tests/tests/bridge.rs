@@ -499,12 +499,52 @@ async fn a_bridge_killed_at_any_moment_loses_no_task_and_pays_for_none_twice() {
         Some(0),
         "{listed}"
     );
+
+    // A task no node can take (it needs more VRAM than theirs) stays
+    // queued; cancelling it refunds the fee less the 1% the contract burns
+    // (so that queue spam costs something).
+    let mut big = localnet::shapes_task(24, 4);
+    for side in (1024..=4096).step_by(512) {
+        big.task_config.image_width = side;
+        big.task_config.image_height = side;
+        if big.min_vram_gb() > localnet::NODE_VRAM_GB {
+            break;
+        }
+    }
+    assert!(big.min_vram_gb() > localnet::NODE_VRAM_GB);
+    let response = http
+        .post(format!("{base}/v1/tasks?fee={FEE}"))
+        .bearer_auth(&key)
+        .body(big.to_canonical_json())
+        .send()
+        .await
+        .unwrap();
+    let created: Value = response.json().await.unwrap();
+    assert!(created["task_id"].is_u64(), "{created}\n{}", logs());
+    let id = created["id"].as_str().unwrap();
+    assert_eq!(app.balance().await.unwrap(), balance_before - 3 * FEE);
+    let cancel = http
+        .post(format!("{base}/v1/tasks/{id}/cancel"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cancel.status(), 202, "{}", cancel.text().await.unwrap());
+    let cancelled = final_view(&base, &key, id, within, logs).await;
+    assert_eq!(cancelled["status"], "cancelled", "{cancelled}");
+    let burned = FEE * hydrogen_sdk::types::QUEUED_CANCEL_FEE_PERCENT / 100;
+    assert_eq!(
+        app.balance().await.unwrap(),
+        balance_before - 2 * FEE - burned
+    );
+
     bridge.stop().await;
     let store = Store::open(&format!("sqlite://{}/bridge.db?mode=rwc", data.display()))
         .await
         .unwrap();
     let usage = store.key(&key_id).await.unwrap().unwrap();
-    assert_eq!((usage.used_tasks, usage.used_tokens), (2, 2 * FEE));
+    // Three tasks reached the chain; the cancelled one's refund is not spent.
+    assert_eq!((usage.used_tasks, usage.used_tokens), (3, 2 * FEE + burned));
     store.close().await;
     net.shutdown().await;
 }
