@@ -567,49 +567,44 @@ impl Store {
 
     /// A key's tasks, newest first.
     pub async fn tasks_of(&self, key_id: &str, limit: i64) -> anyhow::Result<Vec<TaskRow>> {
-        let rows = sqlx::query(&format!(
-            "{TASK_COLUMNS} WHERE api_key_id = $1 ORDER BY created_at DESC, id LIMIT $2"
-        ))
-        .bind(key_id)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(task_of).collect()
+        let sql =
+            format!("{TASK_COLUMNS} WHERE api_key_id = $1 ORDER BY created_at DESC, id LIMIT $2");
+        self.fetch_tasks(sqlx::query(&sql).bind(key_id).bind(limit))
+            .await
     }
 
     /// The newest `limit` tasks of every key.
     pub async fn recent_tasks(&self, limit: i64) -> anyhow::Result<Vec<TaskRow>> {
-        let rows = sqlx::query(&format!(
-            "{TASK_COLUMNS} ORDER BY created_at DESC, id LIMIT $1"
-        ))
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+        let sql = format!("{TASK_COLUMNS} ORDER BY created_at DESC, id LIMIT $1");
+        self.fetch_tasks(sqlx::query(&sql).bind(limit)).await
+    }
+
+    /// The rows `query` (a `SELECT` of [`TASK_COLUMNS`]) finds.
+    async fn fetch_tasks<'q>(
+        &self,
+        query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    ) -> anyhow::Result<Vec<TaskRow>> {
+        let rows = query.fetch_all(&self.pool).await?;
         rows.iter().map(task_of).collect()
     }
 
     /// Tasks the bridge still has to carry on with after a restart: those in
     /// `created` or `uploaded`, oldest first.
     pub async fn resumable(&self) -> anyhow::Result<Vec<TaskRow>> {
-        let rows = sqlx::query(&format!(
+        let sql = format!(
             "{TASK_COLUMNS} WHERE state IN ('created', 'uploaded') ORDER BY created_at, id"
-        ))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(task_of).collect()
+        );
+        self.fetch_tasks(sqlx::query(&sql)).await
     }
 
     /// Tasks still `submitting` that were last written before `before_ms`
     /// (Unix ms), oldest first: those a stopped bridge left, once no live
     /// one can still be sending them.
     pub async fn interrupted(&self, before_ms: i64) -> anyhow::Result<Vec<TaskRow>> {
-        let rows = sqlx::query(&format!(
+        let sql = format!(
             "{TASK_COLUMNS} WHERE state = 'submitting' AND updated_at < $1 ORDER BY created_at, id"
-        ))
-        .bind(before_ms)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(task_of).collect()
+        );
+        self.fetch_tasks(sqlx::query(&sql).bind(before_ms)).await
     }
 
     /// The chain task ids recorded for tasks created after block `after`:

@@ -6,6 +6,8 @@
 
 use base64::Engine as _;
 use hydrogen_bridge::store::TaskRow;
+mod support;
+
 use hydrogen_bridge::{start, Config, Store, TaskState};
 use hydrogen_sdk::chain::ss58;
 use hydrogen_sdk::types::UNIT;
@@ -13,6 +15,7 @@ use hydrogen_tests::localnet::{self, LocalNet, Options};
 use hydrogen_tests::{bundle_path, shared_node};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
+use support::bridge::{get_json, start_bridge};
 
 const FEE: u128 = 25 * UNIT;
 
@@ -73,39 +76,10 @@ async fn a_task_created_over_http_completes_and_its_image_is_served() {
         .await
         .unwrap_or_else(|e| panic!("local network: {e}"));
 
-    let mut config = Config::new(
-        &net.chain_url,
-        &net.relay_url(),
-        &ss58(&net.hydrogen.address()),
-        &format!("sqlite://{}/bridge.db?mode=rwc", dir.path().display()),
-    );
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    config.poll = Duration::from_millis(500);
-    config.default_model = localnet::SHAPES_MODEL.into();
-    let bridge = start(config.clone(), net.apps[0].clone())
-        .await
-        .expect("bridge");
-    let (_, key) = bridge
-        .store()
-        .create_key("e2e", Some(10), Some(100 * UNIT))
-        .await
-        .unwrap();
+    let (bridge, config, key) = start_bridge(&net, dir.path(), "e2e").await;
     let http = reqwest::Client::new();
-    let until = Instant::now() + Duration::from_secs(60);
-    while !bridge.connected() {
-        assert!(Instant::now() < until, "the bridge reached the chain");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 
-    let network: Value = http
-        .get(format!("{}/v1/network", bridge.url()))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let network: Value = get_json(&http, &format!("{}/v1/network", bridge.url()), &key).await;
     assert_eq!(
         network["account"],
         ss58(&hydrogen_sdk::chain::account_of(&net.apps[0]))
@@ -167,15 +141,7 @@ async fn a_task_created_over_http_completes_and_its_image_is_served() {
         .collect();
     assert!(positions.windows(2).all(|w| w[0] < w[1]), "{names:?}");
 
-    let task: Value = http
-        .get(format!("{}/v1/tasks/{id}", bridge.url()))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let task: Value = get_json(&http, &format!("{}/v1/tasks/{id}", bridge.url()), &key).await;
     assert_eq!(task["status"], "completed", "{task}");
     assert_eq!(task["nodes"].as_array().unwrap().len(), 3, "{task}");
     assert_eq!(task["result"].as_array().unwrap().len(), 1, "{task}");
@@ -208,23 +174,14 @@ async fn a_task_created_over_http_completes_and_its_image_is_served() {
     let bridge = start(config.clone(), net.apps[0].clone())
         .await
         .expect("bridge again");
-    let until = Instant::now() + Duration::from_secs(300);
-    let task = loop {
-        let task: Value = http
-            .get(format!("{}/v1/tasks/{resumed}", bridge.url()))
-            .bearer_auth(&key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if task["status"] != "created" && task["status"] != "uploaded" {
-            break task;
-        }
-        assert!(Instant::now() < until, "{task}\n{}", net.logs());
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    };
+    let task = final_view(
+        &bridge.url(),
+        &key,
+        &resumed,
+        Duration::from_secs(300),
+        || net.logs(),
+    )
+    .await;
     assert_eq!(task["status"], "completed", "{task}\n{}", net.logs());
     assert_eq!(task["images"].as_array().unwrap().len(), 1, "{task}");
 
@@ -258,15 +215,8 @@ async fn a_task_created_over_http_completes_and_its_image_is_served() {
     let key_record = bridge.store().keys().await.unwrap();
     assert_eq!(key_record[0].used_tasks, 3);
     assert_eq!(key_record[0].used_tokens, 3 * FEE);
-    let balance_after: u128 = http
-        .get(format!("{}/v1/network", bridge.url()))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap()["balance"]
+    let balance_after: u128 = get_json(&http, &format!("{}/v1/network", bridge.url()), &key).await
+        ["balance"]
         .as_str()
         .unwrap()
         .parse()
@@ -298,15 +248,7 @@ async fn final_view(
     let http = reqwest::Client::new();
     let until = Instant::now() + within;
     loop {
-        let task: Value = http
-            .get(format!("{base}/v1/tasks/{id}"))
-            .bearer_auth(key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let task: Value = get_json(&http, &format!("{base}/v1/tasks/{id}"), &key).await;
         if !["submitting", "created", "uploaded"].contains(&task["status"].as_str().unwrap_or("")) {
             return task;
         }
@@ -412,15 +354,7 @@ async fn a_bridge_killed_at_any_moment_loses_no_task_and_pays_for_none_twice() {
 
     // Two fees, each paid once; the unsent task's quota came back.
     assert_eq!(app.balance().await.unwrap(), balance_before - 2 * FEE);
-    let network: Value = http
-        .get(format!("{base}/v1/network"))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let network: Value = get_json(&http, &format!("{base}/v1/network"), &key).await;
     assert_eq!(network["balance"], (balance_before - 2 * FEE).to_string());
     let nodes = &network["nodes"];
     let joined: u64 = ["available", "busy", "paused"]
@@ -446,15 +380,7 @@ async fn a_bridge_killed_at_any_moment_loses_no_task_and_pays_for_none_twice() {
         "{network}"
     );
     assert_eq!(fees["median"], FEE.to_string(), "{network}");
-    let models: Value = http
-        .get(format!("{base}/v1/models"))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let models: Value = get_json(&http, &format!("{base}/v1/models"), &key).await;
     assert_eq!(
         models["base_models"][0]["id"],
         localnet::SHAPES_MODEL,
@@ -485,15 +411,7 @@ async fn a_bridge_killed_at_any_moment_loses_no_task_and_pays_for_none_twice() {
             .unwrap();
         assert_eq!(cancel.status(), 404);
     }
-    let listed: Value = http
-        .get(format!("{base}/v1/tasks"))
-        .bearer_auth(&other_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed: Value = get_json(&http, &format!("{base}/v1/tasks"), &other_key).await;
     assert_eq!(
         listed["tasks"].as_array().map(Vec::len),
         Some(0),

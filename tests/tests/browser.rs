@@ -15,17 +15,19 @@
 //! `HYDROGEN_CHROMIUM` and `HYDROGEN_CHROMEDRIVER` override the binaries'
 //! paths (`/usr/bin/chromium`, `/usr/bin/chromedriver`).
 
+mod support;
+
 use base64::Engine as _;
 use fantoccini::{Client as WebDriver, ClientBuilder, Locator};
-use hydrogen_bridge::{start, Config};
 use hydrogen_sdk::chain::ss58;
-use hydrogen_sdk::types::{NodeStatus, UNIT};
+use hydrogen_sdk::types::NodeStatus;
 use hydrogen_tests::localnet::{self, LocalNet, Options};
 use hydrogen_tests::{bundle_path, chain_required, shared_node};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
+use support::bridge::start_bridge;
 
 /// One browser at a time: each test also runs a network, and the machine
 /// may have two cores.
@@ -289,25 +291,7 @@ async fn the_image_generator_page_generates_a_verified_image() {
     let net = LocalNet::start(&url, &bundle_path(), options)
         .await
         .unwrap_or_else(|e| panic!("local network: {e}"));
-    let mut config = Config::new(
-        &net.chain_url,
-        &net.relay_url(),
-        &ss58(&net.hydrogen.address()),
-        &format!("sqlite://{}/bridge.db?mode=rwc", dir.path().display()),
-    );
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    config.poll = Duration::from_millis(500);
-    let bridge = start(config, net.apps[0].clone()).await.expect("bridge");
-    let (_, key) = bridge
-        .store()
-        .create_key("browser", Some(10), Some(100 * UNIT))
-        .await
-        .unwrap();
-    let until = Instant::now() + Duration::from_secs(60);
-    while !bridge.connected() {
-        assert!(Instant::now() < until, "the bridge reached the chain");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let (bridge, _, key) = start_bridge(&net, dir.path(), "browser").await;
 
     // The key comes in the fragment, as `scripts/run.sh --web` prints it;
     // the page keeps it and drops it from the address bar.

@@ -98,27 +98,13 @@ async fn page_logs_tasks_and_control_with_the_token() {
     );
 
     // /status still answers as before.
-    let status: Value = http
-        .get(format!("{base}/status"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status: Value = get_json(&http, &format!("{base}/status")).await;
     assert_eq!(status["gpu"], "Test GPU");
 
     // The log tail holds what was logged, as plain text.
     tracing::info!(task = 12, "web test marker line");
     tracing::warn!("second marker");
-    let logs: Value = http
-        .get(format!("{base}/logs"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let logs: Value = get_json(&http, &format!("{base}/logs")).await;
     let lines: Vec<&str> = logs["lines"]
         .as_array()
         .unwrap()
@@ -133,25 +119,11 @@ async fn page_logs_tasks_and_control_with_the_token() {
         lines[at + 1].contains("WARN") && lines[at + 1].contains("second marker"),
         "{lines:?}"
     );
-    let one: Value = http
-        .get(format!("{base}/logs?lines=1"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let one: Value = get_json(&http, &format!("{base}/logs?lines=1")).await;
     assert_eq!(one["lines"].as_array().unwrap().len(), 1);
 
     // Recent tasks: newest first, with the chain's verdict, no secrets.
-    let recent: Value = http
-        .get(format!("{base}/tasks/recent"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let recent: Value = get_json(&http, &format!("{base}/tasks/recent")).await;
     let ids: Vec<u64> = recent
         .as_array()
         .unwrap()
@@ -161,25 +133,11 @@ async fn page_logs_tasks_and_control_with_the_token() {
     assert_eq!(ids, [9, 7, 5, 3]);
     assert_eq!(recent[0]["verdict"]["verdict"], "paid");
     assert_eq!(recent[1]["detail"], "model missing");
-    let two: Value = http
-        .get(format!("{base}/tasks/recent?limit=2"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let two: Value = get_json(&http, &format!("{base}/tasks/recent?limit=2")).await;
     assert_eq!(two.as_array().unwrap().len(), 2);
 
     // Control: the UI learns it is on; no token or a wrong one is refused.
-    let info: Value = http
-        .get(format!("{base}/control"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let info: Value = get_json(&http, &format!("{base}/control")).await;
     assert_eq!(info["enabled"], true);
     let (code, body) = post(&format!("{base}/control/pause"), None).await;
     assert_eq!(code, 401, "{body}");
@@ -238,14 +196,7 @@ async fn page_logs_tasks_and_control_with_the_token() {
 async fn control_is_disabled_without_a_configured_token() {
     let (base, _status) = start(Web::default()).await;
     let http = reqwest::Client::new();
-    let info: Value = http
-        .get(format!("{base}/control"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let info: Value = get_json(&http, &format!("{base}/control")).await;
     assert_eq!(info["enabled"], false);
     for authorization in [None, Some("Bearer anything-at-all-0123456789")] {
         let (code, body) = post(&format!("{base}/control/pause"), authorization).await;
@@ -260,23 +211,9 @@ async fn control_is_disabled_without_a_configured_token() {
         http.get(format!("{base}/")).send().await.unwrap().status(),
         200
     );
-    let logs: Value = http
-        .get(format!("{base}/logs"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let logs: Value = get_json(&http, &format!("{base}/logs")).await;
     assert_eq!(logs["lines"], serde_json::json!([]));
-    let recent: Value = http
-        .get(format!("{base}/tasks/recent"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let recent: Value = get_json(&http, &format!("{base}/tasks/recent")).await;
     assert_eq!(recent, serde_json::json!([]));
     let missing = http.get(format!("{base}/nothing")).send().await.unwrap();
     assert_eq!(missing.status(), 404);
@@ -285,4 +222,9 @@ async fn control_is_disabled_without_a_configured_token() {
 #[test]
 fn a_short_token_is_refused() {
     assert!(Control::new("short").is_err());
+}
+
+/// `GET url`, as JSON.
+async fn get_json(http: &reqwest::Client, url: &str) -> Value {
+    http.get(url).send().await.unwrap().json().await.unwrap()
 }

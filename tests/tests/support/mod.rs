@@ -1,0 +1,4 @@
+//! Helpers the integration tests in this folder share (cargo does not build
+//! files in subfolders of `tests/` as tests of their own).
+
+pub mod bridge;
