@@ -198,9 +198,28 @@ async function refreshAccount() {
   if (!apiKey()) return;
   try {
     const network = await api("GET", "/v1/network");
-    $("account").textContent = `account ${network.account} · ${network.balance_tokens}`;
+    const nodes = network.nodes;
+    $("account").textContent =
+      `account ${network.account} · ${network.balance_tokens} · ` +
+      `${nodes.available} of ${nodes.available + nodes.busy + nodes.paused} nodes free · ` +
+      `${network.queue_length} queued`;
   } catch (e) {
     $("account").textContent = explain(e);
+  }
+  try {
+    // Models other tasks of this bridge used join the suggestions.
+    const models = await api("GET", "/v1/models");
+    const list = $("models");
+    const known = new Set([...list.options].map((o) => o.value));
+    for (const m of models.base_models) {
+      if (known.has(m.id)) continue;
+      const option = document.createElement("option");
+      option.value = m.id;
+      option.textContent = `${m.id} (${m.tasks} tasks)`;
+      list.appendChild(option);
+    }
+  } catch (e) {
+    // Suggestions only: the form works without them.
   }
 }
 

@@ -298,6 +298,8 @@ async fn the_image_generator_page_generates_a_verified_image() {
     browser.goto(&format!("{}/#key={key}", bridge.url())).await;
     let account = ss58(&hydrogen_sdk::chain::account_of(&net.apps[0]));
     wait_text(&browser, "#account", &account, PAGE_WAIT).await;
+    // The network's state beside it: the three nodes, none busy yet.
+    wait_text(&browser, "#account", "3 of 3 nodes free", PAGE_WAIT).await;
     let address = browser.client.current_url().await.unwrap();
     assert_eq!(address.fragment(), None, "{address}");
     assert!(!browser
