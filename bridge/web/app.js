@@ -133,7 +133,9 @@ function showProgress(view) {
     li.textContent = "node " + n;
     return li;
   }));
-  $("status-line").textContent = `${view.status} · ${view.stage} · fee ${view.fee_tokens}` + (view.error ? ` · ${view.error}` : "");
+  // The chain's stage only where it says more than the bridge's status.
+  const stage = view.stage && view.stage !== view.status ? ` · on chain: ${view.stage}` : "";
+  $("status-line").textContent = `${view.status}${stage} · fee ${view.fee_tokens}` + (view.error ? ` · ${view.error}` : "");
 }
 
 async function addToGallery(view, task) {
