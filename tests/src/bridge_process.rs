@@ -23,22 +23,28 @@ pub struct BridgeProcess {
     pub addr: SocketAddr,
     /// An API key `keys create` made for it (name `web`).
     pub api_key: String,
+    /// Its database URL.
+    pub database: String,
     /// The app account it pays from (SS58).
     pub account: String,
 }
 
 impl BridgeProcess {
     /// Imports `net`'s first app account into `dir/key.json`, creates an API
-    /// key and serves on `listen` (a fixed port) with `default_model`;
-    /// returns once `/v1/network` answers (the chain is reached).
+    /// key and serves on `listen` (a fixed port) with `default_model`, on
+    /// `database` (default: SQLite in `dir`); returns once `/v1/network`
+    /// answers (the chain is reached).
     pub async fn start(
         net: &LocalNet,
         dir: &Path,
         listen: SocketAddr,
         default_model: &str,
+        database: Option<&str>,
     ) -> Result<BridgeProcess> {
         std::fs::create_dir_all(dir)?;
         let data_dir = utf8(dir)?;
+        let sqlite = format!("sqlite://{data_dir}/bridge.db?mode=rwc");
+        let database = database.unwrap_or(&sqlite);
         let key_file = dir.join("key.json");
         let key_path = utf8(&key_file)?;
         let app_suri = format!("//{}/app0", net.options.name);
@@ -61,7 +67,16 @@ impl BridgeProcess {
             );
         }
         let created = cli(
-            &["--data-dir", data_dir, "keys", "create", "--name", "web"],
+            &[
+                "--data-dir",
+                data_dir,
+                "--database",
+                database,
+                "keys",
+                "create",
+                "--name",
+                "web",
+            ],
             "",
         )
         .await?;
@@ -75,6 +90,8 @@ impl BridgeProcess {
         let serve: Vec<String> = [
             "--data-dir",
             data_dir,
+            "--database",
+            database,
             "serve",
             "--chain",
             &net.chain_url,
@@ -99,6 +116,7 @@ impl BridgeProcess {
             dir: dir.to_owned(),
             addr: listen,
             api_key,
+            database: database.to_owned(),
             account,
         };
         bridge.wait_ready().await?;

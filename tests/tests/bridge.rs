@@ -263,22 +263,42 @@ async fn final_view(
 /// its record (the call reached the chain, the row still says
 /// `submitting`); before `create_task` was sent. Every paid task completes,
 /// each fee is paid once, the unsent one fails with its quota given back,
-/// and another API key sees none of the tasks.
+/// and another API key sees none of the tasks. On SQLite, the default.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_bridge_killed_at_any_moment_loses_no_task_and_pays_for_none_twice() {
+    killed_at_any_moment("bridge/kill", None).await;
+}
+
+/// The same on a real PostgreSQL server, as replicas would share it
+/// (skipped when none is installed, unless `HYDROGEN_REQUIRE_CHAIN=1`).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bridge_killed_at_any_moment_on_postgres_loses_no_task() {
+    let Some(server) = support::postgres::Postgres::start().await else {
+        return;
+    };
+    killed_at_any_moment("bridge/kill-pg", Some(server.url())).await;
+}
+
+async fn killed_at_any_moment(name: &str, database: Option<String>) {
     use hydrogen_tests::bridge_process::BridgeProcess;
     let Some(url) = shared_node().await else {
         return;
     };
     let dir = tempfile::tempdir().expect("temporary directory");
-    let options = Options::new("bridge/kill", dir.path(), 3);
+    let options = Options::new(name, dir.path(), 3);
     let net = LocalNet::start(&url, &bundle_path(), options)
         .await
         .unwrap_or_else(|e| panic!("local network: {e}"));
     let data = dir.path().join("bridge");
-    let mut bridge = BridgeProcess::start(&net, &data, free_addr(), localnet::SHAPES_MODEL)
-        .await
-        .unwrap_or_else(|e| panic!("bridge: {e}"));
+    let mut bridge = BridgeProcess::start(
+        &net,
+        &data,
+        free_addr(),
+        localnet::SHAPES_MODEL,
+        database.as_deref(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("bridge: {e}"));
     let (base, key) = (bridge.url(), bridge.api_key.clone());
     let app = net.app(0).await.expect("the app's SDK client");
     let balance_before = app.balance().await.unwrap();
@@ -300,9 +320,7 @@ async fn a_bridge_killed_at_any_moment_loses_no_task_and_pays_for_none_twice() {
     // 2. Killed between create_task and its record, and 3. before sending
     // it: the rows as the API writes them (quota reserved, `submitting`,
     // the finalized block before the call), the call made for 2 only.
-    let store = Store::open(&format!("sqlite://{}/bridge.db?mode=rwc", data.display()))
-        .await
-        .unwrap();
+    let store = Store::open(&bridge.database).await.unwrap();
     let key_id = store.keys().await.unwrap()[0].id.clone();
     let mut rows = Vec::new();
     for seed in [22, 23] {
@@ -457,9 +475,7 @@ async fn a_bridge_killed_at_any_moment_loses_no_task_and_pays_for_none_twice() {
     );
 
     bridge.stop().await;
-    let store = Store::open(&format!("sqlite://{}/bridge.db?mode=rwc", data.display()))
-        .await
-        .unwrap();
+    let store = Store::open(&bridge.database).await.unwrap();
     let usage = store.key(&key_id).await.unwrap().unwrap();
     // Three tasks reached the chain; the cancelled one's refund is not spent.
     assert_eq!((usage.used_tasks, usage.used_tokens), (3, 2 * FEE + burned));

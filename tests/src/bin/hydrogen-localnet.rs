@@ -199,6 +199,7 @@ async fn start_web(cli: &Cli, work_dir: &Path) -> hydrogen_tests::localnet::Resu
         &work_dir.join("bridge"),
         cli.bridge_listen,
         &cli.model,
+        None,
     )
     .await?;
     let network = bridge.wait_ready().await?;

@@ -2,3 +2,5 @@
 //! files in subfolders of `tests/` as tests of their own).
 
 pub mod bridge;
+#[path = "../../../bridge/tests/support/postgres.rs"]
+pub mod postgres;
