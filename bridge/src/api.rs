@@ -23,7 +23,7 @@ use http::StatusCode;
 use hydrogen_sdk::app::AppError;
 use hydrogen_sdk::chain::{ss58, ChainError};
 use hydrogen_sdk::task::{TaskArgs, TaskArgsError};
-use hydrogen_sdk::types::{format_tokens, TaskStatus};
+use hydrogen_sdk::types::{format_tokens, Error as ContractError, TaskStatus};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -135,6 +135,16 @@ impl ApiError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "chain_unavailable",
                 c.to_string(),
+            ),
+            AppError::Chain(
+                c @ ChainError::Contract {
+                    error: ContractError::InsufficientBalance,
+                    ..
+                },
+            ) => Self::new(
+                StatusCode::PAYMENT_REQUIRED,
+                "insufficient_funds",
+                format!("the bridge's account cannot pay this fee ({c}); fund it or lower the fee"),
             ),
             AppError::Chain(c @ (ChainError::Contract { .. } | ChainError::Token { .. })) => {
                 Self::new(
@@ -643,7 +653,8 @@ pub(crate) fn json(value: &impl Serialize, status: StatusCode) -> Response {
         (status = 201, description = "Created on chain", body = CreatedTask),
         (status = 400, description = "Invalid task; `path` is the JSON path", body = ErrorBody),
         (status = 401, description = "Missing, unknown or revoked API key", body = ErrorBody),
-        (status = 422, description = "The contract refused (e.g. the balance is too low)", body = ErrorBody),
+        (status = 402, description = "The bridge's account cannot pay the fee (`insufficient_funds`)", body = ErrorBody),
+        (status = 422, description = "The contract refused (e.g. the fee is below the minimum)", body = ErrorBody),
         (status = 429, description = "The API key's quota would be exceeded", body = ErrorBody),
         (status = 503, description = "The chain is unreachable", body = ErrorBody)
     )
@@ -847,6 +858,7 @@ async fn task_events(
         (status = 200, body = GenerationResponse),
         (status = 400, description = "Invalid request; `path` names the field", body = ErrorBody),
         (status = 401, body = ErrorBody),
+        (status = 402, description = "The bridge's account cannot pay the fee", body = ErrorBody),
         (status = 429, body = ErrorBody),
         (status = 502, description = "The network did not deliver (aborted, failed)", body = ErrorBody),
         (status = 504, description = "Not done within the bridge's generation timeout; the task goes on", body = ErrorBody)

@@ -436,6 +436,19 @@ async fn killed_at_any_moment(name: &str, database: Option<String>) {
         "{listed}"
     );
 
+    // A fee beyond the account's balance: refused in words, nothing
+    // recorded against the key.
+    let response = http
+        .post(format!("{base}/v1/tasks?fee={}", 1_000_000 * FEE))
+        .bearer_auth(&key)
+        .body(localnet::shapes_task(25, 4).to_canonical_json())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 402);
+    let refused: Value = response.json().await.unwrap();
+    assert_eq!(refused["error"]["code"], "insufficient_funds", "{refused}");
+
     // A task no node can take (it needs more VRAM than theirs) stays
     // queued; cancelling it refunds the fee less the 1% the contract burns
     // (so that queue spam costs something).
