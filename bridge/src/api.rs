@@ -575,7 +575,7 @@ pub(crate) async fn submit(
         key = key.id,
         "task created"
     );
-    shared.spawn(worker::drive(shared.clone(), row.clone()));
+    shared.drive(row.clone());
     Ok(row)
 }
 

@@ -38,6 +38,7 @@ use anyhow::Context;
 use hydrogen_sdk::app::Client;
 use hydrogen_sdk::chain::{account_of, parse_account, Keypair};
 use hydrogen_sdk::types::AccountId;
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -71,6 +72,17 @@ pub struct Config {
     pub generation_timeout: Duration,
     /// How often a task's chain status is re-read while following its events.
     pub poll: Duration,
+    /// This bridge's instance id, under which it leases the tasks it
+    /// carries: keep it across restarts (the binary keeps it in its data
+    /// directory) so a restarted bridge takes its tasks back at once rather
+    /// than after their leases run out; distinct for replicas sharing a
+    /// database. None: a random one per start, so a restarted bridge takes
+    /// its unfinished tasks back only once their leases ran out.
+    pub instance: Option<String>,
+    /// How long its claims on tasks last unrenewed ([`store::LEASE`] by
+    /// default): how soon another bridge on the database takes over the
+    /// tasks of one that died.
+    pub lease: Duration,
 }
 
 impl Config {
@@ -87,6 +99,8 @@ impl Config {
             upload_timeout: Duration::from_secs(60),
             generation_timeout: Duration::from_secs(15 * 60),
             poll: Duration::from_secs(2),
+            instance: None,
+            lease: store::LEASE,
         }
     }
 }
@@ -106,9 +120,34 @@ pub(crate) struct Shared {
     pub stopping: AtomicBool,
     /// The running task drivers (aborted at shutdown; they resume at start).
     pub drivers: Mutex<Vec<JoinHandle<()>>>,
+    /// The tasks (bridge ids) a driver of this bridge is carrying.
+    pub driving: Arc<Mutex<HashSet<String>>>,
 }
 
 impl Shared {
+    /// Starts carrying `row` (claimed by this bridge) to a final state,
+    /// unless a driver of this bridge already is.
+    pub(crate) fn drive(self: &Arc<Self>, row: store::TaskRow) {
+        let id = row.id.clone();
+        let mut driving = self.driving.lock().unwrap_or_else(|e| e.into_inner());
+        if !driving.insert(id.clone()) {
+            return;
+        }
+        drop(driving);
+        let set = self.driving.clone();
+        let driver = worker::drive(self.clone(), row);
+        self.spawn(async move {
+            driver.await;
+            set.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+        });
+    }
+
+    /// Whether a driver of this bridge carries task `id`.
+    pub(crate) fn is_driving(&self, id: &str) -> bool {
+        let driving = self.driving.lock().unwrap_or_else(|e| e.into_inner());
+        driving.contains(id)
+    }
+
     pub(crate) fn spawn(&self, driver: impl std::future::Future<Output = ()> + Send + 'static) {
         let mut drivers = self.drivers.lock().unwrap_or_else(|e| e.into_inner());
         drivers.retain(|d| !d.is_finished());
@@ -133,7 +172,11 @@ pub async fn start(config: Config, signer: Keypair) -> anyhow::Result<RunningBri
     let contract = parse_account(&config.contract)
         .map_err(|e| anyhow::anyhow!("contract address {:?}: {e}", config.contract))?;
     let started_ms = store::now_ms();
-    let store = Store::open(&config.database_url).await?;
+    let mut store = Store::open(&config.database_url).await?;
+    if let Some(instance) = &config.instance {
+        store = store.with_owner(instance);
+    }
+    let store = store.with_lease(config.lease);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -147,6 +190,7 @@ pub async fn start(config: Config, signer: Keypair) -> anyhow::Result<RunningBri
         submitting: RwLock::new(()),
         stopping: AtomicBool::new(false),
         drivers: Mutex::new(Vec::new()),
+        driving: Arc::new(Mutex::new(HashSet::new())),
     });
     let (stop, stopped) = oneshot::channel::<()>();
     let server = warp::serve(api::routes(shared.clone()))
@@ -193,20 +237,7 @@ async fn connect(shared: Arc<Shared>, signer: Keypair, started_ms: i64) {
     };
     let _ = shared.client.set(client.clone());
     tracing::info!(chain = %config.chain_url, relay = %config.relay_url, "connected to the network");
-    match shared.store.resumable().await {
-        Ok(rows) => {
-            for row in rows {
-                tracing::info!(id = row.id, task_id = ?row.task_id, state = row.state.as_str(), "resuming task");
-                shared.spawn(worker::drive(shared.clone(), row));
-            }
-        }
-        Err(e) => tracing::error!(error = format!("{e:#}"), "cannot list the tasks to resume"),
-    }
-    shared.spawn(worker::recover_interrupted(
-        shared.clone(),
-        client,
-        started_ms,
-    ));
+    shared.spawn(worker::maintain(shared.clone(), client, started_ms));
 }
 
 impl RunningBridge {

@@ -99,6 +99,11 @@ struct Serve {
     /// How long an OpenAI-style request waits for its images, in seconds.
     #[arg(long, default_value_t = 900)]
     generation_timeout_secs: u64,
+    /// How long this bridge's claims on its tasks last unrenewed, in
+    /// seconds: replicas sharing a database take over the tasks of one that
+    /// died after this long.
+    #[arg(long, default_value_t = 60)]
+    lease_secs: u64,
 }
 
 #[derive(Subcommand, Debug)]
@@ -129,6 +134,25 @@ fn data_dir(cli: &Cli) -> PathBuf {
         .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".local/share")))
         .unwrap_or_else(|| PathBuf::from("."));
     base.join("hydrogen-bridge")
+}
+
+/// This bridge's instance id (`<data dir>/instance-id`, made on first use):
+/// the same across restarts, so a restarted bridge takes its own tasks
+/// back at once; replicas have data directories, and ids, of their own.
+fn instance_id(cli: &Cli) -> Result<String> {
+    let dir = data_dir(cli);
+    let path = dir.join("instance-id");
+    match std::fs::read_to_string(&path) {
+        Ok(id) if !id.trim().is_empty() => return Ok(id.trim().to_owned()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => bail!("cannot read {}: {e}", path.display()),
+    }
+    let id = hydrogen_bridge::store::new_instance_id();
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    std::fs::write(&path, format!("{id}\n"))
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(id)
 }
 
 fn database_url(cli: &Cli) -> Result<String> {
@@ -219,11 +243,15 @@ async fn serve(cli: &Cli, args: &Serve) -> Result<()> {
     config.default_model = args.default_model.clone();
     config.queue_timeout = Duration::from_secs(args.queue_timeout_secs);
     config.generation_timeout = Duration::from_secs(args.generation_timeout_secs);
+    config.instance = Some(instance_id(cli)?);
+    anyhow::ensure!(args.lease_secs >= 3, "--lease-secs must be at least 3");
+    config.lease = Duration::from_secs(args.lease_secs);
     tracing::info!(
         chain = %config.chain_url,
         relay = %config.relay_url,
         contract = %config.contract,
         database = %hydrogen_bridge::store::redact(&config.database_url),
+        instance = config.instance.as_deref().unwrap_or_default(),
         "starting"
     );
     let bridge = hydrogen_bridge::start(config, signer).await?;

@@ -184,9 +184,16 @@ impl TaskRow {
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: AnyPool,
-    /// Postgres: replicas may share it (see [`Store::is_shared`]).
-    shared: bool,
+    /// The bridge instance whose leases this handle takes and renews.
+    owner: String,
+    /// How long the leases it takes last ([`LEASE`] unless changed).
+    lease: std::time::Duration,
 }
+
+/// How long a bridge's claim on a task lasts without renewal, by default: a
+/// bridge renews its claims every third of it ([`Store::renew_leases`]);
+/// another bridge takes over a task whose lease ran out (its bridge died).
+pub const LEASE: std::time::Duration = std::time::Duration::from_secs(60);
 
 const FINAL_STATES: &str = "('completed', 'aborted', 'failed', 'cancelled')";
 
@@ -210,7 +217,8 @@ impl Store {
             .map_err(|e| anyhow::anyhow!("cannot open the database {}: {e}", redact(url)))?;
         let store = Store {
             pool,
-            shared: postgres,
+            lease: LEASE,
+            owner: new_instance_id(),
         };
         store.migrate(postgres).await?;
         Ok(store)
@@ -243,7 +251,9 @@ impl Store {
                 result TEXT,
                 nodes TEXT NOT NULL DEFAULT '',
                 created_at BIGINT NOT NULL,
-                updated_at BIGINT NOT NULL
+                updated_at BIGINT NOT NULL,
+                owner TEXT,
+                lease_until BIGINT
             )"
             .to_owned(),
             "CREATE INDEX IF NOT EXISTS tasks_state ON tasks (state)".to_owned(),
@@ -257,9 +267,18 @@ impl Store {
                 )"
             ),
         ];
+        // Columns added after the first release, for databases made before.
+        let added = [("owner", "TEXT"), ("lease_until", "BIGINT")];
         if !postgres {
             for sql in statements {
                 sqlx::query(&sql).execute(&self.pool).await?;
+            }
+            for (column, kind) in added {
+                let probe = format!("SELECT {column} FROM tasks LIMIT 0");
+                if sqlx::query(&probe).execute(&self.pool).await.is_err() {
+                    let sql = format!("ALTER TABLE tasks ADD COLUMN {column} {kind}");
+                    sqlx::query(&sql).execute(&self.pool).await?;
+                }
             }
             return Ok(());
         }
@@ -276,8 +295,43 @@ impl Store {
         for sql in statements {
             sqlx::query(&sql).execute(&mut *tx).await?;
         }
+        for (column, kind) in added {
+            let sql = format!("ALTER TABLE tasks ADD COLUMN IF NOT EXISTS {column} {kind}");
+            sqlx::query(&sql).execute(&mut *tx).await?;
+        }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// The same database, taking and renewing leases as `owner` (a bridge
+    /// instance id that outlives restarts, so a restarted bridge takes its
+    /// own tasks back at once; by default a random one per open).
+    pub fn with_owner(mut self, owner: &str) -> Store {
+        self.owner = owner.to_owned();
+        self
+    }
+
+    /// The same database, taking leases of `lease` (and renewing them a
+    /// third as often): shorter notices a dead bridge sooner, at the cost of
+    /// more writes.
+    pub fn with_lease(mut self, lease: std::time::Duration) -> Store {
+        self.lease = lease;
+        self
+    }
+
+    /// How long the leases this handle takes last.
+    pub fn lease(&self) -> std::time::Duration {
+        self.lease
+    }
+
+    /// The instance id this handle leases tasks as.
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    /// When a lease taken now runs out.
+    fn lease_until(&self) -> i64 {
+        now_ms() + self.lease.as_millis() as i64
     }
 
     /// Whether the database answers.
@@ -446,8 +500,8 @@ impl Store {
     pub async fn insert_task(&self, row: &TaskRow) -> anyhow::Result<()> {
         sqlx::query(
             "INSERT INTO tasks (id, api_key_id, args, fee, task_id, created_in, state, error, \
-             result, nodes, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, NULL, $5, $6, NULL, NULL, '', $7, $8)",
+             result, nodes, created_at, updated_at, owner, lease_until) \
+             VALUES ($1, $2, $3, $4, NULL, $5, $6, NULL, NULL, '', $7, $8, $9, $10)",
         )
         .bind(&row.id)
         .bind(&row.api_key_id)
@@ -457,6 +511,8 @@ impl Store {
         .bind(row.state.as_str())
         .bind(row.created_at)
         .bind(row.updated_at)
+        .bind(&self.owner)
+        .bind(self.lease_until())
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -588,23 +644,65 @@ impl Store {
         rows.iter().map(task_of).collect()
     }
 
-    /// Tasks the bridge still has to carry on with after a restart: those in
-    /// `created` or `uploaded`, oldest first.
+    /// Tasks in `created` or `uploaded` this bridge may carry on with, oldest
+    /// first: its own, unowned ones, and those whose bridge's lease ran out.
+    /// Take one with [`Store::claim`] before driving it.
     pub async fn resumable(&self) -> anyhow::Result<Vec<TaskRow>> {
         let sql = format!(
-            "{TASK_COLUMNS} WHERE state IN ('created', 'uploaded') ORDER BY created_at, id"
+            "{TASK_COLUMNS} WHERE state IN ('created', 'uploaded') \
+             AND (owner IS NULL OR owner = $1 OR lease_until < $2) ORDER BY created_at, id"
         );
-        self.fetch_tasks(sqlx::query(&sql)).await
+        self.fetch_tasks(sqlx::query(&sql).bind(&self.owner).bind(now_ms()))
+            .await
     }
 
-    /// Tasks still `submitting` that were last written before `before_ms`
-    /// (Unix ms), oldest first: those a stopped bridge left, once no live
-    /// one can still be sending them.
-    pub async fn interrupted(&self, before_ms: i64) -> anyhow::Result<Vec<TaskRow>> {
+    /// Tasks still `submitting` that no live bridge is sending, oldest
+    /// first: this bridge's own written before `started_ms` (its previous
+    /// run's), unowned ones written before then, and any whose bridge's
+    /// lease ran out. Take one with [`Store::claim`] before settling it.
+    pub async fn interrupted(&self, started_ms: i64) -> anyhow::Result<Vec<TaskRow>> {
         let sql = format!(
-            "{TASK_COLUMNS} WHERE state = 'submitting' AND updated_at < $1 ORDER BY created_at, id"
+            "{TASK_COLUMNS} WHERE state = 'submitting' \
+             AND (((owner IS NULL OR owner = $1) AND updated_at < $2) OR lease_until < $3) \
+             ORDER BY created_at, id"
         );
-        self.fetch_tasks(sqlx::query(&sql).bind(before_ms)).await
+        let query = sqlx::query(&sql)
+            .bind(&self.owner)
+            .bind(started_ms)
+            .bind(now_ms());
+        self.fetch_tasks(query).await
+    }
+
+    /// Takes task `id` (not final) for this bridge: `true` when it is now
+    /// this bridge's (it was unowned, already its own, or its bridge's lease
+    /// ran out); `false` when a live bridge holds it or it is final.
+    pub async fn claim(&self, id: &str) -> anyhow::Result<bool> {
+        let now = now_ms();
+        let done = sqlx::query(&format!(
+            "UPDATE tasks SET owner = $1, lease_until = $2 WHERE id = $3 \
+             AND state NOT IN {FINAL_STATES} \
+             AND (owner IS NULL OR owner = $1 OR lease_until < $4)"
+        ))
+        .bind(&self.owner)
+        .bind(self.lease_until())
+        .bind(id)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Extends the leases of every unfinished task this bridge holds; call
+    /// every third of [`Store::lease`].
+    pub async fn renew_leases(&self) -> anyhow::Result<u64> {
+        let done = sqlx::query(&format!(
+            "UPDATE tasks SET lease_until = $1 WHERE owner = $2 AND state NOT IN {FINAL_STATES}"
+        ))
+        .bind(self.lease_until())
+        .bind(&self.owner)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
     }
 
     /// The chain task ids recorded for tasks created after block `after`:
@@ -633,11 +731,6 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
-    }
-
-    /// Whether several bridges may share this database (Postgres).
-    pub fn is_shared(&self) -> bool {
-        self.shared
     }
 
     /// Image `index` of a task (PNG bytes).
@@ -723,6 +816,11 @@ fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
     getrandom::getrandom(&mut buf).expect("randomness from the operating system");
     hex::encode(buf)
+}
+
+/// A fresh bridge instance id (`bridge_` and 16 hex digits).
+pub fn new_instance_id() -> String {
+    format!("bridge_{}", random_hex(8))
 }
 
 /// Now, in Unix milliseconds (the unit of the rows' times).

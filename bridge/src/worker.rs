@@ -2,7 +2,7 @@
 //! arguments, follow it on chain until it settles, download and verify the
 //! images, store them. Every step is recorded, so a restarted bridge picks
 //! the task up where it was ([`drive`] of a row in `created` or `uploaded`,
-//! [`recover`] of one left `submitting`).
+//! [`recover`] of one left `submitting`, both from [`maintain`]).
 
 use crate::store::{TaskRow, TaskState};
 use crate::Shared;
@@ -216,33 +216,48 @@ pub(crate) async fn create(
     }
 }
 
-/// How long a `create_task` call may take before its row, still
-/// `submitting`, counts as left by a stopped bridge on a shared database:
-/// the SDK waits up to 120 s for finality, plus a margin.
-pub(crate) const SUBMIT_GRACE: Duration = Duration::from_secs(180);
+/// How long [`Client::find_created`] waits for a `create_task` that a
+/// block or the transaction pool may still hold: the SDK waits up to 120 s
+/// for a call to be final, plus a margin.
+const FIND_PATIENCE: Duration = Duration::from_secs(180);
 
-/// How often a bridge on a shared database looks for rows other bridges left.
-const SWEEP_EVERY: Duration = Duration::from_secs(30);
-
-/// Settles the rows a stopped bridge left `submitting`: those written before
-/// `started_ms` (this bridge's start) at once, and, on a shared database,
-/// those of any bridge older than [`SUBMIT_GRACE`], for as long as the
-/// bridge runs. Rows that cannot be settled now (the chain is unreachable)
-/// are tried again.
-pub(crate) async fn recover_interrupted(shared: Arc<Shared>, client: Client, started_ms: i64) {
+/// For as long as the bridge runs: renews its leases on its unfinished
+/// tasks, resumes the tasks it may carry on with (its own from a previous
+/// run, and those of bridges whose lease ran out: they died), and settles
+/// the rows left `submitting` by a stopped bridge (this one's previous run,
+/// at once; another's once its lease ran out). Rows that cannot be settled
+/// now (the chain is unreachable) are tried again next round.
+pub(crate) async fn maintain(shared: Arc<Shared>, client: Client, started_ms: i64) {
     loop {
-        let grace_ms = SUBMIT_GRACE.as_millis() as i64;
-        let before = if shared.store.is_shared() {
-            started_ms.max(crate::store::now_ms() - grace_ms)
-        } else {
-            started_ms
-        };
-        let mut unsettled = false;
-        match shared.store.interrupted(before).await {
+        if let Err(e) = shared.store.renew_leases().await {
+            tracing::error!(error = format!("{e:#}"), "cannot renew the task leases");
+        }
+        match shared.store.resumable().await {
+            Ok(rows) => {
+                for row in rows {
+                    if shared.is_driving(&row.id) {
+                        continue;
+                    }
+                    match shared.store.claim(&row.id).await {
+                        Ok(true) => {
+                            tracing::info!(id = row.id, task_id = ?row.task_id, state = row.state.as_str(), "resuming task");
+                            shared.drive(row);
+                        }
+                        Ok(false) => {}
+                        Err(e) => tracing::error!(
+                            id = row.id,
+                            error = format!("{e:#}"),
+                            "cannot claim a task"
+                        ),
+                    }
+                }
+            }
+            Err(e) => tracing::error!(error = format!("{e:#}"), "cannot list the tasks to resume"),
+        }
+        match shared.store.interrupted(started_ms).await {
             Ok(rows) => {
                 for row in rows {
                     if let Err(e) = recover(&shared, &client, &row).await {
-                        unsettled = true;
                         tracing::warn!(
                             id = row.id,
                             error = format!("{e:#}"),
@@ -251,15 +266,10 @@ pub(crate) async fn recover_interrupted(shared: Arc<Shared>, client: Client, sta
                     }
                 }
             }
-            Err(e) => {
-                unsettled = true;
-                tracing::error!(error = format!("{e:#}"), "cannot list interrupted tasks");
-            }
+            Err(e) => tracing::error!(error = format!("{e:#}"), "cannot list interrupted tasks"),
         }
-        if !unsettled && !shared.store.is_shared() {
-            return;
-        }
-        tokio::time::sleep(SWEEP_EVERY).await;
+        // A third of the lease: renewals keep it held through one missed round.
+        tokio::time::sleep(shared.store.lease() / 3).await;
     }
 }
 
@@ -268,6 +278,9 @@ pub(crate) async fn recover_interrupted(shared: Arc<Shared>, client: Client, sta
 /// quota back (nothing was paid).
 async fn recover(shared: &Arc<Shared>, client: &Client, row: &TaskRow) -> anyhow::Result<()> {
     let store = &shared.store;
+    if !store.claim(&row.id).await? {
+        return Ok(()); // another bridge took it first
+    }
     let Some(after) = row.created_in else {
         store
             .fail_submitting(&row.id, crate::store::INTERRUPTED)
@@ -281,7 +294,7 @@ async fn recover(shared: &Arc<Shared>, client: &Client, row: &TaskRow) -> anyhow
     let args = TaskArgs::from_json(&row.args)?;
     let skip = store.task_ids_after(after).await?;
     let found = client
-        .find_created(&args, row.fee, after, &skip, SUBMIT_GRACE)
+        .find_created(&args, row.fee, after, &skip, FIND_PATIENCE)
         .await?;
     match found {
         Some(pending) => {
@@ -298,7 +311,7 @@ async fn recover(shared: &Arc<Shared>, client: &Client, row: &TaskRow) -> anyhow
                 row.task_id = Some(pending.task_id);
                 row.created_in = Some(pending.created_in);
                 row.state = TaskState::Created;
-                shared.spawn(drive(shared.clone(), row));
+                shared.drive(row);
             }
         }
         None => {

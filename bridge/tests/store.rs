@@ -77,6 +77,8 @@ on_both_backends!(
     quotas_count_tasks_and_tokens_and_releases_give_back,
     a_task_moves_forward_only_and_keeps_its_images,
     on_restart_submitting_is_listed_for_recovery_and_the_others_resume,
+    a_live_bridges_tasks_are_its_own_until_its_lease_runs_out,
+    a_database_of_the_first_release_gains_the_lease_columns,
     bridges_opening_together_create_the_schema_once,
 );
 
@@ -254,7 +256,8 @@ async fn a_task_moves_forward_only_and_keeps_its_images(db: &Db) {
 }
 
 async fn on_restart_submitting_is_listed_for_recovery_and_the_others_resume(db: &Db) {
-    let store = db.open().await;
+    // The bridge keeps its instance id across restarts.
+    let store = db.open().await.with_owner("bridge_a");
     let (key, _) = store.create_key("app", None, None).await.unwrap();
     let mut ids = Vec::new();
     for _ in 0..4 {
@@ -277,7 +280,7 @@ async fn on_restart_submitting_is_listed_for_recovery_and_the_others_resume(db: 
 
     // The bridge restarts: the row left submitting is listed for recovery
     // (rows written after the restart are not), the others resume.
-    let store = db.open().await;
+    let store = db.open().await.with_owner("bridge_a");
     let restarted = hydrogen_bridge::store::now_ms() + 1;
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     let late = TaskRow::submitting(&key.id, "{}".into(), 1, 0);
@@ -323,6 +326,95 @@ async fn on_restart_submitting_is_listed_for_recovery_and_the_others_resume(db: 
     );
     assert!(store.interrupted(restarted).await.unwrap().is_empty());
     store.close().await;
+}
+
+async fn a_live_bridges_tasks_are_its_own_until_its_lease_runs_out(db: &Db) {
+    let lease = std::time::Duration::from_millis(600);
+    let a = db.open().await.with_owner("bridge_a").with_lease(lease);
+    let b = db.open().await.with_owner("bridge_b").with_lease(lease);
+    let (key, _) = a.create_key("app", None, None).await.unwrap();
+    let sending = TaskRow::submitting(&key.id, "{}".into(), 1, 0);
+    a.insert_task(&sending).await.unwrap();
+    let carried = TaskRow::submitting(&key.id, "{}".into(), 1, 0);
+    a.insert_task(&carried).await.unwrap();
+    assert!(a.set_created(&carried.id, 9, 1).await.unwrap());
+    let ids = |rows: Vec<TaskRow>| rows.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    let later = hydrogen_bridge::store::now_ms() + 10_000;
+
+    // B started after A wrote both, but A is alive: neither is B's to take.
+    assert!(ids(b.interrupted(later).await.unwrap()).is_empty());
+    assert!(ids(b.resumable().await.unwrap()).is_empty());
+    assert!(!b.claim(&carried.id).await.unwrap());
+    assert!(a.claim(&carried.id).await.unwrap(), "its own, again");
+
+    // A renews while it lives...
+    for _ in 0..3 {
+        tokio::time::sleep(lease / 3).await;
+        assert_eq!(a.renew_leases().await.unwrap(), 2);
+    }
+    assert!(!b.claim(&carried.id).await.unwrap());
+    // ...and dies: once its lease ran out, B takes both over, once.
+    tokio::time::sleep(lease + lease / 3).await;
+    assert_eq!(
+        ids(b.interrupted(later).await.unwrap()),
+        vec![sending.id.clone()]
+    );
+    assert_eq!(ids(b.resumable().await.unwrap()), vec![carried.id.clone()]);
+    assert!(b.claim(&carried.id).await.unwrap());
+    assert!(b.claim(&sending.id).await.unwrap());
+    assert!(!a.claim(&carried.id).await.unwrap(), "B holds it now");
+    assert_eq!(a.renew_leases().await.unwrap(), 0, "A holds nothing");
+    // A final task is nobody's to take.
+    assert!(b
+        .fail_submitting(&sending.id, "never created")
+        .await
+        .unwrap());
+    assert!(!b.claim(&sending.id).await.unwrap());
+    a.close().await;
+    b.close().await;
+}
+
+async fn a_database_of_the_first_release_gains_the_lease_columns(db: &Db) {
+    // The tasks table as the first release made it, with a row in it.
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&db.url()).await.unwrap();
+    for sql in [
+        "CREATE TABLE api_keys (id TEXT PRIMARY KEY, name TEXT NOT NULL, \
+         key_sha256 TEXT NOT NULL UNIQUE, quota_tasks BIGINT, quota_tokens TEXT, \
+         used_tasks BIGINT NOT NULL DEFAULT 0, used_tokens TEXT NOT NULL DEFAULT '0', \
+         created_at BIGINT NOT NULL, revoked BIGINT NOT NULL DEFAULT 0)",
+        "CREATE TABLE tasks (id TEXT PRIMARY KEY, api_key_id TEXT NOT NULL REFERENCES \
+         api_keys(id), args TEXT NOT NULL, fee TEXT NOT NULL, task_id BIGINT, created_in BIGINT, \
+         state TEXT NOT NULL, error TEXT, result TEXT, nodes TEXT NOT NULL DEFAULT '', \
+         created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL)",
+        "INSERT INTO api_keys (id, name, key_sha256, created_at) VALUES ('key_old', 'old', 'x', 1)",
+        "INSERT INTO tasks (id, api_key_id, args, fee, task_id, created_in, state, created_at, \
+         updated_at) VALUES ('task_old', 'key_old', '{}', '1', 4, 2, 'uploaded', 1, 1)",
+    ] {
+        sqlx::query(sql).execute(&pool).await.unwrap();
+    }
+    pool.close().await;
+
+    let store = db.open().await.with_owner("bridge_new");
+    let old: Vec<String> = store
+        .resumable()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(
+        old,
+        vec!["task_old".to_string()],
+        "unowned: anyone's to resume"
+    );
+    assert!(store.claim("task_old").await.unwrap());
+    let row = TaskRow::submitting("key_old", "{}".into(), 1, 0);
+    store.insert_task(&row).await.unwrap();
+    assert_eq!(store.renew_leases().await.unwrap(), 2);
+    store.close().await;
+    // Opening it again changes nothing.
+    db.open().await.close().await;
 }
 
 async fn bridges_opening_together_create_the_schema_once(db: &Db) {

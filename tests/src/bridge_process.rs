@@ -32,14 +32,15 @@ pub struct BridgeProcess {
 impl BridgeProcess {
     /// Imports `net`'s first app account into `dir/key.json`, creates an API
     /// key and serves on `listen` (a fixed port) with `default_model`, on
-    /// `database` (default: SQLite in `dir`); returns once `/v1/network`
-    /// answers (the chain is reached).
+    /// `database` (default: SQLite in `dir`), with `serve_flags` added to
+    /// `serve`'s; returns once `/v1/network` answers (the chain is reached).
     pub async fn start(
         net: &LocalNet,
         dir: &Path,
         listen: SocketAddr,
         default_model: &str,
         database: Option<&str>,
+        serve_flags: &[&str],
     ) -> Result<BridgeProcess> {
         std::fs::create_dir_all(dir)?;
         let data_dir = utf8(dir)?;
@@ -107,6 +108,7 @@ impl BridgeProcess {
             default_model,
         ]
         .iter()
+        .chain(serve_flags)
         .map(|s| s.to_string())
         .collect();
         let child = spawn(&serve, dir)?;
@@ -126,6 +128,14 @@ impl BridgeProcess {
     /// `http://<addr>`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// Its instance id (`<data dir>/instance-id`, written at its first start).
+    pub fn instance(&self) -> String {
+        std::fs::read_to_string(self.dir.join("instance-id"))
+            .unwrap_or_default()
+            .trim()
+            .to_owned()
     }
 
     /// Its log so far.

@@ -296,6 +296,7 @@ async fn killed_at_any_moment(name: &str, database: Option<String>) {
         free_addr(),
         localnet::SHAPES_MODEL,
         database.as_deref(),
+        &[],
     )
     .await
     .unwrap_or_else(|e| panic!("bridge: {e}"));
@@ -320,7 +321,11 @@ async fn killed_at_any_moment(name: &str, database: Option<String>) {
     // 2. Killed between create_task and its record, and 3. before sending
     // it: the rows as the API writes them (quota reserved, `submitting`,
     // the finalized block before the call), the call made for 2 only.
-    let store = Store::open(&bridge.database).await.unwrap();
+    // (Written as the bridge writes them: under its instance id.)
+    let store = Store::open(&bridge.database)
+        .await
+        .unwrap()
+        .with_owner(&bridge.instance());
     let key_id = store.keys().await.unwrap()[0].id.clone();
     let mut rows = Vec::new();
     for seed in [22, 23] {
@@ -493,5 +498,102 @@ async fn killed_at_any_moment(name: &str, database: Option<String>) {
     // Three tasks reached the chain; the cancelled one's refund is not spent.
     assert_eq!((usage.used_tasks, usage.used_tokens), (3, 2 * FEE + burned));
     store.close().await;
+    net.shutdown().await;
+}
+
+/// Two bridges sharing one PostgreSQL database as replicas: one dies
+/// (SIGKILL) holding a created task and a `submitting` row whose paid
+/// `create_task` it never recorded; the live one takes both over once the
+/// dead one's leases (3 s here) run out, completes them, and pays nothing
+/// twice. Tasks stay readable through either replica with the same key.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_live_replica_takes_over_the_tasks_of_one_that_died() {
+    use hydrogen_tests::bridge_process::BridgeProcess;
+    let Some(server) = support::postgres::Postgres::start().await else {
+        return;
+    };
+    let Some(url) = shared_node().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let options = Options::new("bridge/replicas", dir.path(), 3);
+    let net = LocalNet::start(&url, &bundle_path(), options)
+        .await
+        .unwrap_or_else(|e| panic!("local network: {e}"));
+    let database = server.url();
+    let flags = ["--lease-secs", "3"];
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    let replica = async |data: &std::path::Path| {
+        BridgeProcess::start(
+            &net,
+            data,
+            free_addr(),
+            localnet::SHAPES_MODEL,
+            Some(&database),
+            &flags,
+        )
+        .await
+    };
+    let mut dying = replica(&a)
+        .await
+        .unwrap_or_else(|e| panic!("replica a: {e}"));
+    let mut live = replica(&b)
+        .await
+        .unwrap_or_else(|e| panic!("replica b: {e}"));
+    assert_ne!(dying.instance(), live.instance());
+    let key = dying.api_key.clone();
+    let app = net.app(0).await.expect("the app's SDK client");
+    let balance_before = app.balance().await.unwrap();
+    let http = reqwest::Client::new();
+
+    let response = http
+        .post(format!("{}/v1/tasks?fee={FEE}", dying.url()))
+        .bearer_auth(&key)
+        .body(localnet::shapes_task(31, 4).to_canonical_json())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let created: Value = response.json().await.unwrap();
+    let created = created["id"].as_str().unwrap().to_owned();
+    // A second task replica a was sending when it died: its row, under a's
+    // lease, and its create_task on chain.
+    let store = Store::open(&database)
+        .await
+        .unwrap()
+        .with_owner(&dying.instance())
+        .with_lease(Duration::from_secs(3));
+    let key_id = store.keys().await.unwrap()[0].id.clone();
+    let args = localnet::shapes_task(32, 4);
+    store.reserve(&key_id, FEE).await.unwrap().unwrap();
+    let after = app.finalized_block().await.unwrap();
+    let row = TaskRow::submitting(
+        &key_id,
+        String::from_utf8(args.to_canonical_json()).unwrap(),
+        FEE,
+        after,
+    );
+    store.insert_task(&row).await.unwrap();
+    let paid = app.create(&args, FEE).await.expect("create_task");
+    store.close().await;
+    dying.kill().await.unwrap();
+
+    let logs = || format!("{}\n{}", live.log(), net.logs());
+    let within = Duration::from_secs(300);
+    for (id, task_id) in [(&created, None), (&row.id, Some(paid.task_id))] {
+        let task = final_view(&live.url(), &key, id, within, logs).await;
+        assert_eq!(task["status"], "completed", "{task}\n{}", logs());
+        if let Some(task_id) = task_id {
+            assert_eq!(task["task_id"], task_id, "{task}");
+        }
+        assert_eq!(task["images"].as_array().map(Vec::len), Some(1), "{task}");
+    }
+    assert!(
+        live.log().contains("resuming task") && live.log().contains("found the create_task"),
+        "the live replica took both over:\n{}",
+        live.log()
+    );
+    assert_eq!(app.balance().await.unwrap(), balance_before - 2 * FEE);
+    live.stop().await;
     net.shutdown().await;
 }

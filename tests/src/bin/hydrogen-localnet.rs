@@ -200,6 +200,7 @@ async fn start_web(cli: &Cli, work_dir: &Path) -> hydrogen_tests::localnet::Resu
         cli.bridge_listen,
         &cli.model,
         None,
+        &[],
     )
     .await?;
     let network = bridge.wait_ready().await?;

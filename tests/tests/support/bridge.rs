@@ -27,6 +27,8 @@ pub async fn start_bridge(
     config.listen = "127.0.0.1:0".parse().unwrap();
     config.poll = Duration::from_millis(500);
     config.default_model = localnet::SHAPES_MODEL.into();
+    // Kept across the tests' restarts, as the binary keeps it.
+    config.instance = Some(hydrogen_bridge::store::new_instance_id());
     let bridge = start(config.clone(), net.apps[0].clone())
         .await
         .expect("bridge");
