@@ -248,7 +248,7 @@ async fn final_view(
     let http = reqwest::Client::new();
     let until = Instant::now() + within;
     loop {
-        let task: Value = get_json(&http, &format!("{base}/v1/tasks/{id}"), &key).await;
+        let task: Value = get_json(&http, &format!("{base}/v1/tasks/{id}"), key).await;
         if !["submitting", "created", "uploaded"].contains(&task["status"].as_str().unwrap_or("")) {
             return task;
         }

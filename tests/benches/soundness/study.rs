@@ -367,7 +367,7 @@ pub fn run(
         }
         done(&pairs[task_pairs..])?;
         let n = task + 1 - first;
-        if n % 10 == 0 || n == tasks {
+        if n.is_multiple_of(10) || n == tasks {
             eprintln!("{name}: {n}/{tasks} tasks");
         }
     }
