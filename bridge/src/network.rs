@@ -234,9 +234,13 @@ pub fn seen(rows: &[TaskRow], default_model: &str) -> ModelsView {
             completed: 0,
             last_used_ms: row.created_at,
         });
-        m.tasks += 1;
-        m.completed += completed;
-        m.last_used_ms = m.last_used_ms.max(row.created_at);
+        tally(
+            &mut m.tasks,
+            &mut m.completed,
+            &mut m.last_used_ms,
+            completed,
+            row.created_at,
+        );
         if let Some(lora) = &args.lora {
             let key = (lora.model.clone(), lora.weight_file_name.clone());
             let l = loras.entry(key).or_insert_with(|| LoraSeen {
@@ -246,9 +250,13 @@ pub fn seen(rows: &[TaskRow], default_model: &str) -> ModelsView {
                 completed: 0,
                 last_used_ms: row.created_at,
             });
-            l.tasks += 1;
-            l.completed += completed;
-            l.last_used_ms = l.last_used_ms.max(row.created_at);
+            tally(
+                &mut l.tasks,
+                &mut l.completed,
+                &mut l.last_used_ms,
+                completed,
+                row.created_at,
+            );
         }
     }
     let mut base_models: Vec<ModelSeen> = models.into_values().collect();
@@ -268,6 +276,13 @@ pub fn seen(rows: &[TaskRow], default_model: &str) -> ModelsView {
         base_models,
         loras,
     }
+}
+
+/// Counts one more task (`completed`: 0 or 1) used at `at`.
+fn tally(tasks: &mut usize, done: &mut usize, last: &mut i64, completed: usize, at: i64) {
+    *tasks += 1;
+    *done += completed;
+    *last = (*last).max(at);
 }
 
 fn family_name(family: ModelFamily) -> &'static str {

@@ -553,17 +553,8 @@ impl Store {
             "a task cannot move back to {}",
             state.as_str()
         );
-        let done = sqlx::query(&format!(
-            "UPDATE tasks SET state = $1, error = $2, updated_at = $3 \
-             WHERE id = $4 AND state NOT IN {FINAL_STATES}"
-        ))
-        .bind(state.as_str())
-        .bind(error)
-        .bind(now_ms())
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        self.move_state(id, state, error, &format!("state NOT IN {FINAL_STATES}"))
+            .await
     }
 
     /// Records the selected nodes (SS58).
@@ -721,10 +712,23 @@ impl Store {
     /// `submitting` → `failed` with `error`; `false` when the row had
     /// moved on (another bridge recovered it first).
     pub async fn fail_submitting(&self, id: &str, error: &str) -> anyhow::Result<bool> {
-        let done = sqlx::query(
-            "UPDATE tasks SET state = 'failed', error = $1, updated_at = $2 \
-             WHERE id = $3 AND state = 'submitting'",
-        )
+        self.move_state(id, TaskState::Failed, Some(error), "state = 'submitting'")
+            .await
+    }
+
+    /// Sets task `id`'s state (and error) where `only_if` (SQL on the row)
+    /// holds: `true` when it did.
+    async fn move_state(
+        &self,
+        id: &str,
+        state: TaskState,
+        error: Option<&str>,
+        only_if: &str,
+    ) -> anyhow::Result<bool> {
+        let done = sqlx::query(&format!(
+            "UPDATE tasks SET state = $1, error = $2, updated_at = $3 WHERE id = $4 AND {only_if}"
+        ))
+        .bind(state.as_str())
         .bind(error)
         .bind(now_ms())
         .bind(id)
