@@ -236,26 +236,5 @@ fn spawn(serve: &[String], dir: &Path) -> Result<Child> {
 /// Runs a `hydrogen-bridge` command to completion with `stdin` as its input;
 /// returns its standard output.
 async fn cli(args: &[&str], stdin: &str) -> Result<String> {
-    use tokio::io::AsyncWriteExt;
-    let mut child = Command::new(bridge_binary())
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run {}: {e}", bridge_binary().display()))?;
-    if let Some(mut input) = child.stdin.take() {
-        input.write_all(stdin.as_bytes()).await?;
-    }
-    let out = child.wait_with_output().await?;
-    if !out.status.success() {
-        return Err(format!(
-            "hydrogen-bridge {} failed: {}{}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-        .into());
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    crate::localnet::run_cli(&bridge_binary(), args, stdin).await
 }

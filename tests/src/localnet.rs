@@ -532,21 +532,28 @@ allow_private_urls = true   # tests serve LoRAs on loopback
 
 /// Runs a `hydrogen-node` command to completion, with `stdin` as its input.
 async fn run_daemon_cli(args: &[&str], stdin: &str) -> Result<String> {
+    run_cli(&daemon_binary(), args, stdin).await
+}
+
+/// Runs `binary` with `args` to completion, with `stdin` as its input;
+/// returns its standard output, or an error with both outputs.
+pub(crate) async fn run_cli(binary: &Path, args: &[&str], stdin: &str) -> Result<String> {
     use tokio::io::AsyncWriteExt;
-    let mut child = Command::new(daemon_binary())
+    let mut child = Command::new(binary)
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| format!("cannot run {}: {e}", daemon_binary().display()))?;
+        .map_err(|e| format!("cannot run {}: {e}", binary.display()))?;
     if let Some(mut input) = child.stdin.take() {
         input.write_all(stdin.as_bytes()).await?;
     }
     let out = child.wait_with_output().await?;
     if !out.status.success() {
+        let name = binary.file_name().unwrap_or_default().to_string_lossy();
         return Err(format!(
-            "hydrogen-node {} failed: {}{}",
+            "{name} {} failed: {}{}",
             args.join(" "),
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
